@@ -1,0 +1,40 @@
+"""trunkline: how services talk to each other over sockets.
+
+Every socket kind behind one async API and one URL grammar::
+
+    import trunkline
+    stream = await trunkline.connect("unix:///run/app.sock")
+    server = await trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app", "fifo:///tmp/f")
+"""
+
+from __future__ import annotations
+
+from .address import (
+    Address,
+    FdAddress,
+    FifoAddress,
+    HttpTarget,
+    PeerCredentials,
+    ServiceAddress,
+    SocketIdentity,
+    TcpAddress,
+    UdpAddress,
+    UnixAddress,
+    UnixIdentity,
+    format_address,
+    parse_address,
+    parse_http_url,
+)
+from .api import Server, connect, serve
+from .errors import TrunklineError
+from .stream import Stream
+from .transport import ConnectOptions, ListenOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address", "ConnectOptions", "FdAddress", "FifoAddress", "HttpTarget", "ListenOptions",
+    "PeerCredentials", "Server", "ServiceAddress", "SocketIdentity", "Stream", "TcpAddress",
+    "TrunklineError", "UdpAddress", "UnixAddress", "UnixIdentity", "connect", "format_address",
+    "parse_address", "parse_http_url", "serve",
+]

@@ -1,0 +1,1 @@
+"""The ``trunkline`` command: the only place that prints or exits."""

@@ -1,0 +1,273 @@
+"""``Stream``: the one byte-stream API over every stream transport.
+
+Rules:
+- Reads land in a preallocated buffer (``asyncio.BufferedProtocol``), never a fresh
+  ``recv(256 KiB)`` per read (CPython issue 85451 makes that slow).
+- Received bytes wait in one ``bytearray``; above ``limit`` the transport stops reading, so a
+  slow reader applies backpressure instead of growing memory.
+- ``write`` never blocks; ``drain`` waits while the transport's write buffer is over its
+  high-water mark. ``write_eof`` half-closes where the kind allows.
+- EOF is ``b""`` from ``read``; the connection stays writable after the peer's EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from .address import Identity, PeerCredentials
+from .errors import ProtocolError, TransportError, UnsupportedError
+from .transport.base import local_identity, peer_credentials, peer_identity
+
+READ_BUFFER = 256 * 1024
+DEFAULT_LIMIT = 1024 * 1024
+
+
+class StreamProtocol(asyncio.BufferedProtocol):
+    """Buffers incoming bytes for a ``Stream`` and tracks flow control."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._limit = limit
+        self._buffer = bytearray(min(limit, READ_BUFFER))
+        self._view = memoryview(self._buffer)
+        self.data = bytearray()
+        self.eof = False
+        self.exception: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._reading_paused = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # ---- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data += self._view[:nbytes]
+        self._after_data()
+
+    def data_received(self, data: bytes) -> None:  # for transports that are not buffered
+        self.data += data
+        self._after_data()
+
+    def _after_data(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(self.data) > self._limit and not self._reading_paused:
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # keep our write side open: half-close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.exception = exc
+        self._wake_reader()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(_translate(exc))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ---- used by Stream
+
+    def _wake_reader(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_for_data(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        waiter = asyncio.get_running_loop().create_future()
+        self._read_waiter = waiter
+        await waiter
+
+    def consumed(self) -> None:
+        if self._reading_paused and len(self.data) <= self._limit:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        if self.exception is not None:
+            raise _translate(self.exception)
+        if not self._write_paused:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_waiter = waiter
+        await waiter
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, OSError) and not isinstance(exc, TransportError):
+        return TransportError(exc.errno, f"connection failed: {exc.strerror or exc}")
+    return exc
+
+
+class Stream:
+    """A connected byte stream: TCP, TLS, Unix, FIFO or inherited socket."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: StreamProtocol) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self._credentials: PeerCredentials | None | bool = False
+
+    # ---- identity
+
+    @property
+    def local(self) -> Identity:
+        return local_identity(self.transport)
+
+    @property
+    def peer(self) -> Identity | None:
+        return peer_identity(self.transport)
+
+    @property
+    def peer_credentials(self) -> PeerCredentials | None:
+        """uid/gid/pid of the peer process for Unix sockets and FIFOs; None over IP."""
+        if self._credentials is False:
+            self._credentials = peer_credentials(self.transport)
+        return self._credentials  # type: ignore[return-value]
+
+    # ---- reading
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side."""
+        p = self.protocol
+        while not p.data:
+            if p.eof:
+                if p.exception is not None and not isinstance(p.exception, ConnectionError):
+                    raise _translate(p.exception)
+                return b""
+            await p.wait_for_data()
+        if len(p.data) <= max_bytes:
+            chunk = bytes(p.data)
+            p.data.clear()
+        else:
+            chunk = bytes(p.data[:max_bytes])
+            del p.data[:max_bytes]
+        p.consumed()
+        return chunk
+
+    async def readexactly(self, n: int) -> bytes:
+        p = self.protocol
+        while len(p.data) < n:
+            if p.eof:
+                raise ProtocolError(f"connection closed after {len(p.data)} of {n} bytes")
+            await p.wait_for_data()
+        chunk = bytes(p.data[:n])
+        del p.data[:n]
+        p.consumed()
+        return chunk
+
+    async def readuntil(self, separator: bytes = b"\n", limit: int = DEFAULT_LIMIT) -> bytes:
+        """Bytes up to and including ``separator``; at EOF, whatever is left."""
+        p = self.protocol
+        start = 0
+        while True:
+            index = p.data.find(separator, start)
+            if index >= 0:
+                end = index + len(separator)
+                chunk = bytes(p.data[:end])
+                del p.data[:end]
+                p.consumed()
+                return chunk
+            if len(p.data) > limit:
+                raise ProtocolError(f"no {separator!r} within {limit} bytes")
+            if p.eof:
+                chunk = bytes(p.data)
+                p.data.clear()
+                return chunk
+            start = max(0, len(p.data) - len(separator) + 1)
+            await p.wait_for_data()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read():
+            yield chunk
+
+    # ---- writing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.protocol.exception is not None:
+            raise _translate(self.protocol.exception)
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        await self.protocol.drain()
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """``write`` then ``drain``."""
+        self.write(data)
+        await self.protocol.drain()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        """Half-close: the peer reads EOF, and we can still read its replies."""
+        if not self.transport.can_write_eof():
+            raise UnsupportedError("this transport cannot half-close (TLS cannot); close it")
+        self.transport.write_eof()
+
+    # ---- closing
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        await self.protocol.closed
+
+    async def aclose(self) -> None:
+        self.transport.close()
+        await self.protocol.closed
+
+    @property
+    def at_eof(self) -> bool:
+        return self.protocol.eof and not self.protocol.data
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.local} -> {self.peer}>"

@@ -1,0 +1,156 @@
+"""Unix domain stream sockets, by path or Linux abstract name.
+
+Socket-file hygiene, for path sockets:
+- never steal a live socket: if connecting to the path succeeds, binding fails and names it;
+- reclaim a stale one: a socket file whose connect is refused is unlinked and rebound;
+- never remove a file that is not a socket;
+- the file is born with its final mode (umask around bind), so there is no moment when it is
+  looser than asked; owner/group are applied right after, before listen();
+- on close the file is unlinked, but only if it is still ours (same inode).
+Peer credentials come from SO_PEERCRED; ``allow_uids``/``allow_gids`` admit only listed peers,
+which is the only access control an abstract socket has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import grp
+import os
+import pwd
+import socket
+import stat
+import time
+
+from ..address import UnixAddress, format_address
+from ..errors import AddressInUseError, ConnectError, NotASocketError, TransportError
+from ..trace import Step, Tracer
+from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory
+from .tcp import SocketListener
+
+
+async def open(address: UnixAddress, factory: ProtocolFactory, options: ConnectOptions,
+               tracer: Tracer | None = None, conn: int = 0
+               ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    if tracer is not None:
+        tracer.record(Step.SOCKET, "client", time.monotonic_ns(), conn, family="unix")
+    start = time.monotonic_ns()
+    try:
+        await loop.sock_connect(sock, address.sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(exc.errno, f"could not connect to {format_address(address)}: "
+                           f"{exc.strerror}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    if tracer is not None:
+        tracer.record(Step.CONNECT, "client", start, conn, peer=format_address(address),
+                      how="Unix socket connect")
+    transport, protocol = await loop.create_unix_connection(factory, sock=sock)
+    return transport, protocol
+
+
+def bind_unix_socket(address: UnixAddress, options: ListenOptions, sock_type: int
+                     ) -> socket.socket:
+    """A bound Unix socket with the hygiene rules of this module applied."""
+    sock = socket.socket(socket.AF_UNIX, sock_type)
+    try:
+        if address.abstract:
+            _bind(sock, address)
+        else:
+            _clear_path(address, sock_type)
+            old_umask = os.umask(0o777 & ~options.mode)
+            try:
+                _bind(sock, address)
+            finally:
+                os.umask(old_umask)
+            os.chmod(address.path, options.mode)  # umask cannot add bits (e.g. 0o666 under 022)
+            if options.owner is not None or options.group is not None:
+                os.chown(address.path, _uid(options.owner), _gid(options.group))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind(sock: socket.socket, address: UnixAddress) -> None:
+    try:
+        sock.bind(address.sockaddr)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUseError(exc.errno, f"{format_address(address)} is in use by a live "
+                                    "server; stop it or choose another address") from exc
+        raise TransportError(exc.errno, f"cannot bind {format_address(address)}: "
+                             f"{exc.strerror}") from exc
+
+
+def _clear_path(address: UnixAddress, sock_type: int) -> None:
+    """Remove a stale socket file at the path; refuse a live socket or a non-socket."""
+    try:
+        st = os.lstat(address.path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise NotASocketError(errno.EEXIST, f"{address.path} exists and is not a socket; "
+                              "trunkline will not remove it. Move it away or choose another path")
+    probe = socket.socket(socket.AF_UNIX, sock_type)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(address.path)
+    except ConnectionRefusedError:
+        os.unlink(address.path)  # stale: nobody is listening
+        return
+    except OSError:
+        pass  # e.g. EAGAIN (backlog full): somebody is there
+    finally:
+        probe.close()
+    raise AddressInUseError(errno.EADDRINUSE, f"{format_address(address)} is in use by a live "
+                            "server; stop it or choose another address")
+
+
+def _uid(owner: int | str | None) -> int:
+    if owner is None:
+        return -1
+    return owner if isinstance(owner, int) else pwd.getpwnam(owner).pw_uid
+
+
+def _gid(group: int | str | None) -> int:
+    if group is None:
+        return -1
+    return group if isinstance(group, int) else grp.getgrnam(group).gr_gid
+
+
+def unlink_if_ours(path: str, inode: tuple[int, int]) -> None:
+    try:
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == inode:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def listen(address: UnixAddress, factory: ProtocolFactory, options: ListenOptions
+                 ) -> SocketListener:
+    loop = asyncio.get_running_loop()
+    sock = bind_unix_socket(address, options, socket.SOCK_STREAM)
+    on_close = None
+    if not address.abstract:
+        st = os.lstat(address.path)
+        inode = (st.st_dev, st.st_ino)
+        on_close = lambda: unlink_if_ours(address.path, inode)  # noqa: E731
+    gated: ProtocolFactory = factory
+    if options.allow_uids is not None or options.allow_gids is not None:
+        gated = lambda: AdmitGate(factory, options)  # noqa: E731
+    try:
+        server = await loop.create_unix_server(gated, sock=sock, backlog=options.backlog)
+    except BaseException:
+        sock.close()
+        if on_close:
+            on_close()
+        raise
+    return SocketListener(server, address, on_close)
