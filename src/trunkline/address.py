@@ -32,9 +32,12 @@ from .errors import AddressError, PathTooLongError
 #: an abstract name), so 107 bytes of name are usable.
 MAX_UNIX_PATH_BYTES = 107
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$")
+_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _SERVICE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126})$")
-_FD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._:-]{0,254}$")
+# systemd FileDescriptorName: no ":" (the LISTEN_FDNAMES separator); a name never looks
+# like a number, so fd://3 is always descriptor 3.
+_FD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,254}$")
 
 EXAMPLES = {
     "tcp": "tcp://127.0.0.1:8000 or tcp://[::1]:8000",
@@ -240,7 +243,7 @@ def parse_address(url: str) -> Address:
         return FifoAddress(path)
     if scheme == "fd":
         body = _strip_slashes(url, scheme, rest)
-        if body.isdigit():
+        if _is_number(body):
             return FdAddress(fd=int(body))
         return FdAddress(name=body)
     if scheme == "svc":
@@ -307,7 +310,7 @@ def _parse_authority(url: str, scheme: str, rest: str) -> tuple[str, int]:
         if ":" in host:
             raise AddressError(url, f"host {host!r}", "is IPv6 and must be in brackets",
                                EXAMPLES[scheme])
-    if not port_text.isdigit():
+    if not _is_number(port_text, max_digits=5):
         raise AddressError(url, f"port {port_text!r}", "is not a number from 0 to 65535",
                            EXAMPLES[scheme])
     return host, int(port_text)
@@ -359,12 +362,22 @@ def _check_path(path: str, scheme: str, *, allow_at: bool) -> None:
         raise AddressError(url, f"relative path {path!r}",
                            "starts with '@', which means an abstract name; write './" + path + "'",
                            EXAMPLES[scheme])
-    size = len(path.encode("utf-8", "surrogateescape"))
+    try:
+        size = len(path.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError as exc:
+        raise AddressError(url, "path", "is not valid Unicode (a lone surrogate)",
+                           EXAMPLES[scheme]) from exc
     if scheme != "fifo" and size > MAX_UNIX_PATH_BYTES:
         raise PathTooLongError(url, f"path ({size} bytes)",
                                f"is longer than the kernel's {MAX_UNIX_PATH_BYTES}-byte limit "
                                "for socket paths; use a shorter path or an abstract name",
                                EXAMPLES[scheme])
+
+
+def _is_number(text: str, max_digits: int = 10) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() rejects or
+    silently converts; the length cap keeps int() within its digit limit."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def _is_ipv6(host: str) -> bool:
