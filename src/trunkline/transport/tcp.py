@@ -51,8 +51,8 @@ async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOp
     loop = asyncio.get_running_loop()
     start = time.monotonic_ns()
     if _is_ip(address.host):
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        targets = [(family, (address.host, address.port))]
+        ip_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        targets: list[tuple[int, tuple[str, int]]] = [(ip_family, (address.host, address.port))]
     else:
         targets = await (resolver or system_resolve)(address.host, address.port)
         if tracer is not None:
@@ -97,7 +97,7 @@ async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOp
         if ctx is not None and tracer is not None:
             tracer.record(Step.TLS, "client", t_tls, conn,
                           version=transport.get_extra_info("ssl_object").version())
-        return transport, protocol  # type: ignore[return-value]
+        return transport, protocol
     raise ConnectError(f"could not connect to {address.scheme}://{address.host}:{address.port}: "
                        + "; ".join(errors))
 
