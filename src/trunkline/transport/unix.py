@@ -57,7 +57,9 @@ async def open(address: UnixAddress, factory: ProtocolFactory, options: ConnectO
 def bind_unix_socket(address: UnixAddress, options: ListenOptions, sock_type: int
                      ) -> socket.socket:
     """A bound Unix socket with the hygiene rules of this module applied."""
+    uid, gid = _uid(options.owner), _gid(options.group)  # before any file exists
     sock = socket.socket(socket.AF_UNIX, sock_type)
+    inode: tuple[int, int] | None = None
     try:
         if address.abstract:
             _bind(sock, address)
@@ -68,12 +70,20 @@ def bind_unix_socket(address: UnixAddress, options: ListenOptions, sock_type: in
                 _bind(sock, address)
             finally:
                 os.umask(old_umask)
-            os.chmod(address.path, options.mode)  # umask cannot add bits (e.g. 0o666 under 022)
-            if options.owner is not None or options.group is not None:
-                os.chown(address.path, _uid(options.owner), _gid(options.group))
+            st = os.lstat(address.path)
+            inode = (st.st_dev, st.st_ino)
+            try:
+                os.chmod(address.path, options.mode)  # umask cannot add bits (0o666 under 022)
+                if uid != -1 or gid != -1:
+                    os.chown(address.path, uid, gid)
+            except OSError as exc:
+                raise TransportError(exc.errno, f"cannot set mode/owner of {address.path}: "
+                                     f"{exc.strerror}") from exc
         sock.setblocking(False)
     except BaseException:
         sock.close()
+        if inode is not None:  # we made the file: take it away again
+            unlink_if_ours(address.path, inode)
         raise
     return sock
 
@@ -116,13 +126,25 @@ def _clear_path(address: UnixAddress, sock_type: int) -> None:
 def _uid(owner: int | str | None) -> int:
     if owner is None:
         return -1
-    return owner if isinstance(owner, int) else pwd.getpwnam(owner).pw_uid
+    if isinstance(owner, int):
+        return owner
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise TransportError(errno.EINVAL, f"owner {owner!r} is not a known user; give a user "
+                             "name or a numeric uid") from None
 
 
 def _gid(group: int | str | None) -> int:
     if group is None:
         return -1
-    return group if isinstance(group, int) else grp.getgrnam(group).gr_gid
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise TransportError(errno.EINVAL, f"group {group!r} is not a known group; give a "
+                             "group name or a numeric gid") from None
 
 
 def unlink_if_ours(path: str, inode: tuple[int, int]) -> None:
