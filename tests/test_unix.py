@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import socket
@@ -121,10 +122,8 @@ async def test_mode_is_applied_with_no_window(short_tmp: Path, mode: int | None)
 
     def watch() -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 seen.add(_mode(path))
-            except FileNotFoundError:
-                pass
 
     old_umask = os.umask(0)
     old_interval = sys.getswitchinterval()
@@ -217,10 +216,10 @@ async def test_peer_not_on_admit_list_never_reaches_handler(short_tmp: Path, whi
 
     stranger = os.getuid() + 4242
     refused = ListenOptions(allow_uids=frozenset({stranger}), allow_gids=frozenset({stranger}))
-    async with await trunkline.serve(handler, url, options=refused):
-        async with await trunkline.connect(url) as stream:
-            stream.write(b"let me in")
-            assert await stream.read() == b""  # closed without an answer
+    async with (await trunkline.serve(handler, url, options=refused),
+                await trunkline.connect(url) as stream):
+        stream.write(b"let me in")
+        assert await stream.read() == b""  # closed without an answer
     assert handled == 0
 
     for admitted in (ListenOptions(allow_uids=frozenset({stranger, os.getuid()})),
