@@ -1,0 +1,223 @@
+"""Two one-way pipes joined into one duplex ``asyncio.Transport``.
+
+Rules:
+- Each direction is the loop's own pipe transport (``connect_read_pipe`` /
+  ``connect_write_pipe``: libuv on uvloop, selector-based on the stdlib loop); this class only
+  joins them, so both loops behave alike.
+- ``write_eof`` closes our write pipe once its buffer is flushed (the peer reads EOF); we keep
+  reading. ``connection_lost`` is called once, when both directions are done.
+- Bytes go to ``data_received`` when the protocol has it (plain ``Protocol``, ``StreamProtocol``),
+  else they are copied into ``get_buffer`` of a pure ``BufferedProtocol``.
+- Identity lives in ``extra`` (``LOCAL``, ``PEER``, ``CREDENTIALS``, ``KIND`` from ``base``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from .base import LOCAL
+
+PIPE_READ_SIZE = 65536  # a pipe holds 64 KiB by default; larger reads only cost malloc time
+
+
+class DuplexPipeTransport(asyncio.Transport):
+    """A duplex transport over two pipes: the loop's read-pipe and write-pipe transports."""
+
+    def __init__(self, protocol: asyncio.BaseProtocol, extra: dict[str, Any]) -> None:
+        super().__init__(extra)
+        self._protocol = protocol
+        self._feed = _feeder(protocol)
+        self._reader: asyncio.ReadTransport | None = None
+        self._writer: asyncio.WriteTransport | None = None
+        self._pending: list[bytes] | None = []  # bytes read before connection_made
+        self._pending_eof = False
+        self._read_open = self._write_open = True
+        self._eof_written = self._closing = self._lost = False
+        self._exc: BaseException | None = None
+
+    # ---- called by the two halves
+
+    def _start(self, reader: asyncio.ReadTransport, writer: asyncio.WriteTransport) -> None:
+        self._reader, self._writer = reader, writer
+        self._protocol.connection_made(self)
+        pending, self._pending = self._pending or [], None
+        for chunk in pending:
+            self._feed(chunk)
+        if self._pending_eof:
+            self._eof()
+        self._maybe_lost()
+
+    def _data(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._pending.append(data)
+        else:
+            self._feed(data)
+
+    def _eof(self) -> None:
+        if self._pending is not None:
+            self._pending_eof = True
+        else:
+            eof_received = getattr(self._protocol, "eof_received", None)
+            if eof_received is None or not eof_received():
+                self.close()
+
+    def _side_lost(self, read: bool, exc: BaseException | None) -> None:
+        if read:
+            self._read_open = False
+        else:
+            self._write_open = False
+        if exc is not None:
+            self._exc = self._exc or exc
+            self.abort()  # a failed pipe means the peer is gone: drop the other one too
+        self._maybe_lost()
+
+    def _maybe_lost(self) -> None:
+        if self._read_open or self._write_open or self._lost or self._pending is not None:
+            return
+        self._lost = self._closing = True
+        self._protocol.connection_lost(self._exc)  # type: ignore[arg-type]
+
+    # ---- asyncio.Transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._write_open and self._writer is not None:
+            self._writer.write(data)
+
+    def write_eof(self) -> None:
+        if self._eof_written or not self._write_open or self._writer is None:
+            return
+        self._eof_written = True
+        self._writer.close()  # flush, then close: the peer reads EOF (uv_shutdown fails on pipes)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._read_open and self._reader is not None:
+            self._reader.close()
+        if self._write_open and self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self._read_open and self._reader is not None:
+            self._reader.close()
+        if self._write_open and self._writer is not None:
+            self._writer.abort()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def pause_reading(self) -> None:
+        if self._read_open and self._reader is not None:
+            self._reader.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_open and self._reader is not None:
+            self._reader.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._read_open and self._reader is not None and self._reader.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        if self._write_open and self._writer is not None:
+            return self._writer.get_write_buffer_size()
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if self._writer is not None:
+            self._writer.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        if self._writer is not None:
+            return self._writer.get_write_buffer_limits()
+        return (0, 0)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._feed = _feeder(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def __repr__(self) -> str:
+        state = "closed" if self._lost else "closing" if self._closing else "open"
+        return f"<DuplexPipeTransport {self.get_extra_info(LOCAL)} {state}>"
+
+
+def _feeder(protocol: asyncio.BaseProtocol) -> Any:
+    """How to hand bytes to ``protocol``: ``data_received`` when it has one (one call, no copy),
+    else copy into ``get_buffer`` for a pure ``BufferedProtocol``."""
+    data_received = getattr(protocol, "data_received", None)
+    if data_received is not None:
+        return data_received
+    if not isinstance(protocol, asyncio.BufferedProtocol):
+        raise TypeError(f"{protocol!r} is neither a Protocol nor a BufferedProtocol")
+
+    def feed(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            buf = memoryview(protocol.get_buffer(len(view))).cast("B")
+            n = min(len(buf), len(view))
+            if n == 0:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            buf[:n] = view[:n]
+            protocol.buffer_updated(n)
+            view = view[n:]
+
+    return feed
+
+
+class _Half(asyncio.Protocol):
+    """Protocol for one of the two pipe transports; forwards to the ``DuplexPipeTransport``."""
+
+    def __init__(self, owner: DuplexPipeTransport, read: bool) -> None:
+        self._owner = owner
+        self._read = read
+
+    def data_received(self, data: bytes) -> None:
+        self._owner._data(data)
+
+    def eof_received(self) -> bool:
+        self._owner._eof()
+        return False  # the read pipe is done either way
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._side_lost(self._read, exc)
+
+    def pause_writing(self) -> None:
+        self._owner._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._owner._protocol.resume_writing()
+
+
+async def attach_pipes(rfd: int, wfd: int, protocol: asyncio.BaseProtocol, extra: dict[str, Any]
+                  ) -> DuplexPipeTransport:
+    """Join two open pipe descriptors into a ``DuplexPipeTransport``; owns (closes) both fds."""
+    loop = asyncio.get_running_loop()
+    transport = DuplexPipeTransport(protocol, extra)
+    rpipe, wpipe = io.FileIO(rfd, "rb"), io.FileIO(wfd, "wb")
+    try:
+        reader, _ = await loop.connect_read_pipe(lambda: _Half(transport, True), rpipe)
+    except BaseException:
+        rpipe.close()
+        wpipe.close()
+        raise
+    if hasattr(reader, "max_size"):  # stdlib loop: read 64 KiB, not 256 KiB (CPython #85451)
+        setattr(reader, "max_size", PIPE_READ_SIZE)  # noqa: B010
+    try:
+        writer, _ = await loop.connect_write_pipe(lambda: _Half(transport, False), wpipe)
+    except BaseException:
+        reader.close()
+        wpipe.close()
+        raise
+    transport._start(reader, writer)
+    return transport
