@@ -1,0 +1,246 @@
+"""The layer rules of DESIGN.md, checked on the source's imports and calls (ast, no import).
+
+| layer       | may import                                                               |
+|-------------|--------------------------------------------------------------------------|
+| errors      | stdlib only, nothing from trunkline                                      |
+| trace/      | stdlib only, nothing from trunkline outside trace/; optional extras and  |
+|             | trunkline.errors only lazily (inside functions, or TYPE_CHECKING)        |
+| address     | stdlib, and trunkline.errors                                             |
+| protocol/   | stdlib (never asyncio, socket, selectors), httptools, websockets' sans-I/O |
+|             | modules; from trunkline only address, errors, trace and protocol/ itself |
+| transport/  | stdlib, uvloop; from trunkline only address, errors, trace, _loop and    |
+|             | transport/ itself (never cli/, protocol/ or anything above)              |
+| everywhere  | only cli/ (and bench/) call print() or exit the process                  |
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import trunkline
+
+PACKAGE_DIR = Path(trunkline.__file__).resolve().parent
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str  # dotted, e.g. trunkline.transport.tcp
+    path: Path
+    tree: ast.Module
+
+    @property
+    def layer(self) -> str:
+        """The first component below trunkline: 'transport' for trunkline.transport.tcp."""
+        parts = self.name.split(".")
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.name == "__init__.py"
+
+    def where(self, node: ast.AST) -> str:
+        return f"{self.path.relative_to(PACKAGE_DIR.parent)}:{getattr(node, 'lineno', '?')}"
+
+
+def _modules() -> list[Module]:
+    found = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found.append(Module(".".join(parts), path, ast.parse(path.read_text(), str(path))))
+    return found
+
+
+MODULES = _modules()
+
+
+def imports(module: Module) -> list[tuple[str, ast.AST, bool]]:
+    """Every module ``module`` imports, as (absolute dotted name, node, lazy). An import is lazy
+    when it runs only inside a function or under ``if TYPE_CHECKING:``, so importing the
+    module does not import it."""
+    out: list[tuple[str, ast.AST, bool]] = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        if isinstance(node, ast.Import):
+            out.extend((alias.name, node, lazy) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = module.name.split(".")
+                if not module.is_package:
+                    package.pop()
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if node.module is None:  # from . import a, b: each name may be a module
+                out.extend((f"{target}.{alias.name}", node, lazy) for alias in node.names)
+            else:
+                out.append((target, node, lazy))
+        inner = lazy or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) or (
+            isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner)
+
+    visit(module.tree, False)
+    return out
+
+
+def layer_of(name: str) -> str | None:
+    """'transport' for trunkline.transport.tcp; None for anything outside trunkline."""
+    parts = name.split(".")
+    if parts[0] != "trunkline":
+        return None
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _is_stdlib(name: str) -> bool:
+    return name.split(".")[0] in STDLIB
+
+
+def violations(layer: str, allowed_trunkline: set[str], allowed_foreign: set[str],
+               banned_stdlib: frozenset[str] = frozenset(), *,
+               lazy_trunkline: frozenset[str] = frozenset(), lazy_foreign: bool = False
+               ) -> list[str]:
+    """Imports in ``layer`` outside what it may import. ``lazy_*`` loosen the rules for
+    imports that happen only when a function runs (optional extras, error paths)."""
+    found = []
+    for module in MODULES:
+        if module.layer != layer:
+            continue
+        for name, node, lazy in imports(module):
+            top = name.split(".")[0]
+            inner = layer_of(name)
+            if inner is not None:
+                ok = inner in allowed_trunkline or (lazy and inner in lazy_trunkline)
+            elif _is_stdlib(name):
+                ok = top not in banned_stdlib
+            else:
+                ok = (lazy and lazy_foreign) or any(
+                    name == f or name.startswith(f + ".") for f in allowed_foreign)
+            if not ok:
+                how = "lazily imports" if lazy else "imports"
+                found.append(f"{module.where(node)}: {module.name} {how} {name}")
+    return found
+
+
+def no_violations(found: list[str]) -> None:
+    if found:
+        pytest.fail("layer rule broken (see DESIGN.md):\n  " + "\n  ".join(found),
+                    pytrace=False)
+
+
+def test_modules_were_found() -> None:
+    layers = {m.layer for m in MODULES}
+    assert {"address", "errors", "transport", "trace"} <= layers
+
+
+def test_errors_imports_stdlib_only() -> None:
+    no_violations(violations("errors", set(), set()))
+
+
+def test_trace_imports_stdlib_only() -> None:
+    """Importing trunkline.trace costs nothing beyond the stdlib. Optional exporters (e.g.
+    OpenTelemetry) import their extra, and raise trunkline.errors, only when called."""
+    no_violations(violations("trace", {"trace"}, set(), lazy_trunkline=frozenset({"errors"}),
+                             lazy_foreign=True))
+
+
+def test_address_imports_stdlib_and_errors_only() -> None:
+    no_violations(violations("address", {"address", "errors"}, set()))
+
+
+# websockets' sans-I/O core; its asyncio/threading/legacy front ends do I/O.
+WEBSOCKETS_SANS_IO = {"websockets.protocol", "websockets.server", "websockets.client",
+                      "websockets.frames", "websockets.http11", "websockets.datastructures",
+                      "websockets.exceptions", "websockets.extensions", "websockets.headers",
+                      "websockets.typing", "websockets.uri", "websockets.streams",
+                      "websockets.utils", "websockets.version"}
+
+
+def test_protocol_is_sans_io() -> None:
+    no_violations(violations("protocol", {"protocol", "address", "errors", "trace"},
+                      {"httptools"} | WEBSOCKETS_SANS_IO,
+                      banned_stdlib=frozenset({"asyncio", "socket", "selectors", "ssl",
+                                               "subprocess", "threading"})))
+
+
+def test_transport_does_not_reach_up() -> None:
+    no_violations(violations("transport", {"transport", "address", "errors", "trace", "_loop"},
+                      {"uvloop"}))
+
+
+# --------------------------------------------------------------------------- print and exit
+
+MAY_PRINT = {"cli", "bench"}
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return f"{func.value.id}.{func.attr}"
+    return ""
+
+
+EXITS = {"sys.exit", "os._exit", "exit", "quit", "os.abort"}
+
+
+def test_only_cli_prints_or_exits() -> None:
+    found = []
+    for module in MODULES:
+        if module.layer in MAY_PRINT or module.name == "trunkline.__main__":
+            continue
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.Call):
+                name = _call_name(node)
+                if name == "print" or name in EXITS:
+                    found.append(f"{module.where(node)}: {name}()")
+            elif isinstance(node, ast.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(exc, ast.Name) and exc.id == "SystemExit":
+                    found.append(f"{module.where(node)}: raise SystemExit")
+    no_violations(found)
+
+
+# --------------------------------------------------------------------------- the checker itself
+
+
+def _module(name: str, source: str, package: bool = False) -> Module:
+    path = PACKAGE_DIR / (name.split(".", 1)[1].replace(".", "/")
+                          + ("/__init__.py" if package else ".py"))
+    return Module(name, path, ast.parse(source))
+
+
+@pytest.mark.parametrize(("name", "source", "package", "expected"), [
+    ("trunkline.transport.tcp", "from ..address import X", False, ["trunkline.address"]),
+    ("trunkline.transport", "from . import fd, tcp", True,
+     ["trunkline.transport.fd", "trunkline.transport.tcp"]),
+    ("trunkline.protocol.http", "from .h1 import P", False, ["trunkline.protocol.h1"]),
+    ("trunkline.protocol.http", "import asyncio.events", False, ["asyncio.events"]),
+    ("trunkline.api", "from .stream import S", False, ["trunkline.stream"]),
+])
+def test_import_resolution(name: str, source: str, package: bool, expected: list[str]) -> None:
+    assert [n for n, _, _ in imports(_module(name, source, package))] == expected
+
+
+def test_lazy_imports_are_told_apart() -> None:
+    source = ("import json\nif TYPE_CHECKING:\n    import otel\n"
+              "def f():\n    import extra\n")
+    found = imports(_module("trunkline.trace.x", source))
+    assert [(n, lazy) for n, _, lazy in found] == [("json", False), ("otel", True),
+                                                   ("extra", True)]
+
+
+def test_call_detection() -> None:
+    tree = ast.parse("print('x')\nsys.exit(1)\nlog.print('fine')\nsink = print\n")
+    calls = [_call_name(n) for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert [c for c in calls if c == "print" or c in EXITS] == ["print", "sys.exit"]
