@@ -6,7 +6,8 @@ Rules:
   with an error that says what the descriptor is.
 - From ``listen``/``open`` on, the listener (or connection) owns the descriptor and closes it
   when it closes; it is also made close-on-exec, so children we start do not keep it alive.
-  One descriptor serves one listener at a time.
+  One descriptor serves one listener at a time. A Unix socket's file is left alone: it belongs
+  to whoever bound it (systemd removes its own).
 - systemd activation (``sd_listen_fds``): ``LISTEN_PID`` must be our pid, ``LISTEN_FDS`` counts
   descriptors from 3, ``LISTEN_FDNAMES`` names them, colon-separated. ``fd://NAME`` picks the
   one descriptor with that name; ``fd://N`` needs no environment at all.
@@ -125,9 +126,10 @@ def _adopt(address: FdAddress, fd: int, error: type[TransportError]) -> socket.s
         raise error(exc.errno, f"{url}: cannot use descriptor {fd}: {exc.strerror}") from exc
     if sock.type != socket.SOCK_STREAM or sock.family not in (
             socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
-        kind = "datagram" if sock.type == socket.SOCK_DGRAM else f"type {sock.type!r}"
-        sock.detach()  # leave the descriptor to whoever gave it to us
+        kind = "datagram" if sock.type == socket.SOCK_DGRAM else getattr(
+            sock.type, "name", str(sock.type))
         family = getattr(sock.family, "name", str(sock.family))
+        sock.detach()  # leave the descriptor to whoever gave it to us
         raise UnsupportedError(f"{url}: descriptor {fd} is a {family} {kind} socket; fd:// "
                                "serves TCP or Unix stream sockets")
     return sock
