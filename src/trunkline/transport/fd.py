@@ -130,7 +130,7 @@ def _adopt(address: FdAddress, fd: int, error: type[TransportError]) -> socket.s
             sock.type, "name", str(sock.type))
         family = getattr(sock.family, "name", str(sock.family))
         sock.detach()  # leave the descriptor to whoever gave it to us
-        raise UnsupportedError(f"{url}: descriptor {fd} is a {family} {kind} socket; fd:// "
+        raise UnsupportedError(f"{url}: descriptor {fd} is an {family} {kind} socket; fd:// "
                                "serves TCP or Unix stream sockets")
     return sock
 
