@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 from .address import Address, format_address, is_datagram, parse_address
 from .errors import UnsupportedError
 from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
-from .trace import Tracer
+from .trace import Step, Tracer
 from .transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
 from .transport import datagram as _datagram
+from .transport.base import local_identity, peer_identity
+from .transport.tcp import Resolver
 
 log = logging.getLogger("trunkline.server")
 
@@ -32,15 +35,18 @@ def as_address(url: str | Address) -> Address:
 
 async def connect(url: str | Address, *, timeout: float | None = 10.0,
                   options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
-                  tracer: Tracer | None = None) -> Stream:
-    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd)."""
+                  tracer: Tracer | None = None, resolver: Resolver | None = None) -> Stream:
+    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd).
+
+    ``resolver`` replaces the system resolver for host names (e.g.
+    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``)."""
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
     transport, protocol = await open_transport(address, lambda: StreamProtocol(limit), opts,
-                                               tracer, conn)
+                                               tracer, conn, resolver)
     assert isinstance(protocol, StreamProtocol)
-    return Stream(transport, protocol)
+    return Stream(transport, protocol, tracer, conn)
 
 
 class Server:
@@ -99,9 +105,10 @@ class Server:
 async def serve(handler: StreamHandler | None, *urls: str | Address,
                 options: ListenOptions = ListenOptions(),
                 datagram_handler: DatagramHandler | None = None,
-                limit: int = DEFAULT_LIMIT) -> Server:
+                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None) -> Server:
     """Serve ``handler(stream)`` for each connection on every stream address, and
-    ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses."""
+    ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
+    With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE."""
     if not urls:
         raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
     addresses = [as_address(u) for u in urls]
@@ -118,7 +125,8 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
     def on_connection() -> StreamProtocol:
         protocol = _ServerStreamProtocol(limit)
         protocol.on_ready = lambda transport: server.track(
-            loop.create_task(_run_handler(handler, transport, protocol)))  # type: ignore[arg-type]
+            loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
+                                          tracer)))
         return protocol
 
     try:
@@ -144,8 +152,13 @@ class _ServerStreamProtocol(StreamProtocol):
 
 
 async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
-                       protocol: StreamProtocol) -> None:
-    stream = Stream(transport, protocol)
+                       protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+    conn = 0
+    if tracer is not None:
+        conn = tracer.new_connection()
+        tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), conn,
+                      local=str(local_identity(transport)), peer=str(peer_identity(transport)))
+    stream = Stream(transport, protocol, tracer, conn, "server")
     try:
         await handler(stream)
     except (ConnectionError, asyncio.CancelledError):
@@ -154,4 +167,4 @@ async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
         log.exception("handler failed for connection from %s", stream.peer)
     finally:
         with contextlib.suppress(Exception):
-            transport.close()
+            stream.close()

@@ -13,11 +13,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
 from .address import Identity, PeerCredentials
 from .errors import ProtocolError, TransportError, UnsupportedError
+from .trace import Side, Step, Tracer
 from .transport.base import local_identity, peer_credentials, peer_identity
 
 READ_BUFFER = 256 * 1024
@@ -141,10 +143,15 @@ def _translate(exc: BaseException) -> BaseException:
 class Stream:
     """A connected byte stream: TCP, TLS, Unix, FIFO or inherited socket."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: StreamProtocol) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: StreamProtocol,
+                 tracer: Tracer | None = None, conn: int = 0, side: Side = "client") -> None:
         self.transport = transport
         self.protocol = protocol
         self._credentials: PeerCredentials | None | bool = False
+        # Tracing (off: tracer is None): SEND per write, RECEIVE per read, one CLOSE.
+        self.tracer = tracer
+        self.conn = conn
+        self.side: Side = side
 
     # ---- identity
 
@@ -168,6 +175,7 @@ class Stream:
     async def read(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side."""
         p = self.protocol
+        start = time.monotonic_ns() if self.tracer is not None else 0
         while not p.data:
             if p.eof:
                 if p.exception is not None and not isinstance(p.exception, ConnectionError):
@@ -181,10 +189,13 @@ class Stream:
             chunk = bytes(p.data[:max_bytes])
             del p.data[:max_bytes]
         p.consumed()
+        if self.tracer is not None:
+            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(chunk))
         return chunk
 
     async def readexactly(self, n: int) -> bytes:
         p = self.protocol
+        start = time.monotonic_ns() if self.tracer is not None else 0
         while len(p.data) < n:
             if p.eof:
                 raise ProtocolError(f"connection closed after {len(p.data)} of {n} bytes")
@@ -192,11 +203,14 @@ class Stream:
         chunk = bytes(p.data[:n])
         del p.data[:n]
         p.consumed()
+        if self.tracer is not None:
+            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=n)
         return chunk
 
     async def readuntil(self, separator: bytes = b"\n", limit: int = DEFAULT_LIMIT) -> bytes:
         """Bytes up to and including ``separator``; at EOF, whatever is left."""
         p = self.protocol
+        t_start = time.monotonic_ns() if self.tracer is not None else 0
         start = 0
         while True:
             index = p.data.find(separator, start)
@@ -205,6 +219,9 @@ class Stream:
                 chunk = bytes(p.data[:end])
                 del p.data[:end]
                 p.consumed()
+                if self.tracer is not None:
+                    self.tracer.record(Step.RECEIVE, self.side, t_start, self.conn,
+                                       bytes=len(chunk))
                 return chunk
             if len(p.data) > limit:
                 raise ProtocolError(f"no {separator!r} within {limit} bytes")
@@ -225,6 +242,9 @@ class Stream:
         if self.protocol.exception is not None:
             raise _translate(self.protocol.exception)
         self.transport.write(data)
+        if self.tracer is not None:
+            self.tracer.record(Step.SEND, self.side, time.monotonic_ns(), self.conn,
+                               bytes=len(data))
 
     async def drain(self) -> None:
         await self.protocol.drain()
@@ -246,16 +266,27 @@ class Stream:
     # ---- closing
 
     def close(self) -> None:
+        if self.tracer is not None:
+            self._trace_close()
         self.transport.close()
 
     def abort(self) -> None:
+        if self.tracer is not None:
+            self._trace_close(abort=True)
         self.transport.abort()
+
+    def _trace_close(self, abort: bool = False) -> None:
+        assert self.tracer is not None
+        if not self.transport.is_closing():  # once; a peer EOF seen first means the peer closed
+            peer = "server" if self.side == "client" else "client"
+            self.tracer.record(Step.CLOSE, self.side, time.monotonic_ns(), self.conn,
+                               by=peer if self.protocol.eof else self.side, abort=abort)
 
     async def wait_closed(self) -> None:
         await self.protocol.closed
 
     async def aclose(self) -> None:
-        self.transport.close()
+        self.close()
         await self.protocol.closed
 
     @property

@@ -54,10 +54,16 @@ async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOp
         ip_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         targets: list[tuple[int, tuple[str, int]]] = [(ip_family, (address.host, address.port))]
     else:
-        targets = await (resolver or system_resolve)(address.host, address.port)
-        if tracer is not None:
-            tracer.record(Step.RESOLVE, "client", start, conn, host=address.host,
-                          addresses=[a[0] for _, a in targets])
+        resolve = resolver or system_resolve
+        if tracer is not None and getattr(resolve, "records_trace", False):
+            # e.g. trunkline.resolve.DnsResolver: it records RESOLVE itself, naming its server
+            targets = await resolve(address.host, address.port,
+                                    tracer=tracer, conn=conn)  # type: ignore[call-arg]
+        else:
+            targets = await resolve(address.host, address.port)
+            if tracer is not None:
+                tracer.record(Step.RESOLVE, "client", start, conn, host=address.host,
+                              addresses=[a[0] for _, a in targets])
     errors: list[str] = []
     for family, sockaddr in targets:
         sock = socket.socket(family, socket.SOCK_STREAM)
