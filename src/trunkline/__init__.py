@@ -26,6 +26,7 @@ from .address import (
     parse_http_url,
 )
 from .api import Server, connect, serve
+from .client import Client, HTTPStatusError, Limits, Response, ServerDisconnectedError, Timeout
 from .errors import TrunklineError
 from .stream import Stream
 from .transport import ConnectOptions, ListenOptions
@@ -38,3 +39,5 @@ __all__ = [
     "TrunklineError", "UdpAddress", "UnixAddress", "UnixIdentity", "connect", "format_address",
     "parse_address", "parse_http_url", "serve",
 ]
+__all__ += ["Client", "HTTPStatusError", "Limits", "Response", "ServerDisconnectedError",
+            "Timeout"]

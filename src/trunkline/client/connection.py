@@ -1,0 +1,442 @@
+"""``HttpConnection``: the asyncio protocol joining the sans-I/O client core to a transport.
+
+Rules:
+- Any stream transport works (TCP, TLS, Unix, FIFO, inherited fd): connections are opened
+  through ``trunkline.transport.open_transport``; TLS over a non-TCP kind uses ``start_tls``.
+- No Task per request: the caller's coroutine writes the request and awaits one future, which
+  the protocol callbacks resolve (at the response's end, or at its head when streaming).
+- Reads land in a preallocated buffer (``BufferedProtocol``); a streamed body that the reader
+  does not keep up with pauses the socket at ``STREAM_HIGH_WATER`` bytes.
+- Timeouts cost one timer per request: it is armed once, and when it fires it checks the time
+  of the last received byte and re-arms itself if the peer was not silent long enough.
+- A connection is handed back to its pool the moment its response completes with keep-alive;
+  anything else (an error, an early response to an unfinished upload, an abandoned stream)
+  closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+
+from ..address import StreamAddress, TcpAddress, format_address
+from ..errors import HandshakeError, ProtocolError, TransportError, TrunklineTimeoutError
+from ..protocol.http_client import HeaderPairs, ResponseParser
+from ..trace import Step, Tracer
+from ..transport import ConnectOptions, open_transport
+from .exceptions import (
+    CertificateVerifyError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ServerDisconnectedError,
+    WriteTimeoutError,
+)
+from .models import STREAM_HIGH_WATER, Response
+
+READ_BUFFER = 64 * 1024
+
+
+class HttpConnection(asyncio.BufferedProtocol):
+    """One HTTP/1.1 connection carrying one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tracer: Tracer | None = None,
+                 conn_id: int = 0) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = ResponseParser(self)
+        self._buffer = bytearray(READ_BUFFER)
+        self._view = memoryview(self._buffer)
+        self.closed = False
+        self.closed_by: str | None = None
+        self.idle_since = 0.0
+        self.requests = 0  # requests started on this connection
+        self.on_release: Callable[[HttpConnection], None] | None = None  # set by the pool
+        self.on_close: Callable[[HttpConnection], None] | None = None
+        # tracing: the tracer of the current (or last) request, and this connection's number in it
+        self.tracer = tracer
+        self.conn_id = conn_id
+        # the exchange in flight
+        self._response: Response | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._stream = False
+        self._got_bytes = False
+        self._sending = False
+        self._must_close = False
+        self._start_ns = 0
+        # flow control
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # timeouts
+        self._timer: asyncio.TimerHandle | None = None
+        self._read_timeout: float | None = None
+        self._deadline: float | None = None
+        self._last_rx = 0.0
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        if self._response is None:
+            # Bytes while idle: the server is out of step with us; never reuse this connection.
+            self.close()
+            return
+        if not self._got_bytes:
+            self._got_bytes = True
+            tracer = self.tracer
+            if tracer is not None:
+                tracer.record(Step.FIRST_BYTE, "client", self._start_ns, self.conn_id)
+        if self._timer is not None:
+            self._last_rx = self.loop.time()
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            self.abort()
+
+    def eof_received(self) -> bool:
+        if self.closed_by is None:
+            self.closed_by = "server"
+        if self._response is not None:
+            try:
+                self.parser.feed_eof()
+            except ProtocolError:
+                self._fail(self._disconnected())
+        self._mark_closed()
+        return False  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed_by is None:
+            self.closed_by = "server"
+        if self._response is not None:
+            self._fail(self._disconnected(exc))
+        self._mark_closed()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.record(Step.CLOSE, "client", time.monotonic_ns(), self.conn_id,
+                          by=self.closed_by, requests=self.requests)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ parser callbacks
+
+    def on_response_head(self, status: int, reason: bytes, version: str,
+                         headers: HeaderPairs) -> None:
+        response = self._response
+        assert response is not None
+        response.status_code = status
+        response.reason_bytes = reason
+        response.http_version = version
+        response.raw_headers = headers
+        if self._stream:
+            response._conn = self
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def on_response_body(self, data: bytes) -> None:
+        response = self._response
+        assert response is not None
+        response._chunks.append(data)
+        response.num_bytes += len(data)
+        if self._stream:
+            response._buffered += len(data)
+            if response._buffered > STREAM_HIGH_WATER and not self._reading_paused:
+                self._reading_paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+            response._wake()
+
+    def on_response_complete(self, keep_alive: bool) -> None:
+        response = self._response
+        assert response is not None
+        self._response = None
+        response._complete = True
+        response._conn = None
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.record(Step.RESPONSE_DONE, "client", self._start_ns, self.conn_id,
+                          status=response.status_code, bytes=response.num_bytes)
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._stream:
+            response._wake()
+        if keep_alive and not self._sending and not self._must_close and not self.closed:
+            if self._reading_paused:
+                self._reading_paused = False
+                assert self.transport is not None
+                self.transport.resume_reading()
+            self.idle_since = self.loop.time()
+            if self.on_release is not None:
+                self.on_release(self)
+        else:
+            self.close()
+
+    # ------------------------------------------------------------------ used by the client
+
+    @property
+    def usable(self) -> bool:
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+    def start(self, response: Response, data: bytes, *, head: bool, stream: bool,
+              read_timeout: float | None, deadline: float | None, start_ns: int,
+              must_close: bool, body: bytes | None = None, waiting: bool = True
+              ) -> asyncio.Future[None]:
+        """Send a request (``data``, then ``body`` if given, each in one write) and return the
+        future that completes with the response (its head when ``stream``). With
+        ``waiting=False`` the caller sends a body first and then calls ``wait_response``."""
+        assert self.transport is not None
+        self.requests += 1
+        self._response = response
+        self._stream = stream
+        self._got_bytes = False
+        self._must_close = must_close
+        self._start_ns = start_ns
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+        self.parser.expect(head=head)
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        self.transport.write(data)
+        if body is not None:
+            self.transport.write(body)
+        if waiting:
+            self.wait_response()
+        else:
+            self._sending = True
+        return waiter
+
+    def wait_response(self) -> None:
+        """The request is fully sent: from now on the read timeout counts."""
+        self._sending = False
+        if self._read_timeout is None and self._deadline is None:
+            return
+        loop = self.loop
+        now = self._last_rx = loop.time()
+        when = self._next_deadline(now)
+        assert when is not None
+        self._timer = loop.call_at(when, self._on_timer)
+
+    @property
+    def exchange_open(self) -> bool:
+        """Whether the response is still being waited for (False once it ended early)."""
+        return self._response is not None
+
+    async def write_body_part(self, data: bytes, write_timeout: float | None) -> None:
+        if self.closed or self.transport is None:
+            raise self._disconnected()
+        self.transport.write(data)
+        if self._write_paused:
+            waiter = self.loop.create_future()
+            self._drain_waiter = waiter
+            try:
+                async with asyncio.timeout(write_timeout):
+                    await waiter
+            except TimeoutError:
+                self.abort()
+                raise WriteTimeoutError(f"the server read none of the request body for "
+                                        f"{write_timeout} s") from None
+
+    def resume_body(self) -> None:
+        """The reader of a streamed body caught up: read from the socket again."""
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    def abandon(self) -> None:
+        """The caller gave up on the exchange (closed a stream early, was cancelled)."""
+        if self._response is not None:
+            self._response._conn = None
+            self._response = None
+            self._waiter = None
+        self.close()
+
+    def close(self) -> None:
+        if self.closed_by is None:
+            self.closed_by = "client"
+        self._mark_closed()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.closed_by is None:
+            self.closed_by = "client"
+        self._mark_closed()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ internals
+
+    def _mark_closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
+            if self.on_close is not None:
+                self.on_close(self)
+
+    def _next_deadline(self, now: float) -> float | None:
+        when = None if self._read_timeout is None else self._last_rx + self._read_timeout
+        if self._deadline is not None and (when is None or self._deadline < when):
+            when = self._deadline
+        return when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._response is None:
+            return
+        now = self.loop.time()
+        when = self._next_deadline(now)
+        if when is not None and (when > now + 0.001 or self._reading_paused):
+            # bytes came since the timer was armed, or the reader is the slow one
+            self._timer = self.loop.call_at(max(when, now + 0.001), self._on_timer)
+            return
+        if self._deadline is not None and now >= self._deadline - 0.001:
+            message = "the request ran past its total timeout"
+        else:
+            message = (f"the server sent nothing for {self._read_timeout} s (read timeout) "
+                       + ("while the response head was awaited" if not self._got_bytes
+                          else "in the middle of the response"))
+        self._fail(ReadTimeoutError(message))
+        self.abort()
+
+    def _disconnected(self, exc: BaseException | None = None) -> ServerDisconnectedError:
+        why = f" ({exc})" if exc is not None else ""
+        if not self._got_bytes:
+            return ServerDisconnectedError("the server closed the connection without sending "
+                                           f"a response{why}", before_response=True)
+        return ServerDisconnectedError("the server closed the connection before the response "
+                                       f"was complete{why}", before_response=False)
+
+    def _fail(self, exc: BaseException) -> None:
+        response = self._response
+        if response is None:
+            return
+        self._response = None
+        self._must_close = True
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            return
+        response._error = exc
+        response._conn = None
+        response._wake()
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def client_ssl_context(verify: bool | str | ssl.SSLContext = True,
+                       cert: str | tuple[str, str] | None = None) -> ssl.SSLContext:
+    """A client TLS context: system CAs (verification on) by default, a CA bundle file or
+    directory for ``verify=path``, no verification only for ``verify=False``."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if isinstance(verify, str):
+        import os
+
+        ctx = (ssl.create_default_context(capath=verify) if os.path.isdir(verify)
+               else ssl.create_default_context(cafile=verify))
+    else:
+        ctx = ssl.create_default_context()
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        ctx.load_cert_chain(certfile, keyfile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def open_connection(address: StreamAddress, *, tls: bool, server_hostname: str | None,
+                          ssl_context: ssl.SSLContext | None, timeout: float | None,
+                          tracer: Tracer | None) -> HttpConnection:
+    """Connect to ``address`` (TLS on top when ``tls``) and return an idle connection."""
+    loop = asyncio.get_running_loop()
+    conn_id = tracer.new_connection() if tracer is not None else 0
+    conn = HttpConnection(loop, tracer, conn_id)
+    where = format_address(address)
+    tcp_tls = isinstance(address, TcpAddress)
+    if tls and tcp_tls:
+        assert isinstance(address, TcpAddress)
+        address = TcpAddress(address.host, address.port, tls=True)
+    options = ConnectOptions(timeout=timeout, ssl=ssl_context if tls else None,
+                             server_hostname=server_hostname)
+    try:
+        transport, _ = await open_transport(address, lambda: conn, options, tracer, conn_id)
+        if tls and not tcp_tls:
+            assert ssl_context is not None
+            t_tls = time.monotonic_ns()
+            async with asyncio.timeout(timeout):
+                new = await loop.start_tls(transport, conn, ssl_context,
+                                           server_hostname=server_hostname)
+            if new is None:
+                raise HandshakeError(f"TLS over {where} is not possible on this transport")
+            conn.transport = new
+            if tracer is not None:
+                tracer.record(Step.TLS, "client", t_tls, conn_id,
+                              version=new.get_extra_info("ssl_object").version())
+    except TrunklineTimeoutError as exc:
+        raise ConnectTimeoutError(f"connecting to {where} took longer than {timeout} s "
+                                  "(connect timeout)") from exc
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(f"the TLS handshake over {where} took longer than "
+                                  f"{timeout} s (connect timeout)") from exc
+    except HandshakeError as exc:
+        raise _tls_error(exc, where) from exc
+    except ssl.SSLError as exc:
+        raise _tls_error(exc, where) from exc
+    except OSError as exc:
+        if isinstance(exc, TransportError):
+            raise
+        raise TransportError(exc.errno, f"could not connect to {where}: "
+                             f"{exc.strerror or exc}") from exc
+    return conn
+
+
+def _tls_error(exc: BaseException, where: str) -> HandshakeError:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return CertificateVerifyError(
+            f"TLS: the certificate of {where} is not trusted: {cause.verify_message}. Trust its "
+            "CA with verify='ca.pem' (CLI: --cacert ca.pem); verify=False (-k) turns checking "
+            "off, for testing only")
+    if isinstance(exc, HandshakeError):
+        return exc
+    return HandshakeError(f"TLS handshake over {where} failed: {exc}")

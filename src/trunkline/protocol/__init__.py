@@ -1,0 +1,1 @@
+"""Sans-I/O protocol cores: bytes in, events out, bytes to send. Never asyncio or socket."""
