@@ -1,0 +1,20 @@
+"""The tour: start a service on this machine over every transport, talk to it, show how.
+
+Logic only (it returns results and never prints); ``trunkline tour`` renders them.
+
+    result = await trunkline.tour.run_tour(rounds=500)
+    for leg in result.legs:
+        print(leg.title, leg.latency)
+"""
+
+from __future__ import annotations
+
+from .legs import DatagramLeg, Leg, StreamLeg, TourContext, default_legs, register_leg
+from .model import Cleanup, Latency, LegResult, StepTiming, TourResult
+from .runner import DEFAULT_ROUNDS, MESSAGE_BYTES, run_tour
+
+__all__ = [
+    "DEFAULT_ROUNDS", "MESSAGE_BYTES", "Cleanup", "DatagramLeg", "Latency", "Leg", "LegResult",
+    "StepTiming", "StreamLeg", "TourContext", "TourResult", "default_legs", "register_leg",
+    "run_tour",
+]
