@@ -1,0 +1,175 @@
+"""What the commands share: exit codes, the address parameter, listen options, readiness lines,
+logging to stderr and one-line error reports (never a traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ..address import Address, format_address, parse_address
+from ..errors import (
+    AddressError,
+    ConnectError,
+    ResolveError,
+    TrunklineError,
+    TrunklineTimeoutError,
+)
+from ..transport import ListenOptions
+
+#: Exit statuses scripts can rely on (``connect``; ``serve``/``relay`` use 0, 1 and 2).
+EXIT_OK = 0
+EXIT_UNREACHABLE = 1  # connection refused, no such socket, name did not resolve; cannot listen
+EXIT_USAGE = 2  # bad usage or bad address (click's usage errors exit 2 too)
+EXIT_TIMEOUT = 3
+EXIT_TRANSPORT = 4  # any other transport error
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  success
+  1  connection refused, socket not found or name not resolved
+  2  bad usage or bad address
+  3  timeout
+  4  other transport error"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AddressParam(click.ParamType):  # type: ignore[type-arg]
+    """An endpoint URL, parsed at the command line so a bad one is a usage error (exit 2)."""
+
+    name = "URL"
+
+    def __init__(self, *, stream_only: bool = False) -> None:
+        self.stream_only = stream_only
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Address:
+        if not isinstance(value, str):
+            return value  # type: ignore[no-any-return]
+        try:
+            address = parse_address(value)
+        except AddressError as exc:
+            self.fail(str(exc), param, ctx)
+        if self.stream_only and address.scheme in ("udp", "unixgram"):
+            self.fail(f"{value} is a datagram address; this command needs a stream address "
+                      "(tcp, tls, unix, fifo, fd)", param, ctx)
+        return address
+
+
+class OctalMode(click.ParamType):  # type: ignore[type-arg]
+    name = "MODE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            mode = int(str(value), 8)
+        except ValueError:
+            self.fail(f"{value!r} is not an octal file mode (example: 0600 or 660)", param, ctx)
+        if not 0 <= mode <= 0o777:
+            self.fail(f"{value!r} is outside 000..777", param, ctx)
+        return mode
+
+
+def listen_flags(func: F) -> F:
+    """``--mode``, ``--allow-uid``, ``--allow-gid``, ``--cert``, ``--key`` for listening
+    commands; read back with ``listen_options(**kwargs)``."""
+    options = [
+        click.option("--mode", type=OctalMode(), default="0600", show_default=True,
+                     help="File mode of Unix socket and FIFO files (octal)."),
+        click.option("--allow-uid", "allow_uid", type=int, multiple=True, metavar="UID",
+                     help="Admit only local peers with this uid (repeatable; Unix, FIFO)."),
+        click.option("--allow-gid", "allow_gid", type=int, multiple=True, metavar="GID",
+                     help="Admit local peers with this gid too (repeatable)."),
+        click.option("--cert", type=click.Path(exists=True, dir_okay=False),
+                     help="Certificate chain (PEM) for tls:// addresses."),
+        click.option("--key", type=click.Path(exists=True, dir_okay=False),
+                     help="Private key (PEM) for --cert, if not in the same file."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def listen_options(mode: int, allow_uid: tuple[int, ...], allow_gid: tuple[int, ...],
+                   cert: str | None, key: str | None, addresses: list[Address]) -> ListenOptions:
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.BadParameter(f"cannot load {cert}: {exc}", param_hint="--cert") from exc
+    elif key is not None:
+        raise click.BadParameter("--key needs --cert", param_hint="--key")
+    elif any(a.scheme == "tls" for a in addresses):
+        raise click.UsageError("tls:// addresses need --cert (and --key if the key is in "
+                               "another file)")
+    return ListenOptions(mode=mode, allow_uids=frozenset(allow_uid) if allow_uid else None,
+                         allow_gids=frozenset(allow_gid) if allow_gid else None, ssl=context)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, AddressError):
+        return EXIT_USAGE
+    if isinstance(exc, ConnectError | ResolveError | FileNotFoundError | ConnectionRefusedError):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, TrunklineTimeoutError | TimeoutError):
+        return EXIT_TIMEOUT
+    return EXIT_TRANSPORT
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, TrunklineError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def fail(command: str, message: str, code: int) -> NoReturn:
+    """One clear line on stderr, then exit with ``code``."""
+    click.echo(f"trunkline {command}: {message}", err=True)
+    sys.exit(code)
+
+
+def ready(url: str | Address, suffix: str = "") -> None:
+    """The readiness line tests and scripts wait on: ``listening on URL``."""
+    if not isinstance(url, str):
+        url = format_address(url)
+    click.echo(f"listening on {url}{suffix}", err=True)
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Log records to stderr, one line each: warnings always, info unless ``quiet``."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("trunkline")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def saved_blocking(fds: tuple[int, ...] = (0, 1, 2)) -> dict[int, bool]:
+    """Blocking flags of the standard descriptors, to restore after pipe transports set
+    O_NONBLOCK on them (it is shared with the shell through the terminal)."""
+    state: dict[int, bool] = {}
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            state[fd] = os.get_blocking(fd)
+    return state
+
+
+def restore_blocking(state: dict[int, bool]) -> None:
+    for fd, blocking in state.items():
+        with contextlib.suppress(OSError):
+            os.set_blocking(fd, blocking)

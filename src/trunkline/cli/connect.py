@@ -1,0 +1,164 @@
+"""``trunkline connect URL``: stdin to the socket, the socket to stdout (netcat-like)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import Any
+
+import click
+
+from .. import _loop
+from ..address import Address, format_address, is_datagram
+from ..api import connect
+from ..errors import TrunklineError, TrunklineTimeoutError
+from ..transport import ConnectOptions
+from ._support import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AddressParam,
+    describe_error,
+    exit_code_for,
+    fail,
+    restore_blocking,
+    saved_blocking,
+)
+from .main import cli
+from .stdio import CHUNK, Output, open_stdin
+
+EXAMPLES = f"""\b
+Examples:
+  echo hi | trunkline connect unix:///tmp/echo.sock
+  trunkline connect tcp://127.0.0.1:7000 < request.bin > reply.bin
+  printf 'one\\ntwo\\n' | trunkline connect udp://127.0.0.1:7001 --wait 0.5
+  trunkline connect fifo:///tmp/echo.fifo          (interactive: type, Ctrl-D ends)
+
+\b
+Stream kinds (tcp, tls, unix, fifo, fd): bytes pass unchanged both ways. At the end of
+stdin the sending side is half-closed (the peer reads EOF, its replies still arrive);
+TLS cannot half-close, so the connection stays open. The command exits when the peer
+closes, or --wait seconds after stdin ends if --wait is given.
+\b
+Datagram kinds (udp, unixgram): each stdin line, without its newline, is one datagram.
+Each reply datagram is written to stdout followed by a newline, unless it already ends
+with one. After stdin ends, replies are awaited for --wait seconds (default 1).
+
+{EXIT_CODES_HELP}"""
+
+
+@cli.command("connect", epilog=EXAMPLES)
+@click.argument("url", type=AddressParam())
+@click.option("--wait", type=float, default=None, metavar="SECONDS",
+              help="After stdin ends, wait at most this long for the peer "
+                   "(default: until it closes; 1 s for datagrams).")
+@click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="Give up connecting after this long (exit 3).")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
+              help="Trust this CA bundle (PEM) for tls:// instead of the system's.")
+def connect_command(url: Address, wait: float | None, timeout: float, cafile: str | None
+                    ) -> None:
+    """Connect to URL: stdin goes to the socket, what comes back goes to stdout."""
+    if wait is not None and wait < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--wait")
+    context = None
+    if cafile is not None:
+        context = ssl.create_default_context(cafile=cafile)
+    options = ConnectOptions(timeout=timeout, ssl=context)
+    state = saved_blocking()
+    try:
+        if is_datagram(url):
+            _loop.run(_datagrams(url, options, 1.0 if wait is None else wait))
+        else:
+            _loop.run(_stream(url, options, wait))
+    except KeyboardInterrupt:
+        restore_blocking(state)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except (TrunklineError, OSError) as exc:
+        restore_blocking(state)
+        fail("connect", describe_error(exc), exit_code_for(exc))
+    restore_blocking(state)
+    raise SystemExit(EXIT_OK)
+
+
+async def _stream(address: Address, options: ConnectOptions, wait: float | None) -> None:
+    stream = await connect(address, options=options)
+    stdin = await open_stdin()
+    stdout = await Output.open()
+
+    async def upstream() -> None:
+        while chunk := await stdin.read(CHUNK):
+            stream.write(chunk)
+            await stream.drain()
+        if stream.can_write_eof():
+            stream.write_eof()
+
+    async def downstream() -> None:
+        while chunk := await stream.read(CHUNK):
+            stdout.write(chunk)
+            await stdout.drain()
+
+    up = asyncio.ensure_future(upstream())
+    down = asyncio.ensure_future(downstream())
+    try:
+        await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+        if up.done() and not up.cancelled() and up.exception() is None and not down.done():
+            await asyncio.wait({down}, timeout=wait)  # stdin ended; the peer has the floor
+        for task in (up, down):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    except BrokenPipeError:
+        pass  # our reader went away (| head): stop quietly
+    finally:
+        for task in (up, down):
+            task.cancel()
+        await asyncio.gather(up, down, return_exceptions=True)
+        stream.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stream.wait_closed(), 1.0)
+        with contextlib.suppress(BrokenPipeError, ConnectionError):
+            await stdout.aclose()
+
+
+async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> None:
+    from .. import datagram as _datagram  # lands with the datagram transports
+
+    open_datagram: Any = _datagram.open_datagram
+    try:
+        async with asyncio.timeout(options.timeout):
+            endpoint = await open_datagram(address)
+    except TimeoutError as exc:
+        if isinstance(exc, TrunklineError):
+            raise
+        raise TrunklineTimeoutError(f"opening {format_address(address)} took longer than "
+                                    f"{options.timeout} s") from exc
+    stdin = await open_stdin()
+    stdout = await Output.open()
+
+    async def replies() -> None:
+        while True:
+            data, _source = await endpoint.recv()
+            stdout.write(data if data.endswith(b"\n") else data + b"\n")
+            await stdout.drain()
+
+    receiver = asyncio.ensure_future(replies())
+    try:
+        while line := await stdin.readline():
+            if receiver.done():
+                break
+            await endpoint.send(line[:-1] if line.endswith(b"\n") else line)
+        if not receiver.done():
+            await asyncio.wait({receiver}, timeout=wait)
+        if receiver.done() and not receiver.cancelled() and receiver.exception() is not None:
+            raise receiver.exception()  # type: ignore[misc]
+    except BrokenPipeError:
+        pass
+    finally:
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+        result = endpoint.close()
+        if asyncio.iscoroutine(result):
+            await result
+        with contextlib.suppress(BrokenPipeError, ConnectionError):
+            await stdout.aclose()

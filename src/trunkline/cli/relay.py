@@ -1,0 +1,97 @@
+"""``trunkline relay LISTEN_URL TARGET_URL``: a socat-like bridge between two stream addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from .. import _loop
+from ..address import Address, format_address
+from ..errors import TrunklineError
+from ..relay import DEFAULT_BUFFER, start_relay
+from ..transport import ConnectOptions, ListenOptions
+from ._support import (
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AddressParam,
+    describe_error,
+    exit_code_for,
+    fail,
+    listen_flags,
+    listen_options,
+    ready,
+    setup_logging,
+)
+from .main import cli
+
+EXAMPLES = """\b
+Examples:
+  trunkline relay tcp://127.0.0.1:8000 unix:///run/app.sock     (TCP clients reach a UDS app)
+  trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
+  trunkline relay fifo:///tmp/app.fifo tcp://127.0.0.1:8000
+  trunkline relay tcp://127.0.0.1:0 unix:@app --quiet
+
+\b
+Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes flow both
+ways. EOF on one side half-closes the other; a pair closes when both directions have
+ended. Prints "listening on URL" on stderr once bound, and one log line per connection
+at close (bytes up = client to target, bytes down = target to client, duration).
+Runs until SIGINT/SIGTERM. Exit 1: cannot listen; exit 2: bad usage or address."""
+
+
+@cli.command("relay", epilog=EXAMPLES)
+@click.argument("listen_url", type=AddressParam(stream_only=True), metavar="LISTEN_URL")
+@click.argument("target_url", type=AddressParam(stream_only=True), metavar="TARGET_URL")
+@listen_flags
+@click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="Give up connecting to the target after this long.")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
+              help="Trust this CA bundle (PEM) when the target is tls://.")
+@click.option("--buffer", "buffer_size", type=click.IntRange(4096), default=DEFAULT_BUFFER,
+              show_default=True, help="Bytes read per system call on each side.")
+@click.option("--grace", type=float, default=5.0, show_default=True,
+              help="Seconds to let open connections finish after a stop signal.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-connection log lines.")
+def relay_command(listen_url: Address, target_url: Address, mode: int,
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
+                  key: str | None, timeout: float, cafile: str | None, buffer_size: int,
+                  grace: float, quiet: bool) -> None:
+    """Accept clients on LISTEN_URL and relay each to TARGET_URL."""
+    import ssl
+
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, [listen_url])
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
+    connect_options = ConnectOptions(timeout=timeout, ssl=context)
+    setup_logging(quiet=quiet)
+    try:
+        code = _loop.run(_relay(listen_url, target_url, options, connect_options,
+                                buffer_size, grace))
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    raise SystemExit(code)
+
+
+async def _relay(listen_url: Address, target_url: Address, options: ListenOptions,
+                 connect_options: ConnectOptions, buffer_size: int, grace: float) -> int:
+    try:
+        relay = await start_relay(listen_url, target_url, listen_options=options,
+                                  connect_options=connect_options, buffer_size=buffer_size)
+    except (TrunklineError, OSError) as exc:
+        code = exit_code_for(exc)
+        fail("relay", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        ready(relay.url, f" (relaying to {format_address(target_url)})")
+        await stop.wait()
+    finally:
+        relay.close()
+        await relay.wait_closed(grace)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return EXIT_OK

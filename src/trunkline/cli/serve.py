@@ -1,0 +1,166 @@
+"""``trunkline serve APP --on URL ...``: one service on any set of addresses.
+
+Apps are looked up by name in ``APPS``; specs that are not names (``module:app``) go through
+``SPEC_LOADERS``. Both are open for other modules to extend (``register_app``), so the HTTP
+apps (``hello``, ``static DIR``, ASGI ``module:app``) plug in without touching this command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import click
+
+from .. import _loop
+from ..address import Address
+from ..api import serve
+from ..errors import TrunklineError
+from ..tour.echo import echo_datagram, echo_stream
+from ..transport import ListenOptions
+from ._support import (
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AddressParam,
+    describe_error,
+    exit_code_for,
+    fail,
+    listen_flags,
+    listen_options,
+    ready,
+    setup_logging,
+)
+from .main import cli
+
+
+class Serving(Protocol):
+    """What a started app gives back (``trunkline.Server`` fits)."""
+
+    @property
+    def urls(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self, grace: float | None = 5.0) -> None: ...
+
+
+StartApp = Callable[[tuple[str, ...], Sequence[Address], ListenOptions], Awaitable[Serving]]
+
+
+@dataclass(frozen=True)
+class ServeApp:
+    """A servable app: ``start(app_args, addresses, options)`` binds every address and
+    returns the running server."""
+
+    name: str
+    usage: str  # how it is written on the command line, e.g. "static DIR"
+    summary: str
+    start: StartApp
+
+
+APPS: dict[str, ServeApp] = {}
+#: Resolvers for specs that are not app names (e.g. "module:app"); first non-None wins.
+SPEC_LOADERS: list[Callable[[str], ServeApp | None]] = []
+
+
+def register_app(app: ServeApp) -> None:
+    APPS[app.name] = app
+
+
+def find_app(spec: str) -> ServeApp | None:
+    if spec in APPS:
+        return APPS[spec]
+    for loader in SPEC_LOADERS:
+        found = loader(spec)
+        if found is not None:
+            return found
+    return None
+
+
+def available_apps() -> str:
+    return "; ".join(f"{a.usage} ({a.summary})" for a in APPS.values())
+
+
+async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
+                      options: ListenOptions) -> Serving:
+    if args:
+        raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
+    return await serve(echo_stream, *addresses, options=options,
+                       datagram_handler=echo_datagram)
+
+
+register_app(ServeApp("echo", "echo", "bytes and datagrams come back as sent", _start_echo))
+
+
+EXAMPLES = """\b
+Examples:
+  trunkline serve echo --on tcp://127.0.0.1:7000
+  trunkline serve echo --on unix:///tmp/echo.sock --on unix:@echo --on udp://127.0.0.1:7001
+  trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
+  trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
+
+\b
+Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
+port), then serves until SIGINT or SIGTERM, closes cleanly (socket files removed) and
+exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
+
+
+@cli.command("serve", epilog=EXAMPLES)
+@click.argument("app", metavar="APP")
+@click.argument("app_args", nargs=-1, metavar="[ARGS]...")
+@click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
+              help="An address to serve on (repeatable; stream and datagram kinds mix).")
+@listen_flags
+@click.option("--grace", type=float, default=5.0, show_default=True,
+              help="Seconds to let open connections finish after a stop signal.")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
+def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
+                  key: str | None, grace: float, quiet: bool) -> None:
+    """Serve APP on every --on address until stopped.
+
+    \b
+    APP is one of:
+      echo   every byte (stream kinds) or datagram (udp, unixgram) comes back as sent
+    """
+    found = find_app(app)
+    if found is None:
+        raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
+    addresses = list(on)
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
+    setup_logging(quiet=quiet)
+    try:
+        code = _loop.run(_serve(found, app_args, addresses, options, grace))
+    except KeyboardInterrupt:  # a second Ctrl-C while closing
+        code = EXIT_OK
+    raise SystemExit(code)
+
+
+async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
+                 options: ListenOptions, grace: float) -> int:
+    try:
+        server = await app.start(args, addresses, options)
+    except click.UsageError:
+        raise
+    except (TrunklineError, OSError) as exc:
+        code = exit_code_for(exc)
+        fail("serve", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for url in server.urls:
+            ready(url)
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed(grace)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
