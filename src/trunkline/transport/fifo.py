@@ -140,8 +140,10 @@ async def open(address: FifoAddress, factory: ProtocolFactory, options: ConnectO
             parent = tempfile.gettempdir()
         pair_dir = tempfile.mkdtemp(prefix=_pair_prefix(rst), dir=parent)  # 0700
         c2s, s2c = os.path.join(pair_dir, "c2s"), os.path.join(pair_dir, "s2c")
-        os.mkfifo(c2s, 0o600)
-        os.mkfifo(s2c, 0o600)
+        for name in (c2s, s2c):
+            os.mkfifo(name, 0o600)
+            os.chmod(name, 0o600)  # whatever the umask: we must open it, the server checks it
+        os.chmod(pair_dir, 0o700)
         rfd = os.open(s2c, os.O_RDONLY | _NB)  # read end first: the server's write open succeeds
         fds.append(rfd)
         if tracer is not None:
@@ -279,6 +281,10 @@ class FifoListener(Listener):
                 chunk = os.read(self._rfd, PIPE_READ_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError as exc:  # not seen on a FIFO we hold both ends of; do not spin
+                log.error("%s: reading the rendezvous failed: %s", self._path, exc)
+                self._loop.remove_reader(self._rfd)
+                break
             self._partial += chunk
             while (i := self._partial.find(b"\n")) >= 0:
                 if not self._skipping:
@@ -349,9 +355,25 @@ class FifoListener(Listener):
         self._closed = True
         self._loop.remove_reader(self._rfd)
         unlink_if_ours(self._path, self._inode)
+        self._hang_up_unanswered()
         _close_all([self._rfd, self._wfd])
         for task in self._handshakes:
             task.cancel()
+
+    def _hang_up_unanswered(self) -> None:
+        """Clients that announced but got no answer yet hear a hang-up now (their s2c gets a
+        writer that goes away: EOF), instead of waiting for their connect timeout."""
+        for line in self._read_lines():
+            parsed = self._parse(line)
+            if parsed is None:
+                continue
+            with contextlib.suppress(OSError):
+                dfd = os.open(parsed[1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                              | os.O_CLOEXEC)
+                try:
+                    os.close(_open_pipe("s2c", os.O_WRONLY, dfd, os.fstat(dfd).st_uid))
+                finally:
+                    os.close(dfd)
 
     async def wait_closed(self) -> None:
         if self._handshakes:
