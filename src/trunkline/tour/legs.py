@@ -47,6 +47,8 @@ class TourContext:
     timeout: float
     echo: WatchedEcho
     stack: contextlib.AsyncExitStack
+    #: the echo service's tracer: ACCEPT, the first exchange and CLOSE, server side
+    server_tracer: Tracer = field(default_factory=Tracer)
     token: str = field(default_factory=lambda: secrets.token_hex(4))
     #: abstract socket names bound for the tour; checked to be gone at the end
     abstract_names: list[str] = field(default_factory=list)
@@ -127,10 +129,14 @@ class StreamLeg(Leg):
                     how = "closed (this kind cannot half-close)"
                 await stream.aclose()
                 tracer.record(Step.CLOSE, "client", start, conn, how=how)
+                await view.done.wait()  # the server's side of the trace is complete
         finally:
             if not stream.transport.is_closing():
                 stream.abort()
-        result.steps = [StepTiming.from_event(e) for e in tracer.events]
+        events = tracer.events + [e for e in ctx.server_tracer.events
+                                  if view.conn and e.conn == view.conn]
+        events.sort(key=lambda e: e.end_ns)  # one timeline: both sides share the clock
+        result.steps = [StepTiming.from_event(e) for e in events]
         return result
 
 

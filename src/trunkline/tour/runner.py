@@ -60,7 +60,8 @@ async def run_tour(legs: Sequence[Leg] | None = None, *, rounds: int = DEFAULT_R
                 say(f"starting the echo service on {len(urls)} addresses")
                 server = await serve(
                     echo.stream, *urls, datagram_handler=echo.datagram,
-                    options=ListenOptions(allow_uids=frozenset({os.getuid()})))
+                    options=ListenOptions(allow_uids=frozenset({os.getuid()})),
+                    tracer=ctx.server_tracer)
                 stack.push_async_callback(server.aclose, 2.0)
                 bound = server.addresses
             start = 0
