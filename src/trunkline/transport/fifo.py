@@ -198,6 +198,10 @@ def _open_rendezvous(address: FifoAddress) -> int:
         if exc.errno == errno.ENXIO:  # a FIFO nobody reads: the server is gone
             raise ConnectError(errno.ECONNREFUSED, f"could not connect to {url}: no server is "
                                "listening (stale FIFO)") from exc
+        if exc.errno == errno.EACCES:
+            raise ConnectError(exc.errno, f"could not connect to {url}: permission denied; the "
+                               "server's FIFO mode must let this user write (e.g. mode 0o620 "
+                               "for its group)") from exc
         raise
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         os.close(fd)
@@ -341,6 +345,10 @@ class FifoListener(Listener):
                      CREDENTIALS: creds, KIND: "fifo"}
             await attach_pipes(rfd, wfd, self._factory(), extra)
         except (OSError, TimeoutError) as exc:
+            if isinstance(exc, PermissionError):  # worth an operator's attention
+                log.warning("%s: cannot open the FIFO pair %s of a client (%s): connections "
+                            "across users need the server to run as root or as that user",
+                            self._path, pair_dir, exc)
             log.debug("%s: FIFO handshake with %s failed: %s", self._path, pair_dir, exc)
             if key is not None:
                 _remove_pair(pair_dir, fds[0] if fds else None)
