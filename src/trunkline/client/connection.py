@@ -163,7 +163,10 @@ class HttpConnection(asyncio.BufferedProtocol):
         response.num_bytes += len(data)
         if self._stream:
             response._buffered += len(data)
-            if response._buffered > STREAM_HIGH_WATER and not self._reading_paused:
+            # Never pause while the request body is still going out: a server that echoes
+            # as it reads would wait for us while we wait for it.
+            if (response._buffered > STREAM_HIGH_WATER and not self._reading_paused
+                    and not self._sending):
                 self._reading_paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
