@@ -10,9 +10,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from test_http_client_peers import PEERS, Peer, aiohttp_peer, peer, uvicorn_peer
 
 import trunkline
+from test_http_client_peers import PEERS, Peer, aiohttp_peer, peer, uvicorn_peer
 from trunkline.client import Limits, PoolTimeoutError, Timeout
 from trunkline.errors import TrunklineError
 from trunkline.trace import Step, Tracer
