@@ -43,10 +43,11 @@ class DuplexPipeTransport(asyncio.Transport):
         self._reader, self._writer = reader, writer
         self._protocol.connection_made(self)
         pending, self._pending = self._pending or [], None
-        for chunk in pending:
-            self._feed(chunk)
-        if self._pending_eof:
-            self._eof()
+        if not self._closing:  # a protocol may refuse the connection in connection_made
+            for chunk in pending:
+                self._feed(chunk)
+            if self._pending_eof:
+                self._eof()
         self._maybe_lost()
 
     def _data(self, data: bytes) -> None:
