@@ -4,7 +4,10 @@ exit statuses scripts rely on."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +18,13 @@ from cli_helpers import Service, free_port, run
 
 @pytest.fixture(scope="module")
 def echo_urls() -> Iterator[dict[str, str]]:
-    """One ``serve echo`` for the module, on a tcp, unix, fifo and udp address."""
-    import shutil
-    import tempfile
-
+    """One ``serve echo`` for the module's stream tests, on a tcp, unix and fifo address."""
     tmp = Path(tempfile.mkdtemp(prefix="tl-", dir="/tmp"))
-    urls = ["tcp://127.0.0.1:0", f"unix://{tmp / 'e.sock'}", f"fifo://{tmp / 'e.fifo'}",
-            "udp://127.0.0.1:0"]
+    urls = ["tcp://127.0.0.1:0", f"unix://{tmp / 'e.sock'}", f"fifo://{tmp / 'e.fifo'}"]
     try:
         with Service(["serve", "echo", *[a for u in urls for a in ("--on", u)]]) as server:
             ready = server.wait_ready(len(urls))
-            yield dict(zip(["tcp", "unix", "fifo", "udp"], ready, strict=True))
+            yield dict(zip(["tcp", "unix", "fifo"], ready, strict=True))
             assert server.stop() == 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -42,7 +41,7 @@ def test_stream_pipe_is_binary_safe(echo_urls: dict[str, str], kind: str) -> Non
 
 def test_small_line_in_a_shell_pipe(echo_urls: dict[str, str]) -> None:
     done = subprocess.run(["sh", "-c", f'echo hi | "$0" -m trunkline connect {echo_urls["unix"]}',
-                           __import__("sys").executable],
+                           sys.executable],
                           capture_output=True, timeout=20, check=False)
     assert (done.returncode, done.stdout) == (0, b"hi\n"), done.stderr
 
@@ -61,8 +60,11 @@ def test_empty_stdin(echo_urls: dict[str, str]) -> None:
     assert (done.returncode, done.stdout) == (0, b""), done.stderr
 
 
-def test_udp_lines_are_datagrams(echo_urls: dict[str, str]) -> None:
-    done = run(["connect", echo_urls["udp"], "--wait", "2"], input=b"one\ntwo\n\nlast")
+def test_udp_lines_are_datagrams() -> None:
+    with Service(["serve", "echo", "--on", "udp://127.0.0.1:0"]) as server:
+        (url,) = server.wait_ready()
+        done = run(["connect", url, "--wait", "2"], input=b"one\ntwo\n\nlast")
+        assert server.stop() == 0
     assert done.returncode == 0, done.stderr
     # each line (newline dropped) went as one datagram; each reply gets a newline back
     assert done.stdout.split(b"\n") == [b"one", b"two", b"", b"last", b""]
