@@ -78,6 +78,29 @@ def test_refused_tcp_exits_1() -> None:
     assert "could not connect" in err
 
 
+def test_connect_timeout_exits_3() -> None:
+    """A listener whose accept queue is full drops new SYNs, so connecting hangs."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            done = run(["connect", "--timeout", "0.5", f"tcp://127.0.0.1:{port}"], input=b"x")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert done.returncode == 3, done.stderr
+    assert b"took longer than 0.5 s" in done.stderr
+
+
 def test_missing_unix_socket_exits_1(short_tmp: Path) -> None:
     done = run(["connect", f"unix://{short_tmp / 'nobody.sock'}"], input=b"x")
     assert done.returncode == 1
