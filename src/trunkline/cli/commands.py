@@ -9,3 +9,4 @@ from . import serve
 from . import connect
 from . import relay
 from . import tour
+from . import call
