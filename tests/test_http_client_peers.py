@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from aiohttp import web
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 @dataclass
