@@ -249,3 +249,33 @@ async def test_bad_header_is_refused_before_sending() -> None:
             await client.get("http://127.0.0.1:9/", headers={"X-A": "1\r\nX-B: 2"})
         with pytest.raises(trunkline.errors.AddressError):
             await client.get("ftp://127.0.0.1/")
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
+async def test_http_over_fifo(short_tmp: Path) -> None:
+    """aiohttp's low-level server on trunkline's FIFO listener: http+fifo URLs and transport=."""
+    from aiohttp import web
+
+    from trunkline.address import FifoAddress
+    from trunkline.transport import listen
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        body = await request.read()
+        return web.json_response({"method": request.method, "path": request.path,
+                                  "host": request.host, "body_len": len(body)})
+
+    path = str(short_tmp / "http.fifo")
+    listener = await listen(FifoAddress(path), web.Server(handler))
+    try:
+        async with trunkline.Client() as client:
+            url = f"http+fifo://{quote(path, safe='')}"
+            for i in range(3):
+                echo = (await client.post(f"{url}/p{i}", content=b"x" * 200_000)).json()
+                assert echo == {"method": "POST", "path": f"/p{i}", "host": "localhost",
+                                "body_len": 200_000}
+            echo = (await client.get("http://svc.local/q", transport=f"fifo://{path}")).json()
+            assert echo["host"] == "svc.local"
+            assert [pool.opened for pool in client.pools.values()] == [1]
+    finally:
+        listener.close()
+        await listener.wait_closed()
