@@ -279,3 +279,13 @@ async def test_http_over_fifo(short_tmp: Path) -> None:
     finally:
         listener.close()
         await listener.wait_closed()
+
+
+@pytest.mark.parametrize(("url", "host", "target"), [
+    ("http://unix:8080/p", "unix:8080", "/p"),  # a host named unix, with a port
+    ("http://h#frag", "h", "/"),  # the fragment stays home even with no path
+    ("http://h/p?q=1#frag", "h", "/p?q=1"),
+])
+def test_http_url_edge_forms(url: str, host: str, target: str) -> None:
+    parsed = trunkline.parse_http_url(url)
+    assert (parsed.host, parsed.target) == (host, target)

@@ -422,6 +422,7 @@ def parse_http_url(url: str) -> HttpTarget:
         raise AddressError(url, f"scheme {scheme_text!r}", "is not http, https, ws or wss",
                            EXAMPLES["http"])
     default_port, tls = _HTTP_SCHEMES[base]
+    rest = rest.split("#", 1)[0]  # the fragment never goes on the wire (http://h#top too)
     authority, slash, path = rest.partition("/")
     target = "/" + path if slash else "/"
     if "?" in authority and not slash:  # http://host?x=1
@@ -442,7 +443,7 @@ def parse_http_url(url: str) -> HttpTarget:
     elif via:
         raise AddressError(url, f"'+{via}'", "is not a transport (use +unix or +fifo)",
                            EXAMPLES["http"])
-    elif authority.startswith("unix:"):
+    elif authority.startswith("unix:") and not authority[5:].isdigit():  # not host "unix":port
         # http://unix:/path.sock:/p -- the form used by got, docker-modem and others.
         sock, colon, request = rest[len("unix:"):].partition(":")
         if not colon or not sock:
