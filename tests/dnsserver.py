@@ -143,9 +143,14 @@ async def _main(args: argparse.Namespace) -> None:
                                     silent=args.silent or [])
     print(server.port, flush=True)
     loop = asyncio.get_running_loop()
-    done = loop.create_future()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def stop() -> None:
+        if not done.done():
+            done.set_result(None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: done.done() or done.set_result(None))
+        loop.add_signal_handler(signum, stop)
     watcher = None
     if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
         # Stdin is a pipe from a parent: stop when it closes, so we never outlive a test.
@@ -155,8 +160,7 @@ async def _main(args: argparse.Namespace) -> None:
         async def watch_stdin() -> None:
             while await reader.read(4096):
                 pass
-            if not done.done():
-                done.set_result(None)
+            stop()
 
         watcher = loop.create_task(watch_stdin())
     try:

@@ -176,6 +176,8 @@ class DnsResolver:
             if response.flags & dns.flags.TC:  # too big for UDP: ask again over TCP
                 response = await dns.asyncquery.tcp(query, self.ip, port=self.port,
                                                     timeout=max(0.1, deadline - loop.time()))
+        except TrunklineTimeoutError:
+            raise  # a TimeoutError, hence an OSError too: already says what happened
         except OSError as exc:
             raise ResolveError(f"DNS server {self.server} could not be asked about {host!r}: "
                                f"{(exc.strerror or str(exc)).lower()}; is a DNS server "

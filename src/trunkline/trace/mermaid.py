@@ -53,10 +53,12 @@ _CONNECT_LABELS = {"tcp": "TCP handshake (SYN/SYN-ACK/ACK)", "tls": "TCP handsha
                    "fifo": "FIFO rendezvous", "fd": "inherited socket"}
 
 
+_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "\n": " ", "\r": " "})
+
+
 def escape(text: str) -> str:
     """Mermaid message text: '#' and ';' are syntax there, so they become entity codes."""
-    return (text.replace("#", "#35;").replace(";", "#59;").replace("\n", " ")
-            .replace("\r", " "))
+    return text.translate(_ESCAPES)
 
 
 def arrow(event: TraceEvent, kind: str = "") -> tuple[str, str, str, str]:
