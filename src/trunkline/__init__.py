@@ -27,6 +27,7 @@ from .address import (
 )
 from .api import Server, connect, serve
 from .client import Client, HTTPStatusError, Limits, Response, ServerDisconnectedError, Timeout
+from .datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
 from .stream import Stream
 from .transport import ConnectOptions, ListenOptions
@@ -41,3 +42,4 @@ __all__ = [
 ]
 __all__ += ["Client", "HTTPStatusError", "Limits", "Response", "ServerDisconnectedError",
             "Timeout"]
+__all__ += ["DatagramEndpoint", "bind_datagram", "open_datagram"]
