@@ -297,3 +297,35 @@ async def test_real_call_renders(dns_server: DnsServer) -> None:
     doc = json.loads(render_json(merged))
     assert len(doc["events"]) == len(merged)
     assert doc["summary"]["host"] == "api.test"
+
+
+def test_render_dispatches_on_the_trace_format() -> None:
+    from trunkline.trace import RENDERERS, render
+
+    events = http_events()
+    assert set(RENDERERS) == {"text", "json", "mermaid", "html"}
+    assert render("mermaid", events) == render_mermaid(events)
+    assert render("text", events) == render_timeline(events)
+    assert json.loads(render("json", events, trace_id="x"))["trace_id"] == "x"
+    with pytest.raises(ValueError, match="unknown trace format 'svg'; choose one of text"):
+        render("svg", events)
+
+
+def test_a_reused_connection_has_no_connect_phase() -> None:
+    from trunkline.trace import write_out
+
+    t = Tracer()
+    t.record(Step.REUSE, "client", 0, 3, 10_000, requests=1)
+    t.record(Step.REQUEST_HEADERS, "client", 0, 3, 20_000)
+    t.record(Step.FIRST_BYTE, "client", 0, 3, 500_000)
+    t.record(Step.RESPONSE_DONE, "client", 0, 3, 600_000, status=204)
+    t.record(Step.RELEASE, "client", 600_000, 3, 600_000)
+    s = summarize(t.events)
+    assert s.reused and s.connect_ns is None and s.namelookup_ns is None
+    assert [p.name for p in s.phases()] == ["Server Processing", "Content Transfer"]
+    assert "(reused connection)" in render_timeline(t.events)
+    assert write_out("%{num_connects} %{time_connect} %{time_pretransfer} %{time_total}",
+                     t.events) == "0 0.000000 0.000020 0.000600"
+    labels = [label for _, _, label in arrows(render_mermaid(t.events))]
+    assert labels[0] == "pooled connection reused 0.01 ms"
+    assert labels[3] == "response complete (204) 0.60 ms"

@@ -203,10 +203,8 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
                        endpoint(remote))
     t0 = min(e.start_ns for e in call)
 
-    def at(event: TraceEvent | None, start: bool = False) -> int | None:
-        if event is None:
-            return None
-        return (event.start_ns if start else event.end_ns) - t0
+    def at(event: TraceEvent | None) -> int | None:
+        return None if event is None else event.end_ns - t0
 
     resolve = _first(call, Step.RESOLVE)
     connect = _first(call, Step.CONNECT)
@@ -218,7 +216,9 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
     done = _first(call, Step.RESPONSE_DONE)
     close = _first(call, Step.CLOSE)
 
-    pretransfer = at(request, start=True) if request else at(send)
+    # curl's pretransfer: the request is about to go out. Headers-sent is the closest event
+    # (its start may be the request's start, before the connection was even picked).
+    pretransfer = at(request) if request else at(send)
     total = (done.end_ns if done else max(e.end_ns for e in call)) - t0
     if resolve is not None:
         resolver = resolve.detail.get("server") or "system resolver"
