@@ -227,8 +227,12 @@ class Client:
             names = names | user_names
         trace_id = None
         if tracer is not None:
+            # the server records the id, so both sides' events can be merged
             trace_id = getattr(tracer, "trace_id", None) or uuid.uuid4().hex
             header_block += b"x-trunkline-trace-id: %s\r\n" % trace_id.encode()
+            traceparent = getattr(tracer, "traceparent", None)
+            if traceparent is not None and b"traceparent" not in names:  # W3C, for OpenTelemetry
+                header_block += b"traceparent: %s\r\n" % traceparent().encode()
 
         host_line = b"" if b"host" in names else route.host_line
         if b"content-length" in names or b"transfer-encoding" in names:

@@ -52,7 +52,7 @@ class Limits:
 
     max_connections: int = 100
     max_keepalive: int = 100
-    keepalive_expiry: float = 5.0
+    keepalive_expiry: float = 4.0  # under the 5 s idle timeout of uvicorn and httpx
 
 
 class Headers:
