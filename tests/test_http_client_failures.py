@@ -280,3 +280,17 @@ async def test_tls_over_a_unix_socket(server_ssl: ssl.SSLContext, ca_file: str,
             trunkline.Client(verify=ca_file) as client:
         response = await client.get("https://localhost/over-uds", transport=f"unix://{path}")
         assert response.json()["path"] == "/over-uds"
+
+
+async def test_trace_says_who_closed() -> None:
+    from trunkline.trace import Step, Tracer
+
+    closing = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    tracer = Tracer()
+    async with raw_server(lambda c, n, h: closing if c == 1 else HELLO) as srv:
+        client = trunkline.Client(tracer=tracer)
+        await client.get(f"http://127.0.0.1:{srv.port}/")  # closed after the response
+        await client.get(f"http://127.0.0.1:{srv.port}/")  # kept, then closed by aclose
+        await client.aclose()
+    by_conn = {e.conn: e.detail["by"] for e in tracer.events if e.step is Step.CLOSE}
+    assert by_conn == {1: "server", 2: "client"}

@@ -201,6 +201,8 @@ class HttpConnection(asyncio.BufferedProtocol):
             if self.on_release is not None:
                 self.on_release(self)
         else:
+            if not keep_alive and self.closed_by is None:
+                self.closed_by = "server"  # it said Connection: close (or spoke HTTP/1.0)
             self.close()
 
     # ------------------------------------------------------------------ used by the client
