@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from typing import Any
 
 import click
 
 from .. import _loop
-from ..address import Address, format_address, is_datagram
+from ..address import Address, is_datagram
 from ..api import connect
-from ..errors import TrunklineError, TrunklineTimeoutError
+from ..datagram import open_datagram
+from ..errors import TrunklineError
 from ..transport import ConnectOptions
 from ._support import (
     EXIT_CODES_HELP,
@@ -122,17 +122,7 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
 
 
 async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> None:
-    from .. import datagram as _datagram  # lands with the datagram transports
-
-    open_datagram: Any = _datagram.open_datagram
-    try:
-        async with asyncio.timeout(options.timeout):
-            endpoint = await open_datagram(address)
-    except TimeoutError as exc:
-        if isinstance(exc, TrunklineError):
-            raise
-        raise TrunklineTimeoutError(f"opening {format_address(address)} took longer than "
-                                    f"{options.timeout} s") from exc
+    endpoint = await open_datagram(address, timeout=options.timeout)
     stdin = await open_stdin()
     stdout = await Output.open()
 
@@ -157,8 +147,6 @@ async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> 
     finally:
         receiver.cancel()
         await asyncio.gather(receiver, return_exceptions=True)
-        result = endpoint.close()
-        if asyncio.iscoroutine(result):
-            await result
+        await endpoint.aclose()
         with contextlib.suppress(BrokenPipeError, ConnectionError):
             await stdout.aclose()

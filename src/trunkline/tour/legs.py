@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..address import (
     Address,
@@ -30,6 +29,7 @@ from ..address import (
     format_address,
 )
 from ..api import connect
+from ..datagram import DatagramEndpoint, open_datagram
 from ..errors import ProtocolError
 from ..stream import Stream
 from ..trace import Step, Tracer
@@ -154,20 +154,16 @@ class DatagramLeg(Leg):
         return [self._listen(ctx)]
 
     async def run(self, ctx: TourContext, bound: list[Address]) -> LegResult:
-        from ..datagram import open_datagram  # the datagram API
-
         result = self.new_result()
         result.server_url = result.client_url = url = format_address(bound[0])
         result.server_local = _bound_identity(bound[0])
         tracer = Tracer()
-        conn = tracer.new_connection()
-        start = time.monotonic_ns()
-        endpoint: Any = await asyncio.wait_for(open_datagram(url), ctx.timeout)
-        tracer.record(Step.SOCKET, "client", start, conn, how="datagram socket, connected "
-                      "to the service's address (no handshake: nothing is sent)")
+        endpoint = await open_datagram(url, timeout=ctx.timeout, tracer=tracer)
+        conn = endpoint.conn
+        endpoint.tracer = None  # the leg records its own send/receive/close below
         try:
-            result.client_local = getattr(endpoint, "local", None)
-            result.client_peer = getattr(endpoint, "peer", None) or result.server_local
+            result.client_local = endpoint.local
+            result.client_peer = endpoint.peer
             payload = ctx.payload()
             async with asyncio.timeout(ctx.timeout):
                 start = time.monotonic_ns()
@@ -186,9 +182,7 @@ class DatagramLeg(Leg):
                                 "message is one send and one receive")
         finally:
             start = time.monotonic_ns()
-            closing = endpoint.close()
-            if asyncio.iscoroutine(closing):
-                await closing
+            await endpoint.aclose()
             tracer.record(Step.CLOSE, "client", start, conn, how="socket closed (no peer "
                           "is told: datagram sockets have no connection to end)")
         result.steps = [StepTiming.from_event(e) for e in tracer.events]
@@ -209,7 +203,8 @@ async def _stream_rounds(stream: Stream, payload: bytes, rounds: int) -> Latency
     return Latency.from_samples(samples, size)
 
 
-async def _datagram_rounds(endpoint: Any, payload: bytes, rounds: int) -> Latency | None:
+async def _datagram_rounds(endpoint: DatagramEndpoint, payload: bytes, rounds: int
+                           ) -> Latency | None:
     samples: list[int] = []
     clock = time.perf_counter_ns
     for _ in range(rounds):
