@@ -143,12 +143,9 @@ def render_leg(leg: LegResult) -> Panel:
 def summary_table(result: TourResult) -> Table:
     table = Table(title="side by side", header_style="bold")
     table.add_column("transport", no_wrap=True)
-    table.add_column("connect", justify="right")
-    table.add_column("first echo", justify="right")
-    table.add_column("p50", justify="right")
-    table.add_column("p99", justify="right")
-    table.add_column("p50 vs best", justify="right")
-    table.add_column("ok")
+    for name in ("connect", "first echo", "p50", "p99", "p50 vs best"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("ok", no_wrap=True)
     best = min((leg.latency.p50_ns for leg in result.legs if leg.latency), default=None)
     for leg in result.legs:
         send, receive = leg.step_ns("send"), leg.step_ns("receive")
@@ -156,7 +153,7 @@ def summary_table(result: TourResult) -> Table:
         lat = leg.latency
         ratio = f"{lat.p50_ns / best:.2f}x" if lat and best else "-"
         table.add_row(
-            leg.title, fmt_ns(leg.step_ns("connect")), fmt_ns(first),
+            leg.name, fmt_ns(leg.step_ns("connect")), fmt_ns(first),
             fmt_ns(lat.p50_ns) if lat else "-", fmt_ns(lat.p99_ns) if lat else "-", ratio,
             Text("yes", style="green") if leg.ok else Text("FAILED", style="bold red"))
     return table

@@ -99,9 +99,9 @@ class LegResult:
     def ok(self) -> bool:
         return self.error is None
 
-    def step_ns(self, step: str) -> int | None:
-        """Total time of every event of ``step`` (e.g. a connect retried over two families)."""
-        found = [s.duration_ns for s in self.steps if s.step == step]
+    def step_ns(self, step: str, side: str = "client") -> int | None:
+        """Total time of ``side``'s events of ``step`` (e.g. a connect tried on two families)."""
+        found = [s.duration_ns for s in self.steps if s.step == step and s.side == side]
         return sum(found) if found else None
 
     def to_dict(self) -> dict[str, Any]:
