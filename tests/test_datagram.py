@@ -458,3 +458,83 @@ async def test_tracer_records_socket_send_receive(make_url: Callable[[str], str]
     sizes = {e.step: e.detail.get("bytes") for e in tracer.events}
     assert sizes[Step.SEND] == 64 and sizes[Step.RECEIVE] == 64
     assert tracer.events[0].detail["protocol"] == "udp"
+
+
+# --------------------------------------------------------------------------- full unixgram queues
+
+
+def _max_dgram_qlen() -> int:
+    with open("/proc/sys/net/unix/max_dgram_qlen") as f:
+        return int(f.read())
+
+
+async def test_unixgram_send_to_a_full_queue_waits_instead_of_dropping(
+        short_tmp: Path) -> None:
+    total = _max_dgram_qlen() + 10  # more than the receiver's kernel queue holds
+    path = str(short_tmp / "slow.dgram")
+    slow = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # a receiver that reads late
+    slow.bind(path)
+    slow.settimeout(5)
+    with slow:
+        async with await trunkline.bind_datagram(f"unixgram://{short_tmp}/fast.dgram") as ep:
+            async def send_all() -> None:
+                for i in range(total):
+                    await ep.send_to(i.to_bytes(2, "big"), f"unixgram://{path}")
+
+            sender = asyncio.ensure_future(send_all())
+            loop = asyncio.get_running_loop()
+            got = [await loop.run_in_executor(None, slow.recv, 16) for _ in range(total)]
+            await asyncio.wait_for(sender, 5)
+    assert [int.from_bytes(g, "big") for g in got] == list(range(total))  # none lost, in order
+
+
+async def test_server_drops_replies_to_a_client_that_does_not_read(
+        make_url: Callable[[str], str]) -> None:
+    total = _max_dgram_qlen() + 10
+    handled = 0
+
+    async def count(data: bytes, source: Identity) -> bytes:
+        nonlocal handled
+        handled += 1
+        return data
+
+    url = make_url("unixgram-abstract")
+    listener = await serve_datagram(trunkline.parse_address(url), count)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client.bind(b"")  # autobind: it has a name, but never reads while we send
+    try:
+        def blast() -> None:
+            for _ in range(total):
+                client.sendto(b"r", listener.address.sockaddr)  # type: ignore[union-attr]
+
+        await asyncio.get_running_loop().run_in_executor(None, blast)
+        async with asyncio.timeout(5):
+            await _until(lambda: handled == total and not listener.protocol.tasks)
+        client.setblocking(False)
+        replies = 0
+        with contextlib.suppress(BlockingIOError):
+            while client.recv(16):
+                replies += 1
+        assert replies + listener.dropped == total
+        assert listener.dropped > 0 and replies > 0
+        # and the server still answers others at once
+        async with await trunkline.open_datagram(url) as ep:
+            await ep.send(b"next")
+            assert (await ep.recv(timeout=5))[0] == b"next"
+    finally:
+        client.close()
+        listener.close()
+        await listener.wait_closed()
+
+
+async def test_handler_returning_non_bytes_is_logged(make_url: Callable[[str], str],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    async def wrong(data: bytes, source: Identity) -> bytes:
+        return "text" if data == b"str" else data  # type: ignore[return-value]
+
+    async with echo_server(make_url("udp4"), wrong) as url, \
+            await trunkline.open_datagram(url) as ep:
+        await ep.send(b"str")
+        await ep.send(b"bytes")
+        assert (await ep.recv(timeout=5))[0] == b"bytes"
+    assert "must return bytes" in caplog.text

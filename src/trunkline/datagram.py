@@ -131,6 +131,7 @@ class DatagramEndpoint:
         self._where = format_address(self.address)
         self._peer_where = str(self.peer) if self.peer is not None else ""
         self._closed = False
+        self._loop = asyncio.get_running_loop()
         self.tracer = tracer
         self.conn = conn
         self.side: Side = side
@@ -171,23 +172,27 @@ class DatagramEndpoint:
         return data, source
 
     async def _wait_for_datagram(self, timeout: float | None) -> None:
-        p = self._protocol
-        loop = asyncio.get_running_loop()
+        if timeout is None:
+            return await self._wait()
         try:
             async with asyncio.timeout(timeout):
-                while not p.queue:
-                    if p.error is not None:
-                        self._raise_error()
-                    if self._closed or p.lost:
-                        raise self._closed_error()
-                    waiter = loop.create_future()
-                    p.waiters.append(waiter)
-                    await waiter
+                await self._wait()
         except TimeoutError as exc:
             if isinstance(exc, TrunklineTimeoutError):
                 raise
             raise TrunklineTimeoutError(f"no datagram arrived at {self._where} within "
                                         f"{timeout} s") from exc
+
+    async def _wait(self) -> None:
+        p = self._protocol
+        while not p.queue:
+            if p.error is not None:
+                self._raise_error()
+            if self._closed or p.lost:
+                raise self._closed_error()
+            waiter = self._loop.create_future()
+            p.waiters.append(waiter)
+            await waiter
 
     async def __aiter__(self) -> AsyncIterator[tuple[bytes, Identity]]:
         """``(data, source)`` for each datagram, until the endpoint is closed."""
@@ -253,7 +258,7 @@ class DatagramEndpoint:
         if self.tracer is not None:
             self.tracer.record(Step.SEND, self.side, start, self.conn, bytes=size, to=where)
         if p.write_paused:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()
             p.drain_waiters.append(waiter)
             await waiter
         return True

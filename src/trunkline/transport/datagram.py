@@ -363,14 +363,21 @@ class _ServeProtocol(asyncio.DatagramProtocol):
     async def _handle(self, data: bytes, addr: Any, start: int) -> None:
         source = source_identity(self.family, addr)
         tracer = self.tracer
-        if tracer is not None:
-            tracer.record(Step.RECEIVE, "server", start, 0, bytes=len(data), source=str(source))
+        conn = 0
+        if tracer is not None:  # one exchange (a datagram and its reply) is one "connection"
+            conn = tracer.new_connection()
+            tracer.record(Step.RECEIVE, "server", start, conn, bytes=len(data),
+                          source=str(source))
         try:
             reply = await self.handler(data, source)
         except Exception:
             log.exception("datagram handler failed for a datagram from %s", source)
             return
         if reply is None or self.transport is None or self.transport.is_closing():
+            return
+        if not isinstance(reply, bytes | bytearray | memoryview):
+            log.error("%s: the datagram handler returned %s; it must return bytes (the reply) "
+                      "or None (no reply)", self.where, type(reply).__name__)
             return
         if not addr:  # an unbound unixgram sender: nothing to reply to
             if not self._warned_unnamed:
@@ -389,7 +396,7 @@ class _ServeProtocol(asyncio.DatagramProtocol):
             with contextlib.suppress(OSError):
                 self.sock.sendto(reply, addr)
         if tracer is not None:
-            tracer.record(Step.SEND, "server", start, 0, bytes=len(reply), to=str(source))
+            tracer.record(Step.SEND, "server", start, conn, bytes=len(reply), to=str(source))
 
     def error_received(self, exc: Exception) -> None:
         # Replies are best effort, like the datagrams themselves: a peer whose queue is full
