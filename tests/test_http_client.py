@@ -289,3 +289,19 @@ async def test_http_over_fifo(short_tmp: Path) -> None:
 def test_http_url_edge_forms(url: str, host: str, target: str) -> None:
     parsed = trunkline.parse_http_url(url)
     assert (parsed.host, parsed.target) == (host, target)
+
+
+async def test_pool_survives_cancelled_waiters(short_tmp: Path) -> None:
+    async with aiohttp_peer(uds=str(short_tmp / "c.sock")) as p, trunkline.Client(
+            limits=Limits(max_connections=3)) as client:
+        tasks = [asyncio.create_task(client.get(f"{p.url}/n/{i}")) for i in range(40)]
+        await asyncio.sleep(0)  # let them all queue up on the pool
+        for task in tasks[::4]:
+            task.cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        ok = [r for r in done if isinstance(r, trunkline.Response)]
+        assert len(ok) >= 30 and all(r.status_code == 200 for r in ok)
+        assert all(isinstance(r, trunkline.Response | asyncio.CancelledError) for r in done)
+        (pool,) = client.pools.values()
+        assert pool.open_count <= 3 and pool.open_count == len(pool.idle)
+        assert (await client.get(f"{p.url}/after")).status_code == 200

@@ -91,17 +91,20 @@ class Pool:
         try:
             async with asyncio.timeout(timeout):
                 return await waiter
-        except TimeoutError:
-            raise PoolTimeoutError(f"all {self.limits.max_connections} connections to this "
-                                   f"address stayed busy for {timeout} s (pool timeout); raise "
-                                   "Limits.max_connections or the pool timeout") from None
-        except BaseException:
+        except BaseException as exc:
+            # A connection (or a free slot) may have been handed over just as we gave up:
+            # pass it on, or it would be lost to the pool.
             if waiter.done() and not waiter.cancelled():
                 conn = waiter.result()
                 if conn is not None:
                     self._release(conn)
                 else:
                     self._wake_one(None)
+            if isinstance(exc, TimeoutError):
+                raise PoolTimeoutError(
+                    f"all {self.limits.max_connections} connections to this address stayed "
+                    f"busy for {timeout} s (pool timeout); raise Limits.max_connections or "
+                    "the pool timeout") from None
             raise
         finally:
             if not waiter.done():
