@@ -538,3 +538,14 @@ async def test_handler_returning_non_bytes_is_logged(make_url: Callable[[str], s
         await ep.send(b"bytes")
         assert (await ep.recv(timeout=5))[0] == b"bytes"
     assert "must return bytes" in caplog.text
+
+
+async def test_serve_with_tracer_records_each_exchange() -> None:
+    tracer = Tracer()
+    server = await trunkline.serve(None, "udp://127.0.0.1:0", datagram_handler=echo,
+                                   tracer=tracer)
+    async with server, await trunkline.open_datagram(server.urls[0]) as ep:
+        await ep.send(b"abc")
+        await ep.recv(timeout=5)
+    served = [(e.step, e.detail.get("bytes")) for e in tracer.events if e.side == "server"]
+    assert served == [(Step.SOCKET, None), (Step.RECEIVE, 3), (Step.SEND, 3)]

@@ -134,7 +134,8 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
             if is_datagram(address):
                 assert datagram_handler is not None
                 server.listeners.append(
-                    await _datagram.serve_datagram(address, datagram_handler, options))
+                    await _datagram.serve_datagram(address, datagram_handler, options,
+                                                   tracer=tracer))
             else:
                 server.listeners.append(await listen(address, on_connection, options))
     except BaseException:
