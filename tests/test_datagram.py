@@ -189,6 +189,8 @@ async def test_wrong_destination_kinds_say_why(make_url: Callable[[str], str]) -
             await v4.send_to(b"x", "unixgram:@nope")
         with pytest.raises(UnsupportedError, match="unbound"):
             await ux.send_to(b"x", UnixIdentity("", datagram=True))
+        with pytest.raises(ConnectError, match="nothing is listening"):
+            await ux.send_to(b"x", f"unixgram:@trunkline-test-{os.getpid()}-nobody")
 
 
 async def test_unbound_unix_sender_is_served_but_gets_no_reply(
@@ -549,3 +551,11 @@ async def test_serve_with_tracer_records_each_exchange() -> None:
         await ep.recv(timeout=5)
     served = [(e.step, e.detail.get("bytes")) for e in tracer.events if e.side == "server"]
     assert served == [(Step.SOCKET, None), (Step.RECEIVE, 3), (Step.SEND, 3)]
+
+
+async def test_timed_out_receives_leave_nothing_behind() -> None:
+    async with await trunkline.bind_datagram("udp://127.0.0.1:0") as ep:
+        for _ in range(3):
+            with pytest.raises(TrunklineTimeoutError):
+                await ep.recv(timeout=0.01)
+        assert ep._protocol.waiters == []

@@ -192,7 +192,11 @@ class DatagramEndpoint:
                 raise self._closed_error()
             waiter = self._loop.create_future()
             p.waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            finally:  # a timed-out or cancelled recv must not leave its waiter behind
+                if waiter in p.waiters:
+                    p.waiters.remove(waiter)
 
     async def __aiter__(self) -> AsyncIterator[tuple[bytes, Identity]]:
         """``(data, source)`` for each datagram, until the endpoint is closed."""
@@ -260,7 +264,11 @@ class DatagramEndpoint:
         if p.write_paused:
             waiter = self._loop.create_future()
             p.drain_waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            finally:
+                if waiter in p.drain_waiters:
+                    p.drain_waiters.remove(waiter)
         return True
 
     def write_eof(self) -> NoReturn:

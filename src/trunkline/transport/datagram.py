@@ -16,6 +16,11 @@ Rules:
   ``unix.bind_unix_socket`` and are unlinked on close only if still ours.
 - Every source is an ``Identity``: ``SocketIdentity(ip, port, "udp")`` or
   ``UnixIdentity(path, abstract, datagram=True)``.
+- Serving: each datagram gets ``await handler(data, source)`` in its own task, at most
+  ``max_inflight`` at once; beyond that datagrams are dropped and counted (``dropped``), as
+  the kernel drops what a full socket cannot hold. Replies are best effort too: one a peer
+  cannot take right now (its unixgram queue is full) is dropped, so one slow peer never
+  holds up the others.
 """
 
 from __future__ import annotations
