@@ -29,10 +29,11 @@ def run(args: Sequence[str], *, input: bytes | None = None, timeout: float = DEA
 class Service:
     """A long-running ``trunkline`` command (``serve``, ``relay``) in a subprocess."""
 
-    def __init__(self, args: Sequence[str]) -> None:
+    def __init__(self, args: Sequence[str], *, pass_fds: Sequence[int] = ()) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen([*TRUNKLINE, *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     pass_fds=pass_fds)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

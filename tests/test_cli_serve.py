@@ -63,6 +63,21 @@ def test_serve_mode_option(short_tmp: Path) -> None:
         assert server.stop() == 0
 
 
+def test_serve_an_inherited_socket() -> None:
+    """fd://N: the readiness line names the socket's real address; the echo answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        with Service(["serve", "echo", "--on", f"fd://{fd}"], pass_fds=[fd]) as server:
+            assert server.wait_ready() == [f"fd://{fd}"]
+            assert f"(tcp 127.0.0.1:{port})" in server.stderr[0]
+            done = run(["connect", f"tcp://127.0.0.1:{port}"], input=b"inherited\n")
+            assert (done.returncode, done.stdout) == (0, b"inherited\n"), done.stderr
+            assert server.stop() == 0
+
+
 def test_unknown_app_lists_what_is_available() -> None:
     done = run(["serve", "nosuchapp", "--on", "tcp://127.0.0.1:0"])
     assert done.returncode == 2

@@ -87,7 +87,9 @@ async def _relay(listen_url: Address, target_url: Address, options: ListenOption
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        ready(relay.url, f" (relaying to {format_address(target_url)})")
+        local = getattr(relay.listener, "local", None)  # an inherited socket's real address
+        ready(relay.url, (f" ({local})" if local is not None else "")
+              + f" (relaying to {format_address(target_url)})")
         await stop.wait()
     finally:
         relay.close()

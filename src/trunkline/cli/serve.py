@@ -154,8 +154,14 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for url in server.urls:
-            ready(url)
+        listeners = getattr(server, "listeners", None)
+        if listeners is not None and len(listeners) == len(server.urls):
+            for url, listener in zip(server.urls, listeners, strict=True):
+                local = getattr(listener, "local", None)  # an inherited socket's real address
+                ready(url, f" ({local})" if local is not None else "")
+        else:
+            for url in server.urls:
+                ready(url)
         await stop.wait()
     finally:
         server.close()
