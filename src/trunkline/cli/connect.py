@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 
 import click
@@ -66,6 +67,8 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
     if cafile is not None:
         context = ssl.create_default_context(cafile=cafile)
     options = ConnectOptions(timeout=timeout, ssl=context)
+    # asyncio's own chatter (e.g. about half-close under TLS) is not for netcat users
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     state = saved_blocking()
     try:
         if is_datagram(url):

@@ -93,7 +93,8 @@ async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
                        datagram_handler=echo_datagram)
 
 
-register_app(ServeApp("echo", "echo", "bytes and datagrams come back as sent", _start_echo))
+register_app(ServeApp("echo", "echo", "every byte (stream kinds) or datagram (udp, unixgram) "
+                      "comes back as sent", _start_echo))
 
 
 EXAMPLES = """\b
@@ -109,7 +110,16 @@ port), then serves until SIGINT or SIGTERM, closes cleanly (socket files removed
 exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
 
 
-@cli.command("serve", epilog=EXAMPLES)
+class _ServeCommand(click.Command):
+    """Lists the registered apps in --help, so apps added later show up there too."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.section("Apps"):
+            formatter.write_dl([(a.usage, a.summary) for a in APPS.values()])
+
+
+@cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES)
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
 @click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
@@ -121,12 +131,7 @@ exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
                   allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
                   key: str | None, grace: float, quiet: bool) -> None:
-    """Serve APP on every --on address until stopped.
-
-    \b
-    APP is one of:
-      echo   every byte (stream kinds) or datagram (udp, unixgram) comes back as sent
-    """
+    """Serve APP on every --on address until stopped."""
     found = find_app(app)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")

@@ -39,7 +39,7 @@ Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 @click.option("--rounds", type=click.IntRange(1, 1_000_000), default=DEFAULT_ROUNDS,
               show_default=True, help="Round trips per transport for the latency figures.")
 @click.option("--only", "only", multiple=True, metavar="KIND",
-              help="Run only this leg (repeatable): tcp, unix, abstract, fifo, udp.")
+              help="Run only this leg (repeatable), e.g. tcp, unix, abstract, fifo, udp.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results only.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds a single step may take before the leg is reported as failed.")
