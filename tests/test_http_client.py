@@ -305,3 +305,44 @@ async def test_pool_survives_cancelled_waiters(short_tmp: Path) -> None:
         (pool,) = client.pools.values()
         assert pool.open_count <= 3 and pool.open_count == len(pool.idle)
         assert (await client.get(f"{p.url}/after")).status_code == 200
+
+
+async def test_slow_stream_reader_pauses_the_socket(short_tmp: Path) -> None:
+    """A streamed body that is not read stops being read from the socket (memory stays
+    bounded), and the server's writes wait; reading on lets everything through."""
+    from aiohttp import web
+
+    from trunkline.client.models import STREAM_HIGH_WATER
+
+    finished = asyncio.Event()
+    total = 32 * 1024 * 1024
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = total
+        await response.prepare(request)
+        block = b"z" * (1024 * 1024)
+        for _ in range(total // len(block)):
+            await response.write(block)
+        finished.set()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/big", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    path = str(short_tmp / "slow.sock")
+    await web.UnixSite(runner, path).start()
+    try:
+        async with trunkline.Client() as client, client.stream(
+                "GET", "http://x/big", transport=f"unix://{path}") as response:
+            chunks = response.aiter_bytes()
+            received = len(await chunks.__anext__())
+            with pytest.raises(TimeoutError):  # the server cannot finish: we stopped reading
+                await asyncio.wait_for(asyncio.shield(finished.wait()), 0.5)
+            assert response._buffered <= STREAM_HIGH_WATER + 256 * 1024
+            async for chunk in chunks:
+                received += len(chunk)
+            assert received == total and finished.is_set()
+    finally:
+        await runner.cleanup()
