@@ -26,7 +26,20 @@ from .address import (
     parse_http_url,
 )
 from .api import Server, connect, serve
-from .client import Client, HTTPStatusError, Limits, Response, ServerDisconnectedError, Timeout
+from .client import (
+    CertificateVerifyError,
+    Client,
+    ConnectTimeoutError,
+    Headers,
+    HTTPStatusError,
+    Limits,
+    PoolTimeoutError,
+    ReadTimeoutError,
+    Response,
+    ServerDisconnectedError,
+    Timeout,
+    WriteTimeoutError,
+)
 from .datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
 from .stream import Stream
@@ -43,3 +56,5 @@ __all__ = [
 __all__ += ["Client", "HTTPStatusError", "Limits", "Response", "ServerDisconnectedError",
             "Timeout"]
 __all__ += ["DatagramEndpoint", "bind_datagram", "open_datagram"]
+__all__ += ["CertificateVerifyError", "ConnectTimeoutError", "Headers", "PoolTimeoutError",
+            "ReadTimeoutError", "WriteTimeoutError"]
