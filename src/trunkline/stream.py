@@ -41,7 +41,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._reading_paused = False
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # ---- asyncio callbacks
 
@@ -52,8 +53,18 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data += self._view[:nbytes]
-        self._after_data()
+        # The hot path of every read: _after_data inlined (one Python call less per read).
+        data = self.data
+        data += self._view[:nbytes]
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(data) > self._limit and not self._reading_paused:
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:  # for transports that are not buffered
         self.data += data
@@ -109,14 +120,16 @@ class StreamProtocol(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_for_data(self) -> None:
+    def wait_for_data(self) -> asyncio.Future[None]:
+        """A future done when more data (or EOF) arrives. A plain function returning the
+        future, not a coroutine: one frame less on every wait."""
         if self._reading_paused:
             self._reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self._loop.create_future()
         self._read_waiter = waiter
-        await waiter
+        return waiter
 
     def consumed(self) -> None:
         if self._reading_paused and len(self.data) <= self._limit:
@@ -129,7 +142,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
             raise _translate(self.exception)
         if not self._write_paused:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self._loop.create_future()
         self._drain_waiter = waiter
         await waiter
 
@@ -175,34 +188,42 @@ class Stream:
     async def read(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side."""
         p = self.protocol
+        data = p.data  # the protocol keeps this one bytearray for its whole life
         start = time.monotonic_ns() if self.tracer is not None else 0
-        while not p.data:
+        while not data:
             if p.eof:
                 if p.exception is not None and not isinstance(p.exception, ConnectionError):
                     raise _translate(p.exception)
                 return b""
             await p.wait_for_data()
-        if len(p.data) <= max_bytes:
-            chunk = bytes(p.data)
-            p.data.clear()
+        if len(data) <= max_bytes:
+            chunk = bytes(data)
+            data.clear()
         else:
-            chunk = bytes(p.data[:max_bytes])
-            del p.data[:max_bytes]
-        p.consumed()
+            chunk = bytes(data[:max_bytes])
+            del data[:max_bytes]
+        if p._reading_paused:
+            p.consumed()
         if self.tracer is not None:
             self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(chunk))
         return chunk
 
     async def readexactly(self, n: int) -> bytes:
         p = self.protocol
+        data = p.data
         start = time.monotonic_ns() if self.tracer is not None else 0
-        while len(p.data) < n:
+        while len(data) < n:
             if p.eof:
-                raise ProtocolError(f"connection closed after {len(p.data)} of {n} bytes")
+                raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
             await p.wait_for_data()
-        chunk = bytes(p.data[:n])
-        del p.data[:n]
-        p.consumed()
+        if len(data) == n:  # the common case: exactly what was asked; one copy, not two
+            chunk = bytes(data)
+            data.clear()
+        else:
+            chunk = bytes(data[:n])
+            del data[:n]
+        if p._reading_paused:
+            p.consumed()
         if self.tracer is not None:
             self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=n)
         return chunk
@@ -251,8 +272,15 @@ class Stream:
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         """``write`` then ``drain``."""
-        self.write(data)
-        await self.protocol.drain()
+        p = self.protocol
+        if p.exception is not None:  # write(), inlined: this is every echo's hot path
+            raise _translate(p.exception)
+        self.transport.write(data)
+        if self.tracer is not None:
+            self.tracer.record(Step.SEND, self.side, time.monotonic_ns(), self.conn,
+                               bytes=len(data))
+        if p._write_paused or p.exception is not None:  # else drain() would return at once
+            await p.drain()
 
     def can_write_eof(self) -> bool:
         return self.transport.can_write_eof()
