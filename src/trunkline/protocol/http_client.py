@@ -233,9 +233,10 @@ class ResponseParser:
     def on_message_begin(self) -> None:
         if not self._in_message:
             raise ProtocolError("the server sent a second response to one request")
+        self._reason = b""
 
     def on_status(self, status: bytes) -> None:
-        self._reason = status
+        self._reason += status  # called once per received piece of the status line
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
