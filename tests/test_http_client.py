@@ -346,3 +346,19 @@ async def test_slow_stream_reader_pauses_the_socket(short_tmp: Path) -> None:
             assert received == total and finished.is_set()
     finally:
         await runner.cleanup()
+
+
+async def test_file_object_body_is_streamed(tmp_path: Path) -> None:
+    blob = tmp_path / "blob.bin"
+    data = os.urandom(700_000)
+    blob.write_bytes(data)
+    async with aiohttp_peer() as p, trunkline.Client() as client:
+        with blob.open("rb") as f:
+            echo = (await client.put(p.url + "/file", content=f,
+                                     headers={"Content-Length": str(len(data))})).json()
+        assert echo["body_sha256"] == hashlib.sha256(data).hexdigest()
+        assert "transfer-encoding" not in echo["headers"]
+        with blob.open("rb") as f:
+            echo = (await client.put(p.url + "/file", content=f)).json()
+        assert echo["body_len"] == len(data)
+        assert echo["headers"]["transfer-encoding"] == "chunked"

@@ -25,11 +25,18 @@ import asyncio
 import json as _json
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode
 
 from ..address import (
@@ -62,7 +69,9 @@ from .exceptions import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .pool import Pool, PoolKey
 
-Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes]
+#: A body: bytes or text, a binary file, or an (async) iterable of bytes (sent chunked unless a
+#: Content-Length header is given).
+Body = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
 ParamsInput = Mapping[str, Any] | Iterable[tuple[str, Any]] | str
 TransportInput = str | Address | None
 
@@ -206,6 +215,8 @@ class Client:
                 body = content.encode()
             elif isinstance(content, bytes | bytearray | memoryview):
                 body = bytes(content)
+            elif hasattr(content, "read"):  # a binary file: stream it in blocks, not lines
+                body_stream = _file_blocks(content)
             else:
                 body_stream = content
 
@@ -408,6 +419,11 @@ async def _send_stream(conn: Any, body: Iterable[bytes] | AsyncIterable[bytes], 
     if chunked and conn.exchange_open:
         await conn.write_body_part(CHUNK_END, write_timeout)
     return sent
+
+
+def _file_blocks(file: Any, size: int = 256 * 1024) -> Iterator[bytes]:
+    while block := file.read(size):
+        yield block
 
 
 def _as_transport(transport: TransportInput) -> Address | None:
