@@ -10,3 +10,4 @@ from . import connect
 from . import relay
 from . import tour
 from . import call
+from . import bench

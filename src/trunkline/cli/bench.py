@@ -1,0 +1,161 @@
+"""``trunkline bench``: trunkline against raw baselines, measured side by side in one run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..bench.pingpong import KINDS, PLACEMENTS, run_pingpong
+from ..bench.process import BenchError
+from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
+from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
+from ._support import EXIT_USAGE, fail
+from .main import cli
+
+GROUP_EPILOG = """\b
+Examples:
+  trunkline bench pingpong                          every socket kind, both CPU placements
+  trunkline bench pingpong --kinds unix,fifo --rounds 5000
+  trunkline bench relay --size 1G                   trunkline relay against socat
+
+\b
+Every figure is a ratio measured side by side in one run, each end in its own process pinned
+with taskset. The same workloads run from benchmarks/*.py."""
+
+PINGPONG_EPILOG = """\b
+Examples:
+  trunkline bench pingpong
+  trunkline bench pingpong --kinds unix,abstract --placement same
+  trunkline bench pingpong --kinds tcp4 --rounds 100000 --size 1024 --json
+
+\b
+Kinds: """ + ", ".join(KINDS) + """.
+Per kind and placement a raw echo server (plain asyncio Protocol on uvloop) and a
+trunkline one (trunkline.serve, echo handler) run at once; one client process alternates
+between them in blocks, so load changes hit both alike. same = both ends on CPU 0,
+cross = server on CPU 0, client on CPU 1 (a cross-CPU wake-up costs ~20 us on a VM).
+Exit 0 unless --check is given and a ratio misses its target (1)."""
+
+RELAY_EPILOG = """\b
+Examples:
+  trunkline bench relay
+  trunkline bench relay --size 256M --repeat 3
+  trunkline bench relay --relays trunkline --json
+
+\b
+A sender writes SIZE bytes into the relay's TCP side; a sink on the Unix-socket side counts
+them. The relay (trunkline relay, then socat) runs pinned to CPU 0, sender and sink to
+CPU 1, so the relay is the bottleneck. Needs socat for the comparison."""
+
+
+def _split(values: tuple[str, ...], allowed: Iterable[str], what: str) -> list[str]:
+    """Comma-separated and/or repeated option values, each checked against ``allowed``."""
+    choices = list(allowed)
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    for item in items:
+        if item not in choices:
+            raise click.BadParameter(f"unknown {what} {item!r}; choose from "
+                                     f"{', '.join(choices)}")
+    return items
+
+
+def _console() -> Console:
+    """stdout; wide enough for the tables when it is a file or a pipe (rich assumes 80)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
+    return console
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr; the callback the workloads call."""
+    if not enabled:
+        yield lambda done, total, what: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=what)
+
+        yield update
+
+
+@cli.group("bench", epilog=GROUP_EPILOG)
+def bench_group() -> None:
+    """Measure trunkline against raw baselines, side by side."""
+
+
+@bench_group.command("pingpong", epilog=PINGPONG_EPILOG)
+@click.option("--kinds", "kinds", multiple=True, metavar="KIND[,KIND...]",
+              help="Socket kinds to measure (default: all).")
+@click.option("--placement", "placements", multiple=True, metavar="same|cross",
+              help="CPU placements (default: same,cross).")
+@click.option("--rounds", type=click.IntRange(1), default=20_000, show_default=True,
+              help="Timed round trips per side.")
+@click.option("--warmup", type=click.IntRange(0), default=2_000, show_default=True,
+              help="Untimed round trips first.")
+@click.option("--size", type=click.IntRange(1, 65_000), default=64, show_default=True,
+              help="Bytes per ping.")
+@click.option("--block", type=click.IntRange(1), default=1_000, show_default=True,
+              help="Round trips before the client switches to the other server.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--check", is_flag=True, help="Exit 1 if a ratio misses its target.")
+def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds: int,
+                     warmup: int, size: int, block: int, as_json: bool, check: bool) -> None:
+    """Round-trip latency of every socket kind: trunkline against raw asyncio."""
+    kind_list = _split(kinds, KINDS, "kind") or list(KINDS)
+    placement_list = _split(placements, PLACEMENTS, "placement") or list(PLACEMENTS)
+    out = _console()
+    try:
+        with _progress(not as_json) as progress:
+            results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
+                                   size=size, block=block, progress=progress)
+    except BenchError as exc:
+        fail("bench pingpong", str(exc), EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps({"host": host_line(), "rounds": rounds, "size": size,
+                               "results": pingpong_json(results)}, indent=2))
+    else:
+        out.print(f"[dim]{host_line()}; {rounds:,} round trips per side after {warmup:,} "
+                  "warm-up[/]")
+        out.print(pingpong_table(results, size))
+    if check and any(r.meets_target is not True for r in results):
+        raise SystemExit(1)
+
+
+@bench_group.command("relay", epilog=RELAY_EPILOG)
+@click.option("--size", "size_text", default="1G", show_default=True, metavar="SIZE",
+              help="Bytes to push through, e.g. 1G, 256M.")
+@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+              help="Runs per relay (alternating); the table shows the median.")
+@click.option("--relays", "relays", multiple=True, metavar="socat,trunkline",
+              help="Relays to measure (default: both).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--check", is_flag=True, help="Exit 1 if the ratio misses its target.")
+def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json: bool,
+                  check: bool) -> None:
+    """Bulk throughput of `trunkline relay` (TCP to Unix socket) against socat."""
+    relay_list = _split(relays, RELAYS, "relay") or list(RELAYS)
+    out = _console()
+    try:
+        size = parse_size(size_text)
+        with _progress(not as_json) as progress:
+            result = run_relay_bulk(size, relay_list, repeat=repeat, progress=progress)
+    except BenchError as exc:
+        fail("bench relay", str(exc), EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps({"host": host_line(), **relay_json(result)}, indent=2))
+    else:
+        out.print(f"[dim]{host_line()}[/]")
+        out.print(relay_table(result))
+    if check and result.meets_target is not True:
+        raise SystemExit(1)
