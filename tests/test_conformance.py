@@ -8,14 +8,12 @@ against every kind, on the stdlib loop and on uvloop. Adding a kind means adding
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -321,15 +319,6 @@ DATAGRAM_KINDS: dict[str, Callable[[Path], Awaitable[str]]] = {
 DatagramHandler = Callable[[bytes, Identity], Awaitable[bytes | None]]
 
 
-async def _maybe_await(result: Any) -> Any:
-    return await result if inspect.isawaitable(result) else result
-
-
-async def _close(endpoint: Any) -> None:
-    closer = getattr(endpoint, "aclose", None) or endpoint.close
-    await _maybe_await(closer())
-
-
 @pytest.fixture(params=list(DATAGRAM_KINDS))
 async def dgram(request: pytest.FixtureRequest, short_tmp: Path
                 ) -> AsyncIterator[Callable[[DatagramHandler], Awaitable[tuple[Server, str]]]]:
@@ -351,55 +340,41 @@ async def dgram_echo(data: bytes, source: Identity) -> bytes:
     return data
 
 
-async def _recv(endpoint: Any) -> tuple[bytes, Identity]:
-    data, source = await asyncio.wait_for(endpoint.recv(), 10)
-    return data, source
-
-
 async def test_datagram_echo(
         dgram: Callable[[DatagramHandler], Awaitable[tuple[Server, str]]]) -> None:
     _, url = await dgram(dgram_echo)
-    endpoint = await trunkline.open_datagram(url)  # type: ignore[attr-defined]
-    try:
-        await _maybe_await(endpoint.send(b"hello"))
-        data, _ = await _recv(endpoint)
+    async with await trunkline.open_datagram(url) as endpoint:
+        await endpoint.send(b"hello")
+        data, _ = await endpoint.recv(timeout=10)
         assert data == b"hello"
-    finally:
-        await _close(endpoint)
 
 
 async def test_datagram_boundaries_are_kept(
         dgram: Callable[[DatagramHandler], Awaitable[tuple[Server, str]]]) -> None:
     _, url = await dgram(dgram_echo)
-    sizes = [1, 1000, 3, 8000, 2]
-    endpoint = await trunkline.open_datagram(url)  # type: ignore[attr-defined]
-    try:
-        for i, size in enumerate(sizes):
-            await _maybe_await(endpoint.send(bytes([65 + i]) * size))
-        got = [(await _recv(endpoint))[0] for _ in sizes]
-    finally:
-        await _close(endpoint)
+    sent = [bytes([65 + i]) * size for i, size in enumerate([1, 1000, 3, 8000, 2])]
+    async with await trunkline.open_datagram(url) as endpoint:
+        for message in sent:
+            await endpoint.send(message)
+        got = [(await endpoint.recv(timeout=10))[0] for _ in sent]
     # One datagram in, one datagram out, never merged or split (order is not promised).
-    assert sorted(got) == sorted(bytes([65 + i]) * size for i, size in enumerate(sizes))
+    assert sorted(got) == sorted(sent)
 
 
 async def test_datagram_concurrent_clients(
         dgram: Callable[[DatagramHandler], Awaitable[tuple[Server, str]]]) -> None:
     _, url = await dgram(dgram_echo)
 
-    async def client(i: int) -> list[bytes]:
-        endpoint = await trunkline.open_datagram(url)  # type: ignore[attr-defined]
-        try:
-            messages = [f"client {i} message {j}".encode() for j in range(5)]
+    async def client(i: int) -> tuple[list[bytes], list[bytes]]:
+        messages = [f"client {i} message {j}".encode() for j in range(5)]
+        async with await trunkline.open_datagram(url) as endpoint:
             for message in messages:
-                await _maybe_await(endpoint.send(message))
-            got = [(await _recv(endpoint))[0] for _ in messages]
-            return sorted(got) == sorted(messages) and got  # type: ignore[return-value]
-        finally:
-            await _close(endpoint)
+                await endpoint.send(message)
+            got = [(await endpoint.recv(timeout=10))[0] for _ in messages]
+        return sorted(messages), sorted(got)
 
-    results = await asyncio.gather(*(client(i) for i in range(20)))
-    assert all(results)
+    for sent, got in await asyncio.gather(*(client(i) for i in range(20))):
+        assert got == sent  # each client gets its own replies, and only those
 
 
 async def test_datagram_source_identity(
@@ -410,13 +385,28 @@ async def test_datagram_source_identity(
         sources.append(source)
         return data
 
-    server, url = await dgram(note)
-    endpoint = await trunkline.open_datagram(url)  # type: ignore[attr-defined]
-    try:
-        await _maybe_await(endpoint.send(b"who am i"))
-        data, reply_source = await _recv(endpoint)
+    _, url = await dgram(note)
+    async with await trunkline.open_datagram(url) as endpoint:
+        await endpoint.send(b"who am i")
+        data, reply_source = await endpoint.recv(timeout=10)
         assert data == b"who am i"
         assert sources == [endpoint.local]  # the server sees where we send from
         assert reply_source == endpoint.peer  # and the reply comes from where we sent to
-    finally:
-        await _close(endpoint)
+
+
+async def test_datagram_close_releases_the_address(
+        dgram: Callable[[DatagramHandler], Awaitable[tuple[Server, str]]]) -> None:
+    server, url = await dgram(dgram_echo)
+    address = trunkline.parse_address(url)
+    await server.aclose(grace=1)
+    if isinstance(address, trunkline.UdpAddress):
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((address.host, address.port))
+    else:
+        assert isinstance(address, trunkline.UnixAddress)
+        if address.abstract:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.bind(address.sockaddr)
+        else:
+            assert not os.path.lexists(address.path)
