@@ -67,8 +67,18 @@ class StreamProtocol(asyncio.BufferedProtocol):
             self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:  # for transports that are not buffered
-        self.data += data
-        self._after_data()
+        # As buffer_updated: the FIFO pair's hot path, so _after_data is inlined here too.
+        buffered = self.data
+        buffered += data
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(buffered) > self._limit and not self._reading_paused:
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
 
     def _after_data(self) -> None:
         waiter = self._read_waiter
