@@ -1,0 +1,574 @@
+"""``HttpConnection``: the asyncio protocol that joins the HTTP/1.1 core to a transport and
+runs one ASGI cycle per request.
+
+Rules:
+- Requests are answered in the order they arrived. Pipelined requests are parsed ahead and
+  wait (bounded by ``max_pipelined``); the next one starts when a response is complete, even
+  if the app keeps running (background work after the response).
+- Backpressure both ways: request body held for the app is bounded by ``body_buffer``
+  (reading pauses above it); ``send`` waits while the transport's write buffer is full.
+- Timeouts use one lazy timer per connection: moving a deadline is a float store; the timer
+  notices when it fires. The header deadline starts at a head's first byte and is never
+  pushed back by more bytes (slowloris); the idle deadline starts when a response ends.
+- A ``Reject`` from the core is answered with its status and the connection is closed.
+- ``Upgrade: websocket`` requests go to ``websocket_handler`` when one is set (it takes
+  the transport over); otherwise the app answers them as plain HTTP and the connection
+  closes after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..address import (
+    FifoIdentity,
+    Identity,
+    PeerCredentials,
+    SocketIdentity,
+    UnixIdentity,
+)
+from ..protocol.http_server import (
+    END_OF_MESSAGE,
+    HttpLimits,
+    HttpServerProtocol,
+    Reject,
+    RequestHead,
+    Upgraded,
+    error_response,
+)
+from ..trace import Step, Tracer
+from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
+from . import accesslog
+from .config import ServerConfig
+from .cycle import ASGIApp, Cycle, Scope
+
+log = logging.getLogger("trunkline.server")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+_HEADER, _IDLE, _BUSY = range(3)
+
+
+@dataclass
+class WebSocketHandoff:
+    """What a WebSocket server gets for an ``Upgrade: websocket`` request. The transport's
+    reading is paused: call ``transport.set_protocol(yours)`` then ``resume_reading()``.
+    ``data`` holds the bytes that arrived after the head; ``scope`` is the HTTP scope of
+    the request (change ``type`` and ``scheme`` for the websocket scope)."""
+
+    head: RequestHead
+    scope: Scope
+    transport: asyncio.Transport
+    data: bytes
+    app: ASGIApp
+    state: ServerState
+
+
+WebSocketHandler = Callable[[WebSocketHandoff], None]
+
+
+@dataclass
+class ServerState:
+    """What every connection of one server shares."""
+
+    app: ASGIApp
+    config: ServerConfig
+    tracer: Tracer | None = None
+    websocket_handler: WebSocketHandler | None = None
+    app_state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
+    connections: set[Any] = field(default_factory=set)  # objects with shutdown() and abort()
+    draining: bool = False
+    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when draining ends
+    limits: HttpLimits = field(init=False)
+    server_header: bytes | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = self.config.http_limits()
+        header = self.config.server_header
+        self.server_header = header.encode("latin-1") if header else None
+
+    def forget(self, conn: Any) -> None:
+        """A connection is gone (or handed off): drop it; wake shutdown when it was the last."""
+        self.connections.discard(conn)
+        if self.draining and not self.connections:
+            self.all_closed.set()
+
+
+@dataclass(frozen=True)
+class ListenContext:
+    """What a listener knows about the connections it accepts."""
+
+    kind: str  # "tcp", "tls", "unix", "fifo"; for fd:// the kind of the inherited socket
+    url: str  # the listening address, as in the grammar
+    via: str | None = None  # "fd" for inherited sockets
+
+
+def _scope_addr(identity: Identity | None) -> tuple[str, int | None] | None:
+    if isinstance(identity, SocketIdentity):
+        return (identity.ip, identity.port)
+    if isinstance(identity, UnixIdentity):
+        if not identity.path:
+            return None
+        return ("@" + identity.path if identity.abstract else identity.path, None)
+    if isinstance(identity, FifoIdentity):
+        return (identity.read_path, None)
+    return None
+
+
+def _describe(identity: Identity | None) -> str | None:
+    if identity is None:
+        return None
+    if isinstance(identity, SocketIdentity):
+        host = f"[{identity.ip}]" if ":" in identity.ip else identity.ip
+        return f"{host}:{identity.port}"
+    if isinstance(identity, UnixIdentity):
+        if not identity.path:
+            return None
+        return "@" + identity.path if identity.abstract else identity.path
+    return str(identity)
+
+
+def _credentials(creds: PeerCredentials | None) -> dict[str, int | None] | None:
+    if creds is None:
+        return None
+    return {"pid": creds.pid, "uid": creds.uid, "gid": creds.gid}
+
+
+class HttpConnection(asyncio.Protocol):
+    """One accepted connection speaking HTTP/1.1 to an ASGI app."""
+
+    def __init__(self, state: ServerState, context: ListenContext) -> None:
+        self.state = state
+        self.context = context
+        self.loop = asyncio.get_running_loop()
+        self.app: Any = state.app  # Any: the return value is checked (must be None)
+        self.tracer = state.tracer
+        self.core = HttpServerProtocol(state.limits, state.server_header)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.conn_id = 0
+        self.write_paused = False
+        self._config = state.config
+        self._queue: deque[Cycle] = deque()
+        self._current: Cycle | None = None
+        self._parsing: Cycle | None = None
+        self._buffered = 0
+        self._read_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closing = False
+        self._lost = False
+        self._detached = False
+        self._draining = False
+        self._peer_eof = False
+        self._rejected: Reject | None = None
+        self._got_bytes = False  # some bytes of the current head arrived (408 vs. close)
+        self._phase = _HEADER
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._scope_base: dict[str, Any] = {}
+        self.ext: dict[str, Any] = {}
+        self._root_path = self._config.root_path
+        self._log_access = self._config.access_log
+
+    # ---------------------------------------------------------------- connection events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        state = self.state
+        state.connections.add(self)
+        tracer = self.tracer
+        if tracer is not None:
+            self.conn_id = tracer.new_connection()
+        self._describe_transport()
+        if tracer is not None:
+            tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), self.conn_id,
+                          transport=self.ext["kind"], local=self.ext["local"],
+                          peer=self.ext["peer"])
+        cap = self._config.max_connections
+        if state.draining or (cap is not None and len(state.connections) > cap):
+            # Over capacity: answer the first request with 503 and close.
+            self._rejected = Reject(503, "the server is at its connection limit"
+                                    if not state.draining else "the server is shutting down")
+            return
+        self._set_deadline(_HEADER, self._config.header_timeout)
+
+    def _describe_transport(self) -> None:
+        transport = self.transport
+        context = self.context
+        try:
+            local = local_identity(transport)
+        except (OSError, ValueError, AttributeError):
+            local = None
+        peer = peer_identity(transport)
+        kind = context.kind
+        if context.via == "fd" or transport.get_extra_info(KIND) is not None:
+            kind = transport.get_extra_info(KIND) or (
+                "unix" if isinstance(local, UnixIdentity) else kind)
+        creds = None
+        if isinstance(local, UnixIdentity | FifoIdentity):
+            try:
+                creds = peer_credentials(transport)
+            except OSError:
+                creds = None
+        server = _scope_addr(local)
+        if isinstance(local, FifoIdentity) and context.url.startswith("fifo:"):
+            server = (context.url.split(":", 1)[1].removeprefix("//"), None)
+        self.ext = {"kind": kind, "address": context.url, "local": _describe(local),
+                    "peer": _describe(peer), "credentials": _credentials(creds)}
+        if context.via:
+            self.ext["via"] = context.via
+        self._scope_base = {
+            "scheme": "https" if kind == "tls" else "http",
+            "server": server,
+            "client": _scope_addr(peer) if isinstance(peer, SocketIdentity) else None,
+        }
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._detached:
+            return
+        if self._rejected is not None:
+            if self._current is None and not self._queue:
+                self._send_error(self._rejected)
+            return
+        if self._phase == _IDLE:
+            self._set_deadline(_HEADER, self._config.header_timeout)
+        self._got_bytes = True
+        events = self.core.receive_data(data)
+        for event in events:
+            kind = type(event)
+            if kind is RequestHead:
+                self._on_head(event)  # type: ignore[arg-type]
+            elif kind is bytes:
+                self._on_body(event)  # type: ignore[arg-type]
+            elif event is END_OF_MESSAGE:
+                cycle = self._parsing
+                if cycle is not None:
+                    cycle.complete = True
+                    cycle.wake()
+                    self._parsing = None
+            elif kind is Upgraded:
+                self._on_upgraded(event)  # type: ignore[arg-type]
+            else:
+                self._on_reject(event)  # type: ignore[arg-type]
+                return
+        if self._current is None and self._queue:
+            self._start_next()
+        self._update_deadline()
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: finish what is in flight, then close.
+        self._peer_eof = True
+        if self._current is None and not self._queue:
+            self.close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.state.forget(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for cycle in (self._current, *self._queue):
+            if cycle is not None:
+                cycle.disconnected = True
+                cycle.wake()
+        parsing = self._parsing
+        if parsing is not None:
+            parsing.disconnected = True
+            parsing.wake()
+        self._queue.clear()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if self.tracer is not None and not self._detached:
+            detail: dict[str, Any] = {"who": "server" if self._closing else "client"}
+            if exc is not None:
+                detail["error"] = str(exc)
+            self.tracer.record(Step.CLOSE, "server", time.monotonic_ns(), self.conn_id,
+                               **detail)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        if self.write_paused and not self._lost:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    # ---------------------------------------------------------------- parsing events
+
+    def _on_head(self, head: RequestHead) -> None:
+        base = self._scope_base
+        root = self._root_path
+        scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": head.http_version,
+            "server": base["server"],
+            "client": base["client"],
+            "scheme": base["scheme"],
+            "method": head.method,
+            "root_path": root,
+            "path": root + head.path if root else head.path,
+            "raw_path": head.raw_path,
+            "query_string": head.query,
+            "headers": head.headers,
+            "state": self.state.app_state.copy(),
+            "extensions": {"trunkline.transport": self.ext},
+        }
+        cycle = Cycle(self, head, scope)
+        self._parsing = cycle
+        self._queue.append(cycle)
+        self._got_bytes = False
+        if self.tracer is not None:
+            cycle.start_ns = time.monotonic_ns()
+            self._trace(Step.REQUEST_HEADERS, cycle, cycle.start_ns, method=head.method,
+                        target=head.target.decode("latin-1"), version=head.http_version)
+        if len(self._queue) > self._config.max_pipelined:
+            self._pause_reading()
+
+    def _on_body(self, data: bytes) -> None:
+        cycle = self._parsing
+        if cycle is None or cycle.done or cycle.disconnected:
+            return  # the response is complete: the rest of the body is read and dropped
+        cycle.body.append(data)
+        size = len(data)
+        cycle.buffered += size
+        self._buffered += size
+        if self._buffered > self._config.body_buffer:
+            self._pause_reading()
+        cycle.wake()
+
+    def _on_upgraded(self, event: Upgraded) -> None:
+        # What follows belongs to another protocol: stop reading; keep it for the handoff.
+        self._pause_reading()
+        cycle = self._queue[-1] if self._queue else self._current
+        if cycle is not None and cycle.head.upgrade is not None:
+            cycle.rest += event.data
+
+    def _on_reject(self, reject: Reject) -> None:
+        self._rejected = reject
+        self._pause_reading()
+        victim = self._parsing
+        self._parsing = None
+        if victim is not None and not victim.complete:
+            victim.disconnected = True
+            victim.wake()
+            if victim is self._current:
+                if victim.on_wire:
+                    self.close()
+                else:
+                    self._send_error(reject)
+                return
+            self._queue.remove(victim)
+        if self._current is None and not self._queue:
+            self._send_error(reject)
+
+    def _send_error(self, reject: Reject) -> None:
+        self.write(error_response(reject.status, reject.reason, self.state.server_header))
+        self.close()
+        if self._log_access and accesslog.logger.isEnabledFor(logging.INFO):
+            accesslog.log_rejected(self.ext, reject.status, reject.reason)
+
+    # ---------------------------------------------------------------- cycles
+
+    def _start_next(self) -> None:
+        cycle = self._queue.popleft()
+        self._current = cycle
+        handler = self.state.websocket_handler
+        if cycle.head.upgrade == b"websocket" and handler is not None:
+            self._hand_off(cycle, handler)
+            return
+        self.loop.create_task(self._run(cycle))
+
+    async def _run(self, cycle: Cycle) -> None:
+        tracer = self.tracer
+        if tracer is not None:
+            cycle.app_ns = time.monotonic_ns()
+        try:
+            result: object = await self.app(cycle.scope, cycle.receive, cycle.send)
+        except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
+            if not isinstance(exc, asyncio.CancelledError | Exception):
+                raise
+            if not cycle.disconnected:
+                log.error("Exception in ASGI application (%s %s)", cycle.head.method,
+                          cycle.head.target.decode("latin-1"), exc_info=exc)
+            self._app_failed(cycle)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            if result is not None:
+                log.error("ASGI app returned %r instead of None", result)
+            if not cycle.done and not cycle.disconnected:
+                log.error("ASGI app returned without %s the response (%s %s)",
+                          "completing" if cycle.started else "starting", cycle.head.method,
+                          cycle.head.target.decode("latin-1"))
+                self._app_failed(cycle)
+        finally:
+            if tracer is not None:
+                self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
+
+    def _app_failed(self, cycle: Cycle) -> None:
+        if cycle.done or cycle.disconnected:
+            return
+        if cycle.on_wire:  # part of a response went out: the client can only see a close
+            cycle.done = True
+            self.close()
+            return
+        body = b"Internal Server Error"
+        cycle.started = True
+        cycle.status = 500
+        self.core.start_response(cycle.head, 500, [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"21")])
+        self.write(self.core.send_body(body, False))
+        cycle.on_wire = True
+        cycle.body_bytes = len(body)
+        cycle.done = True
+        cycle.wake()
+        self.response_done(cycle)
+
+    def response_done(self, cycle: Cycle) -> None:
+        """The response is complete: log it, then the next request or close."""
+        if self._log_access and accesslog.logger.isEnabledFor(logging.INFO):
+            accesslog.log_request(self.ext, cycle)
+        if self.tracer is not None:
+            self._trace(Step.RESPONSE_DONE, cycle, cycle.start_ns, status=cycle.status,
+                        body_bytes=cycle.body_bytes)
+        if cycle.buffered:
+            self.consumed(cycle.buffered)
+            cycle.buffered = 0
+            cycle.body = []
+        if cycle is self._current:
+            self._current = None
+        if self._closing:
+            return
+        unread = not cycle.complete and cycle.head.expect_continue and cycle.head.has_body
+        if not self.core.keep_alive or self._draining or unread or (
+                self._peer_eof and not self._queue):
+            self.close()
+            return
+        if self._rejected is not None and not self._queue:
+            self._send_error(self._rejected)
+            return
+        if self._queue:
+            self._start_next()
+        elif self._read_paused and self._buffered <= self._config.body_buffer:
+            self._resume_reading()
+        self._update_deadline()
+
+    def consumed(self, size: int) -> None:
+        """The app took ``size`` buffered body bytes: maybe read again."""
+        self._buffered -= size
+        if self._read_paused and self._buffered <= self._config.body_buffer // 2 and \
+                len(self._queue) <= self._config.max_pipelined and self._rejected is None \
+                and not self.core.switched:
+            self._resume_reading()
+
+    def _hand_off(self, cycle: Cycle, handler: Callable[[WebSocketHandoff], None]) -> None:
+        self._detached = True
+        self.state.forget(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pause_reading()
+        handler(WebSocketHandoff(cycle.head, cycle.scope, self.transport, cycle.rest,
+                                 self.app, self.state))
+
+    # ---------------------------------------------------------------- helpers
+
+    def write(self, data: bytes) -> None:
+        if not self._lost:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the response in flight."""
+        self._draining = True
+        self.core.close_after_response()
+        if self._current is None and not self._queue:
+            self.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        self.transport.abort()
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self._lost:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self._lost and not self._closing:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _update_deadline(self) -> None:
+        if self._current is not None or self._queue:
+            self._phase = _BUSY
+            self._deadline = None
+        elif self.core.has_partial_head:
+            if self._phase != _HEADER:
+                self._set_deadline(_HEADER, self._config.header_timeout)
+        elif self._phase != _IDLE:
+            self._set_deadline(_IDLE, self._config.keepalive_timeout)
+
+    def _set_deadline(self, phase: int, delay: float) -> None:
+        self._phase = phase
+        when = self.loop.time() + delay
+        self._deadline = when
+        if self._timer is None or self._timer_when > when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_when = when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        when = self._deadline
+        if when is None or self._closing:
+            return
+        if self.loop.time() < when:
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_when = when
+            return
+        if self._phase == _HEADER and (self._got_bytes or self.core.has_partial_head):
+            self._send_error(Reject(408, f"the request head did not arrive within "
+                                    f"{self._config.header_timeout:g} s"))
+        else:
+            self.close()
+
+    def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> None:
+        assert self.tracer is not None
+        if cycle.head.trace_id is not None:
+            detail["trace_id"] = cycle.head.trace_id
+        self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
+
+    def trace_response_start(self, cycle: Cycle) -> None:
+        self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
+                    status=cycle.status)
+
+
+__all__ = ["ASGI_VERSION", "HttpConnection", "ListenContext", "ServerState",
+           "WebSocketHandler", "WebSocketHandoff"]
