@@ -280,6 +280,7 @@ class Client:
                     conn.conn_id = tracer.new_connection()
             response = Response(method, route.url, head)
             response.trace_id = trace_id
+            waiter: asyncio.Future[None] | None = None
             try:
                 if body_stream is None:
                     small = body is None or len(body) <= SMALL_BODY
@@ -311,14 +312,15 @@ class Client:
                         tracer.record(Step.REQUEST_BODY, "client", start_ns, conn.conn_id,
                                       bytes=sent, chunked=chunked)
                 await waiter
-            except ServerDisconnectedError as exc:
-                if exc.before_response and attempt < retries:
-                    attempt += 1
-                    continue
-                raise
-            except BaseException:
+            except BaseException as exc:
+                if waiter is not None and waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # retrieved: the error is raised here, once
                 if not response._complete:
                     conn.abandon()
+                if (isinstance(exc, ServerDisconnectedError) and exc.before_response
+                        and attempt < retries):
+                    attempt += 1
+                    continue
                 raise
             return response
 
