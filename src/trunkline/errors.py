@@ -1,19 +1,22 @@
 """Every error trunkline raises, under one root.
 
     TrunklineError
-    ├── AddressError (ValueError)          a URL that does not parse; names the part, shows an example
-    │   └── PathTooLongError               a Unix/FIFO path over the kernel's 107-byte limit
-    ├── UnsupportedError                   the socket kind cannot do what was asked (e.g. half-close on UDP)
-    ├── TransportError (OSError)           the kernel said no
-    │   ├── ConnectError                   could not connect (refused, unreachable, no such socket)
-    │   ├── AddressInUseError              a live server already owns that address; we never steal it
-    │   ├── NotASocketError                a non-socket file sits at a socket path; we never remove it
-    │   ├── PeerNotAllowedError            the peer's uid/gid is not on the server's admit list
-    │   ├── DatagramTooLargeError          a datagram over the socket kind's size limit
-    │   └── HandshakeError                 a FIFO or TLS handshake that did not complete
-    ├── ResolveError (OSError)             a name that did not resolve (DNS or the service registry)
+    ├── AddressError (ValueError)    a URL that does not parse; names the part, shows an example
+    │   └── PathTooLongError         a Unix/FIFO path over the kernel's 107-byte limit
+    ├── UnsupportedError             the socket kind cannot do what was asked (half-close on UDP)
+    ├── TransportError (OSError)     the kernel said no
+    │   ├── ConnectError             could not connect (refused, unreachable, no such socket)
+    │   ├── AddressInUseError        a live server already owns that address; we never steal it
+    │   ├── NotASocketError          a non-socket file sits at a socket path; we never remove it
+    │   ├── PeerNotAllowedError      the peer's uid/gid is not on the server's admit list
+    │   ├── DatagramTooLargeError    a datagram over the socket kind's size limit
+    │   └── HandshakeError           a FIFO or TLS handshake that did not complete
+    ├── ResolveError (OSError)       a name that did not resolve (DNS or the service registry)
     ├── TrunklineTimeoutError (TimeoutError)
-    └── ProtocolError                      the peer broke the wire protocol (HTTP, WebSocket)
+    └── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
+
+Subclasses for the HTTP client (timeouts per phase, server disconnects, certificate
+failures) live in ``trunkline.client.exceptions``, each under one of the classes above.
 
 Foreign errors (OSError from the kernel, ssl errors, asyncio timeouts) are translated at the
 edge where they happen, so callers only ever catch these.
