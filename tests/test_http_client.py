@@ -237,6 +237,18 @@ async def test_uvicorn_uds_with_base_url(short_tmp: Path) -> None:
         assert response.json()["path"] == "/api/users"
 
 
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
 async def test_ipv6_loopback() -> None:
     async with aiohttp_peer(host="::1") as p, trunkline.Client() as client:
         response = await client.get(p.url + "/six")
