@@ -113,7 +113,7 @@ Event = RequestHead | bytes | EndOfMessage | Reject | Upgraded
 
 # --------------------------------------------------------------------------- helpers
 
-_HEAD, _BODY_LENGTH, _BODY_CHUNKED, _SWITCHED, _ERROR = range(5)
+_HEAD, _BODY_LENGTH, _BODY_CHUNKED, _SWITCHED, _DONE, _ERROR = range(6)
 _CK_SIZE, _CK_DATA, _CK_DATA_END, _CK_TRAILER = range(4)
 
 _WATCHED = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect",
@@ -203,6 +203,7 @@ class HttpServerProtocol:
         self._max_fields_bytes = limits.max_header_bytes
         self._max_fields = limits.max_header_count
         self._version = ""
+        self._keep_alive = True
         self._parser = httptools.HttpRequestParser(self)
         self._state = _HEAD
         self._events: list[Event] = []
@@ -270,7 +271,8 @@ class HttpServerProtocol:
             elif state == _BODY_CHUNKED:
                 pos = self._take_chunked(data, pos, n)
             elif state == _SWITCHED:
-                events.append(Upgraded(data[pos:]))
+                if pos < n:
+                    events.append(Upgraded(data[pos:]))
                 break
             else:
                 break
@@ -457,9 +459,9 @@ class HttpServerProtocol:
                 self._reject(400, f"malformed request: {exc}")
 
     def _switch(self, data: bytes, stop: int) -> None:
+        # receive_data's loop hands what follows ``stop`` on as ``Upgraded``.
         if self._state != _ERROR:
             self._state = _SWITCHED
-            self._events.append(Upgraded(data[stop:]))
 
     # ---------------------------------------------------------------- httptools callbacks
 
@@ -554,9 +556,10 @@ class HttpServerProtocol:
         elif length:
             self._state = _BODY_LENGTH
             self._body_left = length
+        keep_alive = self._keep_alive = parser.should_keep_alive()
         self._events.append(RequestHead(
             method, target, path, raw_path, query, version, headers,
-            parser.should_keep_alive(), expect, upgrade, length, chunked, trace_id))
+            keep_alive, expect, upgrade, length, chunked, trace_id))
 
     def on_body(self, body: bytes) -> None:
         if self._state != _ERROR:
@@ -565,7 +568,8 @@ class HttpServerProtocol:
     def on_message_complete(self) -> None:
         self._in_body = False
         if self._state != _ERROR:
-            self._state = _HEAD
+            # After a request that ends the connection, later bytes are ignored, not parsed.
+            self._state = _HEAD if self._keep_alive else _DONE
             self._events.append(END_OF_MESSAGE)
 
     # ---------------------------------------------------------------- output
@@ -673,7 +677,10 @@ class HttpServerProtocol:
                     self._resp_sent != self._resp_length:
                 raise ValueError(f"response body shorter than its content-length "
                                  f"({self._resp_sent} of {self._resp_length})")
-            self.keep_alive = not self._resp_close and self._state < _SWITCHED
+            request = self._resp_request
+            # Only this response's request decides; a later pipelined one speaks for itself.
+            self.keep_alive = not self._resp_close and (request is None or
+                                                        request.upgrade is None)
             self._resp_request = None
         return b"".join(out) if len(out) != 1 else out[0]
 
