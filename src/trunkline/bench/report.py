@@ -83,12 +83,12 @@ def relay_table(result: RelayResult) -> Table:
     table.add_column("runs, MiB/s", justify="right")
     table.add_column("ratio", justify="right")
     for relay, runs in result.runs.items():
-        best = result.best(relay)
+        median = result.median(relay)
         ratio = Text("1.00x") if relay == "socat" else _ratio(result.ratio, result.meets_target)
-        table.add_row(relay, f"{best.mib_per_s:,.0f}" if best else "-",
-                      f"{best.seconds:.2f}" if best else "-",
+        table.add_row(relay, f"{median.mib_per_s:,.0f}" if median else "-",
+                      f"{median.seconds:.2f}" if median else "-",
                       ", ".join(f"{run.mib_per_s:,.0f}" for run in runs) or "-",
-                      ratio if best else Text("-"))
+                      ratio if median else Text("-"))
     for relay, error in result.errors.items():
         table.add_row(relay, Text(error[:300], style="red"), "", "", "")
     return table
@@ -98,7 +98,7 @@ def relay_json(result: RelayResult) -> dict[str, Any]:
     return {"size": result.size,
             "runs": {relay: [{"mib_per_s": run.mib_per_s, "seconds": run.seconds}
                              for run in runs] for relay, runs in result.runs.items()},
-            "median_mib_per_s": {relay: (b.mib_per_s if (b := result.best(relay)) else None)
+            "median_mib_per_s": {relay: (b.mib_per_s if (b := result.median(relay)) else None)
                                  for relay in result.runs},
             "ratio": result.ratio, "meets_target": result.meets_target,
             "errors": result.errors}
