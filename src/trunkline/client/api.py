@@ -64,6 +64,7 @@ from ..protocol.http_client import (
     encode_target,
 )
 from ..trace import Step, Tracer
+from ..transport.tcp import Resolver
 from .connection import client_ssl_context
 from .exceptions import ServerDisconnectedError
 from .models import Limits, Response, Timeout
@@ -126,12 +127,14 @@ class Client:
                  limits: Limits = DEFAULT_LIMITS,
                  verify: bool | str | Any = True, cert: str | tuple[str, str] | None = None,
                  transport: TransportInput = None, tracer: Tracer | None = None,
-                 retries: int = 1, user_agent: str | None = USER_AGENT) -> None:
+                 retries: int = 1, user_agent: str | None = USER_AGENT,
+                 resolver: Resolver | None = None) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = Timeout.of(timeout)
         self.limits = limits
         self.tracer = tracer
         self.retries = retries
+        self.resolver = resolver  # host names over TCP/TLS, e.g. trunkline.resolve.DnsResolver
         self.transport = _as_transport(transport)
         self._verify = verify
         self._cert = cert
@@ -372,7 +375,7 @@ class Client:
             if self._ssl is None:
                 self._ssl = client_ssl_context(self._verify, self._cert)
             ssl_context = self._ssl
-        pool = self._pools[key] = Pool(key, self.limits, ssl_context)
+        pool = self._pools[key] = Pool(key, self.limits, ssl_context, self.resolver)
         return pool
 
     # ------------------------------------------------------------------ lifecycle

@@ -26,6 +26,7 @@ from ..errors import HandshakeError, ProtocolError, TransportError, TrunklineTim
 from ..protocol.http_client import HeaderPairs, ResponseParser
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
+from ..transport.tcp import Resolver
 from .exceptions import (
     CertificateVerifyError,
     ConnectTimeoutError,
@@ -389,8 +390,10 @@ def client_ssl_context(verify: bool | str | ssl.SSLContext = True,
 
 async def open_connection(address: StreamAddress, *, tls: bool, server_hostname: str | None,
                           ssl_context: ssl.SSLContext | None, timeout: float | None,
-                          tracer: Tracer | None) -> HttpConnection:
-    """Connect to ``address`` (TLS on top when ``tls``) and return an idle connection."""
+                          tracer: Tracer | None, resolver: Resolver | None = None
+                          ) -> HttpConnection:
+    """Connect to ``address`` (TLS on top when ``tls``) and return an idle connection;
+    ``resolver`` looks up a TCP host name instead of the system resolver."""
     loop = asyncio.get_running_loop()
     conn_id = tracer.new_connection() if tracer is not None else 0
     conn = HttpConnection(loop, tracer, conn_id)
@@ -402,7 +405,8 @@ async def open_connection(address: StreamAddress, *, tls: bool, server_hostname:
     options = ConnectOptions(timeout=timeout, ssl=ssl_context if tls else None,
                              server_hostname=server_hostname)
     try:
-        transport, _ = await open_transport(address, lambda: conn, options, tracer, conn_id)
+        transport, _ = await open_transport(address, lambda: conn, options, tracer, conn_id,
+                                            resolver)
         if tls and not tcp_tls:
             assert ssl_context is not None
             t_tls = time.monotonic_ns()

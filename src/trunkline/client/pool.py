@@ -19,6 +19,7 @@ from collections import deque
 
 from ..address import StreamAddress
 from ..trace import Step, Tracer
+from ..transport.tcp import Resolver
 from .connection import HttpConnection, open_connection
 from .exceptions import PoolTimeoutError
 from .models import Limits
@@ -29,8 +30,10 @@ PoolKey = tuple[StreamAddress, bool, str | None]
 class Pool:
     """Connections to one address."""
 
-    def __init__(self, key: PoolKey, limits: Limits, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, key: PoolKey, limits: Limits, ssl_context: ssl.SSLContext | None,
+                 resolver: Resolver | None = None) -> None:
         self.key = key
+        self.resolver = resolver
         self.limits = limits
         self.ssl_context = ssl_context
         self.idle: deque[HttpConnection] = deque()
@@ -73,7 +76,7 @@ class Pool:
             address, tls, server_hostname = self.key
             conn = await open_connection(address, tls=tls, server_hostname=server_hostname,
                                          ssl_context=self.ssl_context, timeout=connect_timeout,
-                                         tracer=tracer)
+                                         tracer=tracer, resolver=self.resolver)
         except BaseException:
             self.open_count -= 1
             self._wake_one(None)
