@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from http_server_support import Raw, exchange, running, statuses
 from test_http_server_core import AMBIGUOUS, UNSUPPORTED_VERSION
-
 from trunkline.server.apps import echo_app, hello_app
 from trunkline.server.cycle import Receive, Scope, Send
 from trunkline.trace import Step, Tracer
@@ -300,10 +300,10 @@ async def test_connection_cap_answers_503() -> None:
         async with asyncio.timeout(5):
             while len(server.state.connections) > 1:
                 await asyncio.sleep(0.01)
-        raw = await Raw.open(url)
-        await raw.send(GET)
-        assert (await raw.read_response())[0] == 200
-        for raw in (held[1], raw):
+        again = await Raw.open(url)
+        await again.send(GET)
+        assert (await again.read_response())[0] == 200
+        for raw in (held[1], again):
             await raw.close()
 
 

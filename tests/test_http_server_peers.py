@@ -16,8 +16,8 @@ import aiohttp
 import httpx
 import pytest
 import trustme
-from http_server_support import Raw, running
 
+from http_server_support import Raw, running
 from trunkline.server.apps import echo_app, hello_app
 
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
@@ -96,9 +96,10 @@ async def test_aiohttp_over_tcp_and_unix(short_tmp: Path) -> None:
                 echo = await r.json()
                 assert echo["body"] == "abcdef"
                 assert ["transfer-encoding", "chunked"] in echo["headers"]
-        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as s:
-            async with s.get("http://localhost/x") as r:
-                assert r.status == 200 and (await r.json())["path"] == "/x"
+        connector = aiohttp.UnixConnector(path=str(sock))
+        async with aiohttp.ClientSession(connector=connector) as s, \
+                s.get("http://localhost/x") as r:
+            assert r.status == 200 and (await r.json())["path"] == "/x"
 
 
 async def test_http_client_stdlib() -> None:
@@ -150,7 +151,7 @@ async def test_fifo_and_fd(short_tmp: Path) -> None:
     listening.listen()
     fd = listening.detach()  # the fd listener owns it from here
     fifo = short_tmp / "f.fifo"
-    async with running(echo_app, f"fifo://{fifo}", f"fd://{fd}") as srv:
+    async with running(echo_app, f"fifo://{fifo}", f"fd://{fd}"):
         raw = await Raw.open(f"fifo://{fifo}")
         await raw.send(b"POST /over-a-pipe HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
         status, _, body = await raw.read_response()

@@ -82,6 +82,7 @@ class ServerState:
     websocket_handler: WebSocketHandler | None = None
     app_state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
     connections: set[Any] = field(default_factory=set)  # objects with shutdown() and abort()
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # app calls still running
     draining: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when draining ends
     limits: HttpLimits = field(init=False)
@@ -393,7 +394,8 @@ class HttpConnection(asyncio.Protocol):
         if cycle.head.upgrade == b"websocket" and handler is not None:
             self._hand_off(cycle, handler)
             return
-        self.loop.create_task(self._run(cycle))
+        # Tracked so shutdown waits for apps still working after their response (background).
+        self.state.tasks.add(self.loop.create_task(self._run(cycle)))
 
     async def _run(self, cycle: Cycle) -> None:
         tracer = self.tracer
@@ -404,7 +406,10 @@ class HttpConnection(asyncio.Protocol):
         except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
             if not isinstance(exc, asyncio.CancelledError | Exception):
                 raise
-            if not cycle.disconnected:
+            if isinstance(exc, asyncio.CancelledError):
+                log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
+                            cycle.head.method, cycle.head.target.decode("latin-1"))
+            elif not cycle.disconnected:
                 log.error("Exception in ASGI application (%s %s)", cycle.head.method,
                           cycle.head.target.decode("latin-1"), exc_info=exc)
             self._app_failed(cycle)
@@ -419,6 +424,7 @@ class HttpConnection(asyncio.Protocol):
                           cycle.head.target.decode("latin-1"))
                 self._app_failed(cycle)
         finally:
+            self.state.tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             if tracer is not None:
                 self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 

@@ -163,12 +163,21 @@ class AppServer:
                              return_exceptions=True)
         grace = self.config.shutdown_timeout if grace is None else grace
         state = self.state
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if state.connections:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
+                async with asyncio.timeout_at(deadline):
                     await state.all_closed.wait()
         for conn in list(state.connections):
             conn.abort()
+        if state.tasks:  # apps still running after their response (background work)
+            await asyncio.wait(set(state.tasks), timeout=max(0.0, deadline - loop.time()))
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(set(state.tasks), timeout=1.0)
+        state.tasks.clear()
         if state.connections:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # connection_lost callbacks after abort
