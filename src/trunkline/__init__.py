@@ -40,10 +40,13 @@ from .client import (
     Timeout,
     WriteTimeoutError,
 )
+from .client.websocket import websocket
 from .datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
+from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
 from .stream import Stream
 from .transport import ConnectOptions, ListenOptions
+from .ws_connection import WebSocket
 
 __version__ = "0.1.0"
 
@@ -58,3 +61,5 @@ __all__ += ["Client", "HTTPStatusError", "Limits", "Response", "ServerDisconnect
 __all__ += ["DatagramEndpoint", "bind_datagram", "open_datagram"]
 __all__ += ["CertificateVerifyError", "ConnectTimeoutError", "Headers", "PoolTimeoutError",
             "ReadTimeoutError", "WriteTimeoutError"]
+__all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocketOptions",
+            "websocket"]

@@ -1,0 +1,562 @@
+"""Sans-I/O WebSocket (RFC 6455, RFC 7692): bytes in, events out, bytes to send.
+
+Framing, masking, control frames, the close handshake and permessage-deflate come from the
+sans-I/O core of ``websockets`` (``ServerProtocol``/``ClientProtocol``); this module adds
+what that core leaves to its I/O layers, so every transport of ours gets the same rules.
+
+Rules:
+- ``WebSocketCore.receive_data(bytes)`` returns events in wire order: ``str`` (a whole text
+  message) and ``bytes`` (a whole binary message) *are* the events; ``Ping``, ``Pong``,
+  ``CloseReceived`` (the peer's close frame; our answer is already queued),
+  ``HandshakeDone`` / ``HandshakeFailed`` (client side only). ``data_to_send()`` returns
+  the bytes to write; ``b""`` (``SEND_EOF``) means half-close (or close, where the
+  transport cannot half-close).
+- Fragments are joined here. Text is checked as UTF-8 fragment by fragment (fail fast);
+  a message over ``max_size`` bytes or ``max_fragments`` frames fails the connection with
+  1009, invalid UTF-8 with 1007, any framing error (reserved bits or opcodes, a client frame
+  without a mask, a server frame with one, a fragmented or oversized control frame, a
+  continuation out of place, a bad close code) with 1002. After a failure the core ignores
+  whatever the peer sends; ``close_expected()`` says the transport should close soon.
+- The server handshake is checked by ``ServerHandshake`` on the request head our HTTP
+  server parsed; the app's answer (accept with a subprotocol and headers, deny with an HTTP
+  response) is turned into bytes here, and a core in the OPEN state is made for the rest.
+- Nothing here does I/O or keeps time: keepalive pings and close timeouts belong to the
+  I/O layer (``trunkline.ws_connection``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Literal
+
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.extensions.permessage_deflate import (
+    enable_client_permessage_deflate,
+    enable_server_permessage_deflate,
+)
+from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, Protocol, State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI
+
+from ..errors import HandshakeError, TransportError
+
+MiB = 1024 * 1024
+
+#: Close codes that mean "all went well" (normal closure, going away).
+OK_CLOSE_CODES = frozenset({1000, 1001})
+#: 1005: no code in the close frame; 1006: no close frame at all (the connection dropped).
+NO_STATUS = 1005
+ABNORMAL = 1006
+
+HeaderPairs = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class WebSocketOptions:
+    """How one WebSocket connection behaves, on either side. Sizes are bytes, times seconds."""
+
+    max_size: int | None = 1 * MiB  # largest incoming message (after decompression); 1009
+    max_fragments: int | None = 4096  # most frames in one incoming message; 1009
+    compression: bool = True  # offer (client) / accept (server) permessage-deflate
+    ping_interval: float | None = None  # send a keepalive ping this often; None: never
+    ping_timeout: float | None = 20.0  # no pong this long after a keepalive ping: close 1011
+    close_timeout: float = 10.0  # how long the close handshake may take before we cut
+    max_queue: int = 1 * MiB  # received bytes held for the app before reading pauses
+    write_limit: int = 64 * 1024  # write buffer above which send() waits for the peer
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class WebSocketClosed(TransportError):
+    """The WebSocket is closed: ``code`` and ``reason`` are the close frame the peer sent
+    (1006 and "" when the connection dropped without one); ``by`` is the side that started
+    the close ("client", "server", or None when nobody did). ``ok`` for 1000 and 1001."""
+
+    def __init__(self, code: int, reason: str, by: str | None, detail: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        self.by = by
+        why = f"{code}" + (f" {reason!r}" if reason else "")
+        who = f" by the {by}" if by else ""
+        super().__init__(f"the WebSocket was closed{who} ({why}){detail}")
+
+    @property
+    def ok(self) -> bool:
+        return self.code in OK_CLOSE_CODES
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class WebSocketHandshakeError(HandshakeError):
+    """The server did not switch to WebSocket: ``status`` (0 when no valid HTTP response
+    came), its ``headers`` and ``body`` say why."""
+
+    def __init__(self, message: str, status: int = 0, headers: HeaderPairs | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Ping:
+    """The peer pinged us (the pong is already queued)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Ping({self.data!r})"
+
+
+class Pong:
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Pong({self.data!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceived:
+    """The peer's close frame. When the peer started the close, our echo is already queued."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeDone:
+    """Client: the server switched to WebSocket."""
+
+    status: int
+    headers: HeaderPairs
+    subprotocol: str | None
+    extensions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed:
+    """Client: the server answered something else than a valid 101."""
+
+    error: WebSocketHandshakeError
+
+
+Event = str | bytes | Ping | Pong | CloseReceived | HandshakeDone | HandshakeFailed
+
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+# --------------------------------------------------------------------------- the core
+
+
+class WebSocketCore:
+    """One WebSocket connection's protocol state, on either side."""
+
+    __slots__ = ("_proto", "_max_fragments", "_text", "_parts", "_fragments", "_decoder",
+                 "_failed_by_us", "handshake_error", "side")
+
+    def __init__(self, proto: Protocol, options: WebSocketOptions,
+                 side: Literal["client", "server"]) -> None:
+        self._proto = proto
+        self.side = side
+        self._max_fragments = options.max_fragments
+        self._text = False  # the message being assembled is text
+        self._parts: list[str] | bytearray | None = None  # None: no message in progress
+        self._fragments = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._failed_by_us = False
+        self.handshake_error: WebSocketHandshakeError | None = None
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def state(self) -> State:
+        return self._proto.state
+
+    @property
+    def is_open(self) -> bool:
+        return self._proto.state is OPEN
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._proto.subprotocol
+
+    @property
+    def extensions(self) -> list[str]:
+        return [ext.name for ext in self._proto.extensions]
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the peer's close frame (1005 if it had none, 1006 if none came);
+        None while the connection is not closed."""
+        if self._proto.state is not CLOSED:
+            return None
+        rcvd = self._proto.close_rcvd
+        return ABNORMAL if rcvd is None else rcvd.code
+
+    @property
+    def close_reason(self) -> str | None:
+        if self._proto.state is not CLOSED:
+            return None
+        rcvd = self._proto.close_rcvd
+        return "" if rcvd is None else rcvd.reason
+
+    @property
+    def sent_close(self) -> tuple[int, str] | None:
+        sent = self._proto.close_sent
+        return None if sent is None else (sent.code, sent.reason)
+
+    @property
+    def closed_by(self) -> str | None:
+        """Which side started the close handshake (or failed the connection): "client",
+        "server", or None (nobody did: the connection dropped)."""
+        proto = self._proto
+        peer = "server" if self.side == "client" else "client"
+        if proto.close_rcvd_then_sent is True:
+            return peer
+        if proto.close_rcvd_then_sent is False or proto.close_sent is not None:
+            return self.side
+        if proto.close_rcvd is not None:
+            return peer
+        return None
+
+    def close_expected(self) -> bool:
+        """True once the transport should close soon (close sent, or the connection failed):
+        the I/O layer arms its close timer."""
+        return self._proto.close_expected()
+
+    @property
+    def receiving(self) -> bool:
+        """Whether more messages may come: no close frame received, no failure, no EOF."""
+        proto = self._proto
+        return (proto.close_rcvd is None and proto.parser_exc is None
+                and not self._failed_by_us and not proto.reader.eof)
+
+    def closed_error(self, detail: str = "") -> WebSocketClosed:
+        """The error for a closed (or closing) connection: the peer's close frame if one
+        came; else the code we failed the connection with; else 1006."""
+        proto = self._proto
+        rcvd, sent = proto.close_rcvd, proto.close_sent
+        if rcvd is not None:
+            code, reason = rcvd.code, rcvd.reason
+        elif sent is not None and (self._failed_by_us or proto.parser_exc is not None):
+            code, reason = sent.code, sent.reason
+        else:
+            code, reason = ABNORMAL, ""
+        return WebSocketClosed(code, reason, self.closed_by, detail)
+
+    # ---------------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        proto = self._proto
+        if proto.reader.eof:
+            return []
+        proto.receive_data(data)  # type: ignore[arg-type]  # the reader takes any buffer
+        frames = proto.events_received()
+        if not frames:
+            return frames  # type: ignore[return-value]  # the empty list
+        events: list[Event] = []
+        for frame in frames:
+            if type(frame) is not Frame:
+                self._handshake_event(frame, events)  # type: ignore[arg-type]
+                continue
+            op = frame.opcode
+            if op is TEXT or op is BINARY or op is CONT:
+                if self._data_frame(frame, events):
+                    break  # the connection failed: nothing after this counts
+            elif op is PING:
+                events.append(Ping(bytes(frame.data)))
+            elif op is PONG:
+                events.append(Pong(bytes(frame.data)))
+            elif op is CLOSE:
+                rcvd = proto.close_rcvd
+                if rcvd is not None:
+                    events.append(CloseReceived(rcvd.code, rcvd.reason))
+        if self.side == "client" and self.handshake_error is None and \
+                proto.handshake_exc is not None:
+            events.append(self._failed(proto.handshake_exc))
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        """The peer closed its sending side (or the connection)."""
+        proto = self._proto
+        proto.receive_eof()
+        events: list[Event] = []
+        for frame in proto.events_received():
+            if type(frame) is not Frame:
+                self._handshake_event(frame, events)  # type: ignore[arg-type]
+        if self.side == "client" and self.handshake_error is None and \
+                proto.handshake_exc is not None:
+            events.append(self._failed(proto.handshake_exc))
+        return events
+
+    def _data_frame(self, frame: Frame, events: list[Event]) -> bool:
+        """Add a data frame to the message in progress; True if the connection failed."""
+        parts = self._parts
+        if parts is None:  # first frame of a message (the core checked continuations)
+            if frame.fin:  # the common case: a whole message in one frame
+                if frame.opcode is TEXT:
+                    try:
+                        events.append(bytes(frame.data).decode())
+                    except UnicodeDecodeError as exc:
+                        return self._fail(1007, f"invalid UTF-8 in a text message at byte "
+                                                f"{exc.start}")
+                else:
+                    data = frame.data
+                    events.append(data if type(data) is bytes else bytes(data))
+                return False
+            self._text = frame.opcode is TEXT
+            self._fragments = 0
+            if self._text:
+                self._decoder = _Utf8Decoder()
+                parts = self._parts = []
+            else:
+                parts = self._parts = bytearray()
+        self._fragments += 1
+        limit = self._max_fragments
+        if limit is not None and self._fragments > limit:
+            return self._fail(1009, f"message in more than {limit} fragments")
+        if self._text:
+            assert self._decoder is not None and isinstance(parts, list)
+            try:
+                piece = self._decoder.decode(frame.data, frame.fin)
+            except UnicodeDecodeError:
+                return self._fail(1007, "invalid UTF-8 in a fragmented text message")
+            if piece:
+                parts.append(piece)
+            if frame.fin:
+                events.append("".join(parts))
+        else:
+            assert isinstance(parts, bytearray)
+            parts += frame.data
+            if frame.fin:
+                events.append(bytes(parts))
+        if frame.fin:
+            self._parts = None
+            self._decoder = None
+        return False
+
+    def _fail(self, code: int, reason: str) -> bool:
+        self._parts = None
+        self._decoder = None
+        self._failed_by_us = True
+        self._proto.fail(code, reason)
+        return True
+
+    def _handshake_event(self, event: Request | Response, events: list[Event]) -> None:
+        if not isinstance(event, Response):
+            return
+        proto = self._proto
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
+                   for k, v in event.headers.raw_items()]
+        if proto.handshake_exc is None:
+            events.append(HandshakeDone(event.status_code, headers, proto.subprotocol,
+                                        self.extensions))
+        else:
+            events.append(self._failed(proto.handshake_exc, event, headers))
+
+    def _failed(self, exc: Exception, response: Response | None = None,
+                headers: HeaderPairs | None = None) -> HandshakeFailed:
+        if isinstance(exc, InvalidStatus):
+            response = exc.response
+        if response is not None:
+            status = response.status_code
+            if isinstance(exc, InvalidStatus):
+                message = (f"the server answered {status} {response.reason_phrase} "
+                           "instead of switching to WebSocket")
+            else:
+                message = f"the server's WebSocket handshake was invalid: {exc}"
+            error = WebSocketHandshakeError(message, status, headers or [
+                (k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
+                for k, v in response.headers.raw_items()], bytes(response.body or b""))
+        else:
+            cause = exc.__cause__
+            why = "the connection closed" if isinstance(cause, EOFError) else f"{exc}"
+            error = WebSocketHandshakeError(
+                f"no valid WebSocket handshake response: {why} (is this a WebSocket "
+                "server, and is the scheme right: ws vs wss?)")
+        self.handshake_error = error
+        return HandshakeFailed(error)
+
+    # ---------------------------------------------------------------- sending
+
+    def send_text(self, text: str) -> None:
+        self._proto.send_text(text.encode())
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        self._proto.send_binary(data)
+
+    def send_ping(self, data: bytes) -> None:
+        self._proto.send_ping(data)
+
+    def send_pong(self, data: bytes) -> None:
+        self._proto.send_pong(data)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (only while OPEN). Codes the RFC keeps off the wire
+        (1005, 1006, 1015) or outside 1000-4999 raise ``ValueError``."""
+        if not _sendable_code(code):
+            raise ValueError(f"close code {code} cannot be sent; use 1000-1003, 1007-1014 "
+                             "or 3000-4999")
+        if len(reason.encode()) > 123:
+            raise ValueError("the close reason is over 123 bytes of UTF-8")
+        self._proto.send_close(code, reason)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection: a close frame if none was sent, then stop reading."""
+        self._failed_by_us = True
+        self._proto.fail(code, reason)
+
+    def data_to_send(self) -> list[bytes]:
+        return self._proto.data_to_send()
+
+
+def _sendable_code(code: int) -> bool:
+    return (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999) and \
+        not isinstance(code, bool)
+
+
+# --------------------------------------------------------------------------- handshakes
+
+
+def client_core(host: str, target: str, options: WebSocketOptions, *,
+                subprotocols: Sequence[str] | None = None,
+                headers: Sequence[tuple[str, str]] = (), origin: str | None = None,
+                user_agent: str | None = None) -> WebSocketCore:
+    """A client core whose handshake request is already queued in ``data_to_send()``.
+    ``host`` is the Host header as given (``example.com:8080``), ``target`` the path and
+    query. Extra ``headers`` go after the handshake's own."""
+    uri = WebSocketURI(False, "localhost", 80, "/", "")
+    proto = ClientProtocol(
+        uri, origin=origin,  # type: ignore[arg-type]
+        extensions=enable_client_permessage_deflate(None) if options.compression else None,
+        subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
+        max_size=options.max_size)
+    request = proto.connect()
+    ordered = Headers(Host=host)  # Host first, as sent by browsers and curl
+    for name, value in request.headers.raw_items():
+        if name.lower() != "host":
+            ordered[name] = value
+    if user_agent:
+        ordered["User-Agent"] = user_agent
+    for name, value in headers:
+        ordered[name] = value
+    request.path = target
+    request.headers = ordered
+    proto.send_request(request)
+    return WebSocketCore(proto, options, "client")
+
+
+class ServerHandshake:
+    """A WebSocket upgrade request as our HTTP server parsed it: checked on creation, then
+    answered with ``accept``, ``deny`` or (when ``ok`` is False) ``rejection``."""
+
+    def __init__(self, method: str, target: bytes, http_version: str, headers: HeaderPairs,
+                 options: WebSocketOptions, server_header: bytes | None = None) -> None:
+        self.options = options
+        self.server_header = server_header
+        self._headers = Headers()
+        for name, value in headers:
+            self._headers[name.decode("latin-1")] = value.decode("latin-1")
+        request = Request(target.decode("latin-1"), self._headers, method,
+                          f"HTTP/{http_version}")
+        extensions = enable_server_permessage_deflate(None) if options.compression else None
+        # The app chooses the subprotocol (ASGI websocket.accept), so the check picks none.
+        self._proto = ServerProtocol(extensions=extensions,
+                                     select_subprotocol=lambda _proto, _offered: None,
+                                     max_size=options.max_size)
+        self.response = self._proto.accept(request)
+        self.ok = self.response.status_code == 101
+        self.subprotocols: list[str] = []
+        if self.ok:
+            for offered in self._headers.get_all("Sec-WebSocket-Protocol"):
+                self.subprotocols += parse_subprotocol(offered)
+
+    @property
+    def error(self) -> str:
+        """What was wrong with the request (empty when ``ok``)."""
+        exc = self._proto.handshake_exc
+        return "" if exc is None else str(exc)
+
+    def rejection(self) -> bytes:
+        """The HTTP error answer to an invalid upgrade request (400, 405, 426, 505...)."""
+        assert not self.ok
+        response = self.response
+        if self.server_header:
+            response.headers["Server"] = self.server_header.decode("latin-1")
+        return response.serialize()
+
+    def accept(self, subprotocol: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
+               ) -> tuple[bytes, WebSocketCore]:
+        """The 101 answer, and the core for the connection from here on."""
+        assert self.ok
+        response = self.response
+        if self.server_header:
+            response.headers["Server"] = self.server_header.decode("latin-1")
+        if subprotocol is not None:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        for name, value in headers:
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        shaker = self._proto
+        proto = ServerProtocol(state=OPEN, max_size=self.options.max_size)
+        proto.extensions = shaker.extensions
+        proto.subprotocol = Subprotocol(subprotocol) if subprotocol is not None else None
+        proto.origin = shaker.origin
+        return response.serialize(), WebSocketCore(proto, self.options, "server")
+
+    def deny(self, status: int = 403, headers: Sequence[tuple[bytes, bytes]] = (),
+             body: bytes = b"") -> bytes:
+        """An HTTP response instead of the upgrade (ASGI denial or a close before accept);
+        the connection closes after it."""
+        return http_response(status, headers, body, self.server_header)
+
+
+def http_response(status: int, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b"",
+                  server_header: bytes | None = None) -> bytes:
+    """A whole HTTP/1.1 response with Content-Length and ``Connection: close``."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1"),
+             b"Date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"]
+    if server_header:
+        lines.append(b"Server: " + server_header + b"\r\n")
+    skip = {b"content-length", b"connection", b"transfer-encoding"}
+    for name, value in headers:
+        if name.lower() not in skip:
+            lines.append(name + b": " + value + b"\r\n")
+    lines.append(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    lines.append(body)
+    return b"".join(lines)
+
+
+__all__ = [
+    "ABNORMAL", "CLOSED", "CLOSING", "NO_STATUS", "OK_CLOSE_CODES", "OPEN", "SEND_EOF",
+    "CloseReceived", "Event", "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
+    "ServerHandshake", "WebSocketClosed", "WebSocketCore", "WebSocketHandshakeError",
+    "WebSocketOptions", "client_core", "http_response",
+]
