@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import click
@@ -28,7 +28,9 @@ from ..errors import (
     TrunklineError,
     TrunklineTimeoutError,
 )
+from ..resolve import DnsResolver
 from ..trace import Tracer
+from . import call_trace
 from .main import cli
 
 # Exit statuses: curl's numbers, so scripts written for curl read them the same way.
@@ -100,6 +102,7 @@ class CallOptions:
     cacert: str | None = None
     insecure: bool = False
     user_agent: str | None = None
+    dns: str | None = None  # a DNS server (HOST:PORT) for host names, asked over UDP
 
 
 @dataclass
@@ -160,8 +163,14 @@ async def perform(options: CallOptions, tracer: Tracer | None = None, *,
         content = _file_parts(options.upload_file)
         if not any(n.lower() == "content-length" for n, _ in headers):
             headers.append(("Content-Length", str(size)))
+    resolver = None
+    if options.dns is not None:
+        try:
+            resolver = DnsResolver(options.dns, timeout=options.connect_timeout)
+        except TrunklineError as exc:
+            return CallResult(EXIT_USAGE, error=exc, messages=[str(exc)])
     client = Client(verify=verify, timeout=timeout, retries=1,
-                    user_agent=options.user_agent or USER_AGENT)
+                    user_agent=options.user_agent or USER_AGENT, resolver=resolver)
     output: IO[bytes] | None = None
     try:
         if options.verbose:
@@ -219,8 +228,9 @@ def _read_data(value: str, what: str) -> bytes:
     return value.encode()
 
 
-@cli.command("call", epilog=EPILOG)
-@click.argument("args", nargs=-1, required=True, metavar="[METHOD] URL")
+@cli.command("call", epilog=EPILOG + "\n\n" + call_trace.TRACE_HELP)
+# not required=True: a bare --trace may have swallowed the URL (call_trace.parse_trace)
+@click.argument("args", nargs=-1, metavar="[METHOD] URL")
 @click.option("-X", "--request", "method_option", metavar="METHOD",
               help="The method (instead of the METHOD argument).")
 @click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
@@ -255,21 +265,54 @@ def _read_data(value: str, what: str) -> bytes:
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify the TLS certificate.")
 @click.option("-A", "--user-agent", metavar="TEXT", help="The User-Agent header.")
 @click.option("-s", "--silent", is_flag=True, help="No error message on stderr.")
+@click.option("--trace", "trace", is_flag=False, flag_value="text", default=None,
+              metavar="[=FORMAT]",
+              help="Trace the call's steps to stderr: text (httpstat-like, the default), "
+                   "json, mermaid, or html (a page: --trace=html:PATH or --trace-file).")
+@click.option("--trace-file", metavar="PATH",
+              help="Write the --trace output to PATH instead of stderr.")
+@click.option("-w", "--write-out", "write_out", metavar="FORMAT",
+              help="curl's -w: print FORMAT after the body, e.g. '%{time_total}\\n' "
+                   "(@file reads it from a file, @- from stdin).")
+@click.option("--dns", metavar="HOST:PORT",
+              help="Look host names up at this DNS server (UDP), as its own traced step.")
+@click.option("--server-trace", metavar="FILE",
+              help="Merge the server's side of this call from FILE (JSON lines from "
+                   "'trunkline serve --trace-file FILE'; same host).")
 def call_command(args: tuple[str, ...], method_option: str | None, headers: tuple[str, ...],
                  data: str | None, json_data: str | None, upload_file: str | None,
                  include: bool, output: str | None, verbose: bool, fail: bool,
                  unix_socket: str | None, abstract_unix_socket: str | None, via: str | None,
                  connect_timeout: float, max_time: float | None, cacert: str | None,
-                 insecure: bool, user_agent: str | None, silent: bool) -> None:
+                 insecure: bool, user_agent: str | None, silent: bool, trace: str | None,
+                 trace_file: str | None, write_out: str | None, dns: str | None,
+                 server_trace: str | None) -> None:
     """Send one HTTP request to URL over any transport and write the response body."""
+    choice, args = call_trace.parse_trace(trace, trace_file, args)
+    if not args:
+        raise click.UsageError("Missing argument '[METHOD] URL'.")
+    call_trace.check_dns(dns)
+    wout = call_trace.read_write_out(write_out)
     options = build_options(args, method_option, headers, data, json_data, upload_file,
                             include, output, verbose, fail, unix_socket, abstract_unix_socket,
                             via, connect_timeout, max_time, cacert, insecure, user_agent)
-    result = run(options)
+    if dns is not None:
+        options = replace(options, dns=dns)
+    tracer = Tracer() if choice is not None or wout is not None else None
+    result = run(options, tracer)
     if not silent:
         for message in result.messages:
             click.echo(f"trunkline call: {message}", err=True)
-    sys.exit(result.exit_code)
+    code = result.exit_code
+    if tracer is not None:
+        events = call_trace.gather(tracer, server_trace)
+        facts = call_trace.facts(options.method, options.url, options.transport,
+                                 result.response, code, result.messages, events)
+        title = f"trunkline call {options.method} {options.url}"
+        written = call_trace.emit(choice, wout, events, tracer, facts, title, silent=silent,
+                                  stdout=sys.stdout, stderr=sys.stderr)
+        code = code or written
+    sys.exit(code)
 
 
 def run(options: CallOptions, tracer: Tracer | None = None) -> CallResult:
