@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from .. import _loop
 from ..address import Identity
-from ..tour import DEFAULT_ROUNDS, LegResult, TourResult, default_legs, run_tour
+from ..tour import DEFAULT_ROUNDS, LegResult, TourResult, TraceLeg, default_legs, run_tour
 from ..tour.model import describe_credentials
 from .main import cli
 
@@ -24,6 +25,7 @@ EXAMPLES = """\b
 Examples:
   trunkline tour                        every transport, 2000 round trips each
   trunkline tour --rounds 200 --only tcp --only unix
+  trunkline tour --only trace --trace-dir ./traces   one traced HTTP request per transport
   trunkline tour --json | jq '.legs[] | {name, p50: .latency.p50_ns}'
 
 \b
@@ -43,9 +45,16 @@ Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results only.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds a single step may take before the leg is reported as failed.")
-def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: float) -> None:
+@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where the trace leg writes its Mermaid diagrams and HTML page "
+                   "(default: a new dir under $XDG_RUNTIME_DIR/trunkline).")
+def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: float,
+                 trace_dir: Path | None) -> None:
     """Show how services on this machine talk over each kind of socket."""
     legs = default_legs()
+    traced = [leg for leg in legs if isinstance(leg, TraceLeg)]
+    for leg in traced:
+        leg.trace_dir = trace_dir
     names = [leg.name for leg in legs]
     unknown = [name for name in only if name not in names]
     if unknown:
@@ -64,6 +73,9 @@ def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: flo
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         render(result, out)
+        for leg in traced:
+            if leg.written_dir is not None:
+                out.print(f"traces: Mermaid diagrams and an HTML page in {leg.written_dir}")
     raise SystemExit(0 if result.ok else 1)
 
 

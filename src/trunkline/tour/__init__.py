@@ -12,9 +12,10 @@ from __future__ import annotations
 from .legs import DatagramLeg, Leg, StreamLeg, TourContext, default_legs, register_leg
 from .model import Cleanup, Latency, LegResult, StepTiming, TourResult
 from .runner import DEFAULT_ROUNDS, MESSAGE_BYTES, run_tour
+from .trace_leg import TraceLeg  # registers the trace leg
 
 __all__ = [
     "DEFAULT_ROUNDS", "MESSAGE_BYTES", "Cleanup", "DatagramLeg", "Latency", "Leg", "LegResult",
-    "StepTiming", "StreamLeg", "TourContext", "TourResult", "default_legs", "register_leg",
-    "run_tour",
+    "StepTiming", "StreamLeg", "TourContext", "TourResult", "TraceLeg", "default_legs",
+    "register_leg", "run_tour",
 ]
