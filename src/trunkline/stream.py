@@ -59,8 +59,10 @@ class StreamProtocol(asyncio.BufferedProtocol):
         waiter = self._read_waiter
         if waiter is not None:
             self._read_waiter = None
-            if not waiter.done():
+            try:  # noqa: SIM105  (no context manager on the hot path)
                 waiter.set_result(None)
+            except asyncio.InvalidStateError:  # its reader was cancelled
+                pass
         if len(data) > self._limit and not self._reading_paused:
             self._reading_paused = True
             assert self.transport is not None
@@ -73,8 +75,10 @@ class StreamProtocol(asyncio.BufferedProtocol):
         waiter = self._read_waiter
         if waiter is not None:
             self._read_waiter = None
-            if not waiter.done():
+            try:  # noqa: SIM105  (no context manager on the hot path)
                 waiter.set_result(None)
+            except asyncio.InvalidStateError:  # its reader was cancelled
+                pass
         if len(buffered) > self._limit and not self._reading_paused:
             self._reading_paused = True
             assert self.transport is not None
@@ -134,12 +138,16 @@ class StreamProtocol(asyncio.BufferedProtocol):
         """A future done when more data (or EOF) arrives. A plain function returning the
         future, not a coroutine: one frame less on every wait."""
         if self._reading_paused:
-            self._reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+            self._resume_reading()
         waiter = self._loop.create_future()
         self._read_waiter = waiter
         return waiter
+
+    def _resume_reading(self) -> None:
+        """Read from the transport again (a reader is about to wait for more)."""
+        self._reading_paused = False
+        assert self.transport is not None
+        self.transport.resume_reading()
 
     def consumed(self) -> None:
         if self._reading_paused and len(self.data) <= self._limit:
@@ -205,7 +213,11 @@ class Stream:
                 if p.exception is not None and not isinstance(p.exception, ConnectionError):
                     raise _translate(p.exception)
                 return b""
-            await p.wait_for_data()
+            if p._reading_paused:
+                p._resume_reading()
+            waiter = p._loop.create_future()  # wait_for_data(), inlined: one call less
+            p._read_waiter = waiter
+            await waiter
         if len(data) <= max_bytes:
             chunk = bytes(data)
             data.clear()
@@ -225,7 +237,11 @@ class Stream:
         while len(data) < n:
             if p.eof:
                 raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
-            await p.wait_for_data()
+            if p._reading_paused:
+                p._resume_reading()
+            waiter = p._loop.create_future()  # wait_for_data(), inlined: one call less
+            p._read_waiter = waiter
+            await waiter
         if len(data) == n:  # the common case: exactly what was asked; one copy, not two
             chunk = bytes(data)
             data.clear()
