@@ -31,19 +31,20 @@ import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Literal
+from typing import Any, Literal
 
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidStatus, PayloadTooBig
+from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate,
     enable_server_permessage_deflate,
 )
-from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame
+from websockets.frames import BINARY, CONT, PING, PONG, TEXT, Frame
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
-from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, Protocol, State
+from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
@@ -169,24 +170,104 @@ Event = str | bytes | Ping | Pong | CloseReceived | HandshakeDone | HandshakeFai
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class TooManyFragments(PayloadTooBig):
+    """A message in more frames than allowed: websockets' parser answers it with 1009."""
+
+    def __init__(self, limit: int) -> None:
+        Exception.__init__(self, f"message in more than {limit} fragments")
+
+    def set_current_size(self, current_size: int | None) -> None:
+        pass
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Assembler:
+    """Mixed into websockets' protocols: data frames become whole messages *inside* the
+    parser, so a bad fragment fails the connection before the next frame is looked at (the
+    first violation in wire order decides the close code, however the bytes were split).
+    ``events`` then holds ``str``/``bytes`` messages, control ``Frame``s and handshake
+    events. Raising ``UnicodeDecodeError`` or ``PayloadTooBig`` here makes the parser fail
+    with 1007 or 1009."""
+
+    max_fragments: int | None = None
+    _fragments = 0
+    _text = False
+    _parts: list[str] | bytearray | None = None
+    _decoder: codecs.IncrementalDecoder | None = None
+
+    def recv_frame(self, frame: Frame) -> None:
+        op = frame.opcode
+        proto: Any = self
+        if op is TEXT or op is BINARY:
+            if proto.current_size is not None:
+                raise WsProtocolError("expected a continuation frame")
+            if frame.fin:  # the common case: a whole message in one frame
+                data = frame.data
+                if op is TEXT:
+                    proto.events.append(bytes(data).decode())
+                else:
+                    proto.events.append(data if type(data) is bytes else bytes(data))
+                return
+            proto.current_size = len(frame.data)
+            self._fragments = 1
+            self._text = op is TEXT
+            if self._text:
+                self._decoder = _Utf8Decoder()
+                self._parts = []
+            else:
+                self._parts = bytearray()
+        elif op is CONT:
+            if proto.current_size is None:
+                raise WsProtocolError("unexpected continuation frame")
+            self._fragments += 1
+            if self.max_fragments is not None and self._fragments > self.max_fragments:
+                raise TooManyFragments(self.max_fragments)
+            proto.current_size = None if frame.fin else proto.current_size + len(frame.data)
+        else:
+            proto.super_recv_frame(frame)
+            return
+        parts = self._parts
+        if self._text:
+            assert self._decoder is not None and isinstance(parts, list)
+            piece = self._decoder.decode(frame.data, frame.fin)  # raises: 1007, fail fast
+            if piece:
+                parts.append(piece)
+            if frame.fin:
+                proto.events.append("".join(parts))
+        else:
+            assert isinstance(parts, bytearray)
+            parts += frame.data
+            if frame.fin:
+                proto.events.append(bytes(parts))
+        if frame.fin:
+            self._parts = self._decoder = None
+
+
+class _ServerProtocol(_Assembler, ServerProtocol):
+    def super_recv_frame(self, frame: Frame) -> None:
+        ServerProtocol.recv_frame(self, frame)
+
+
+class _ClientProtocol(_Assembler, ClientProtocol):
+    def super_recv_frame(self, frame: Frame) -> None:
+        ClientProtocol.recv_frame(self, frame)
+
+
 # --------------------------------------------------------------------------- the core
 
 
 class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
-    __slots__ = ("_proto", "_max_fragments", "_text", "_parts", "_fragments", "_decoder",
-                 "_failed_by_us", "handshake_error", "side")
+    __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side")
 
-    def __init__(self, proto: Protocol, options: WebSocketOptions,
+    def __init__(self, proto: _ServerProtocol | _ClientProtocol, options: WebSocketOptions,
                  side: Literal["client", "server"]) -> None:
         self._proto = proto
+        proto.max_fragments = options.max_fragments
         self.side = side
-        self._max_fragments = options.max_fragments
-        self._text = False  # the message being assembled is text
-        self._parts: list[str] | bytearray | None = None  # None: no message in progress
-        self._fragments = 0
-        self._decoder: codecs.IncrementalDecoder | None = None
         self._failed_by_us = False
         self.handshake_error: WebSocketHandshakeError | None = None
 
@@ -275,108 +356,56 @@ class WebSocketCore:
         if proto.reader.eof:
             return []
         proto.receive_data(data)  # type: ignore[arg-type]  # the reader takes any buffer
-        frames = proto.events_received()
-        if not frames:
-            return frames  # type: ignore[return-value]  # the empty list
-        events: list[Event] = []
-        for frame in frames:
-            if type(frame) is not Frame:
-                self._handshake_event(frame, events)  # type: ignore[arg-type]
+        events: list[Any] = proto.events_received()
+        if not events:
+            return events
+        drop = False
+        for i, event in enumerate(events):
+            kind = type(event)
+            if kind is str or kind is bytes:
                 continue
-            op = frame.opcode
-            if op is TEXT or op is BINARY or op is CONT:
-                if self._data_frame(frame, events):
-                    break  # the connection failed: nothing after this counts
-            elif op is PING:
-                events.append(Ping(bytes(frame.data)))
-            elif op is PONG:
-                events.append(Pong(bytes(frame.data)))
-            elif op is CLOSE:
-                rcvd = proto.close_rcvd
-                if rcvd is not None:
-                    events.append(CloseReceived(rcvd.code, rcvd.reason))
+            if kind is Frame:
+                op = event.opcode
+                if op is PING:
+                    events[i] = Ping(bytes(event.data))
+                elif op is PONG:
+                    events[i] = Pong(bytes(event.data))
+                else:  # CLOSE: the parser stored it
+                    rcvd = proto.close_rcvd
+                    assert rcvd is not None
+                    events[i] = CloseReceived(rcvd.code, rcvd.reason)
+            else:
+                events[i] = self._handshake_event(event)
+                drop = drop or events[i] is None
         if self.side == "client" and self.handshake_error is None and \
                 proto.handshake_exc is not None:
             events.append(self._failed(proto.handshake_exc))
-        return events
+        return [e for e in events if e is not None] if drop else events
 
     def receive_eof(self) -> list[Event]:
         """The peer closed its sending side (or the connection)."""
         proto = self._proto
         proto.receive_eof()
         events: list[Event] = []
-        for frame in proto.events_received():
-            if type(frame) is not Frame:
-                self._handshake_event(frame, events)  # type: ignore[arg-type]
+        for event in proto.events_received():
+            if isinstance(event, Response):
+                handshake = self._handshake_event(event)
+                if handshake is not None:
+                    events.append(handshake)
         if self.side == "client" and self.handshake_error is None and \
                 proto.handshake_exc is not None:
             events.append(self._failed(proto.handshake_exc))
         return events
 
-    def _data_frame(self, frame: Frame, events: list[Event]) -> bool:
-        """Add a data frame to the message in progress; True if the connection failed."""
-        parts = self._parts
-        if parts is None:  # first frame of a message (the core checked continuations)
-            if frame.fin:  # the common case: a whole message in one frame
-                if frame.opcode is TEXT:
-                    try:
-                        events.append(bytes(frame.data).decode())
-                    except UnicodeDecodeError as exc:
-                        return self._fail(1007, f"invalid UTF-8 in a text message at byte "
-                                                f"{exc.start}")
-                else:
-                    data = frame.data
-                    events.append(data if type(data) is bytes else bytes(data))
-                return False
-            self._text = frame.opcode is TEXT
-            self._fragments = 0
-            if self._text:
-                self._decoder = _Utf8Decoder()
-                parts = self._parts = []
-            else:
-                parts = self._parts = bytearray()
-        self._fragments += 1
-        limit = self._max_fragments
-        if limit is not None and self._fragments > limit:
-            return self._fail(1009, f"message in more than {limit} fragments")
-        if self._text:
-            assert self._decoder is not None and isinstance(parts, list)
-            try:
-                piece = self._decoder.decode(frame.data, frame.fin)
-            except UnicodeDecodeError:
-                return self._fail(1007, "invalid UTF-8 in a fragmented text message")
-            if piece:
-                parts.append(piece)
-            if frame.fin:
-                events.append("".join(parts))
-        else:
-            assert isinstance(parts, bytearray)
-            parts += frame.data
-            if frame.fin:
-                events.append(bytes(parts))
-        if frame.fin:
-            self._parts = None
-            self._decoder = None
-        return False
-
-    def _fail(self, code: int, reason: str) -> bool:
-        self._parts = None
-        self._decoder = None
-        self._failed_by_us = True
-        self._proto.fail(code, reason)
-        return True
-
-    def _handshake_event(self, event: Request | Response, events: list[Event]) -> None:
+    def _handshake_event(self, event: Request | Response) -> Event | None:
         if not isinstance(event, Response):
-            return
+            return None
         proto = self._proto
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
                    for k, v in event.headers.raw_items()]
         if proto.handshake_exc is None:
-            events.append(HandshakeDone(event.status_code, headers, proto.subprotocol,
-                                        self.extensions))
-        else:
-            events.append(self._failed(proto.handshake_exc, event, headers))
+            return HandshakeDone(event.status_code, headers, proto.subprotocol, self.extensions)
+        return self._failed(proto.handshake_exc, event, headers)
 
     def _failed(self, exc: Exception, response: Response | None = None,
                 headers: HeaderPairs | None = None) -> HandshakeFailed:
@@ -450,7 +479,7 @@ def client_core(host: str, target: str, options: WebSocketOptions, *,
     ``host`` is the Host header as given (``example.com:8080``), ``target`` the path and
     query. Extra ``headers`` go after the handshake's own."""
     uri = WebSocketURI(False, "localhost", 80, "/", "")
-    proto = ClientProtocol(
+    proto = _ClientProtocol(
         uri, origin=origin,  # type: ignore[arg-type]
         extensions=enable_client_permessage_deflate(None) if options.compression else None,
         subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
@@ -485,7 +514,7 @@ class ServerHandshake:
                           f"HTTP/{http_version}")
         extensions = enable_server_permessage_deflate(None) if options.compression else None
         # The app chooses the subprotocol (ASGI websocket.accept), so the check picks none.
-        self._proto = ServerProtocol(extensions=extensions,
+        self._proto = _ServerProtocol(extensions=extensions,
                                      select_subprotocol=lambda _proto, _offered: None,
                                      max_size=options.max_size)
         self.response = self._proto.accept(request)
@@ -521,7 +550,7 @@ class ServerHandshake:
         for name, value in headers:
             response.headers[name.decode("latin-1")] = value.decode("latin-1")
         shaker = self._proto
-        proto = ServerProtocol(state=OPEN, max_size=self.options.max_size)
+        proto = _ServerProtocol(state=OPEN, max_size=self.options.max_size)
         proto.extensions = shaker.extensions
         proto.subprotocol = Subprotocol(subprotocol) if subprotocol is not None else None
         proto.origin = shaker.origin
