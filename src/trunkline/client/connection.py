@@ -22,7 +22,13 @@ import time
 from collections.abc import Callable
 
 from ..address import StreamAddress, TcpAddress, format_address
-from ..errors import HandshakeError, ProtocolError, TransportError, TrunklineTimeoutError
+from ..errors import (
+    HandshakeError,
+    ProtocolError,
+    ResolveError,
+    TransportError,
+    TrunklineTimeoutError,
+)
 from ..protocol.http_client import HeaderPairs, ResponseParser
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
@@ -430,8 +436,8 @@ async def open_connection(address: StreamAddress, *, tls: bool, server_hostname:
     except ssl.SSLError as exc:
         raise _tls_error(exc, where) from exc
     except OSError as exc:
-        if isinstance(exc, TransportError):
-            raise
+        if isinstance(exc, TransportError | ResolveError):
+            raise  # already ours (a name that did not resolve says so, exit status 6)
         raise TransportError(exc.errno, f"could not connect to {where}: "
                              f"{exc.strerror or exc}") from exc
     return conn
