@@ -73,10 +73,10 @@ def pingpong_json(results: Sequence[PingPongResult]) -> list[dict[str, Any]]:
 
 def relay_table(result: RelayResult) -> Table:
     size_mib = result.size / (1 << 20)
-    table = Table(title=f"relay bulk throughput: {size_mib:,.0f} MiB over one connection, "
-                  "TCP in, Unix socket out (higher is better)", header_style="bold",
-                  caption=f"ratio = trunkline / socat (median runs); target >= "
-                  f"{RELAY_TARGET}x. Relay on CPU 0, sender and sink on CPU 1.")
+    caption = (f"One connection, TCP in, Unix socket out. ratio = trunkline / socat (median "
+               f"runs); target >= {RELAY_TARGET}x. Relay on CPU 0, sender and sink on CPU 1.")
+    table = Table(title=f"relay bulk: {size_mib:,.0f} MiB (higher is better)",
+                  header_style="bold", caption=caption)
     table.add_column("relay", no_wrap=True)
     table.add_column("MiB/s (median)", justify="right")
     table.add_column("seconds", justify="right")

@@ -74,12 +74,14 @@ def _console() -> Console:
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
-    """A rich progress bar on stderr; the callback the workloads call."""
-    if not enabled:
+    """A rich progress bar on stderr (when it is a terminal); the callback the workloads
+    call."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
         yield lambda done, total, what: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  "{task.total}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
 
