@@ -260,8 +260,16 @@ class HttpServerProtocol:
             data = self._continue_head(data)
             if not data:
                 return events
-        pos = 0
         n = len(data)
+        if state == _HEAD:
+            # The common case, one whole request head and nothing else, in one call.
+            pos = self._take_head(data, 0, n)
+            if pos == n or self._state >= _SWITCHED:
+                if pos < n and self._state == _SWITCHED:
+                    events.append(Upgraded(data[pos:]))
+                return events
+        else:
+            pos = 0
         while pos < n:
             state = self._state
             if state == _HEAD:
@@ -484,7 +492,6 @@ class HttpServerProtocol:
         self._headers = []
         target = self._url
         self._url = b""
-        self._body_total = self._trailer_bytes = self._trailer_count = 0
         parser = self._parser
         version = self._version
         if not version:
@@ -496,8 +503,10 @@ class HttpServerProtocol:
         upgrade_token = trace_id = None
         hosts = 0
         watched = self._watched
-        if watched:
-            self._watched = []
+        self._watched = []
+        if len(watched) == 1 and watched[0][0] == b"host":
+            hosts = 1  # the usual case: nothing else to look at
+        else:
             for name, value in watched:
                 if name == b"host":
                     hosts += 1
@@ -553,6 +562,7 @@ class HttpServerProtocol:
             self._state = _BODY_CHUNKED
             self._ck = _CK_SIZE
             self._ck_line.clear()
+            self._body_total = self._trailer_bytes = self._trailer_count = 0
         elif length:
             self._state = _BODY_LENGTH
             self._body_left = length

@@ -82,7 +82,6 @@ class ServerState:
     websocket_handler: WebSocketHandler | None = None
     app_state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
     connections: set[Any] = field(default_factory=set)  # objects with shutdown() and abort()
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # app calls still running
     draining: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when draining ends
     limits: HttpLimits = field(init=False)
@@ -140,6 +139,21 @@ def _credentials(creds: PeerCredentials | None) -> dict[str, int | None] | None:
     return {"pid": creds.pid, "uid": creds.uid, "gid": creds.gid}
 
 
+def app_tasks(state: ServerState) -> list[asyncio.Task[Any]]:
+    """The app calls of this server still running (a response may be done while the app
+    works on, e.g. Starlette background tasks). Found by their coroutine, so the hot path
+    keeps no per-request bookkeeping for shutdown's sake."""
+    found = []
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        if getattr(coro, "cr_code", None) is _RUN_CODE and frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, HttpConnection) and owner.state is state:
+                found.append(task)
+    return found
+
+
 class HttpConnection(asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
@@ -161,20 +175,25 @@ class HttpConnection(asyncio.Protocol):
         self._read_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closing = False
-        self._lost = False
+        self.lost = False
         self._detached = False
         self._draining = False
         self._peer_eof = False
         self._rejected: Reject | None = None
-        self._got_bytes = False  # some bytes of the current head arrived (408 vs. close)
         self._phase = _HEADER
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
-        self._scope_base: dict[str, Any] = {}
+        self._scheme = "http"
+        self._server: tuple[str, int | None] | None = None
+        self._client: tuple[str, int | None] | None = None
+        self._max_pipelined = self._config.max_pipelined
         self.ext: dict[str, Any] = {}
         self._root_path = self._config.root_path
+        self._app_state = state.app_state
+        self._access = accesslog.logger
         self._log_access = self._config.access_log
+        self._keepalive = self._config.keepalive_timeout
 
     # ---------------------------------------------------------------- connection events
 
@@ -223,11 +242,9 @@ class HttpConnection(asyncio.Protocol):
                     "peer": _describe(peer), "credentials": _credentials(creds)}
         if context.via:
             self.ext["via"] = context.via
-        self._scope_base = {
-            "scheme": "https" if kind == "tls" else "http",
-            "server": server,
-            "client": _scope_addr(peer) if isinstance(peer, SocketIdentity) else None,
-        }
+        self._scheme = "https" if kind == "tls" else "http"
+        self._server = server
+        self._client = _scope_addr(peer) if isinstance(peer, SocketIdentity) else None
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self._detached:
@@ -236,9 +253,8 @@ class HttpConnection(asyncio.Protocol):
             if self._current is None and not self._queue:
                 self._send_error(self._rejected)
             return
-        if self._phase == _IDLE:
-            self._set_deadline(_HEADER, self._config.header_timeout)
-        self._got_bytes = True
+        # The header deadline starts (below, in _update_deadline) only if these bytes leave
+        # a head unfinished: a whole head in one read costs no clock reading here.
         events = self.core.receive_data(data)
         for event in events:
             kind = type(event)
@@ -259,7 +275,11 @@ class HttpConnection(asyncio.Protocol):
                 return
         if self._current is None and self._queue:
             self._start_next()
-        self._update_deadline()
+        if self._current is not None:
+            self._phase = _BUSY  # no deadline while the app works (the timer finds None)
+            self._deadline = None
+        else:
+            self._update_deadline()
 
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close.
@@ -269,7 +289,7 @@ class HttpConnection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+        self.lost = True
         self.state.forget(self)
         if self._timer is not None:
             self._timer.cancel()
@@ -305,7 +325,7 @@ class HttpConnection(asyncio.Protocol):
                 waiter.set_result(None)
 
     async def drain(self) -> None:
-        if self.write_paused and not self._lost:
+        if self.write_paused and not self.lost:
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter
@@ -313,33 +333,31 @@ class HttpConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- parsing events
 
     def _on_head(self, head: RequestHead) -> None:
-        base = self._scope_base
         root = self._root_path
         scope = {
             "type": "http",
             "asgi": ASGI_VERSION,
             "http_version": head.http_version,
-            "server": base["server"],
-            "client": base["client"],
-            "scheme": base["scheme"],
+            "server": self._server,
+            "client": self._client,
+            "scheme": self._scheme,
             "method": head.method,
             "root_path": root,
             "path": root + head.path if root else head.path,
             "raw_path": head.raw_path,
             "query_string": head.query,
             "headers": head.headers,
-            "state": self.state.app_state.copy(),
+            "state": self._app_state.copy() if self._app_state else {},
             "extensions": {"trunkline.transport": self.ext},
         }
         cycle = Cycle(self, head, scope)
         self._parsing = cycle
         self._queue.append(cycle)
-        self._got_bytes = False
         if self.tracer is not None:
             cycle.start_ns = time.monotonic_ns()
             self._trace(Step.REQUEST_HEADERS, cycle, cycle.start_ns, method=head.method,
                         target=head.target.decode("latin-1"), version=head.http_version)
-        if len(self._queue) > self._config.max_pipelined:
+        if len(self._queue) > self._max_pipelined:
             self._pause_reading()
 
     def _on_body(self, data: bytes) -> None:
@@ -394,8 +412,7 @@ class HttpConnection(asyncio.Protocol):
         if cycle.head.upgrade == b"websocket" and handler is not None:
             self._hand_off(cycle, handler)
             return
-        # Tracked so shutdown waits for apps still working after their response (background).
-        self.state.tasks.add(self.loop.create_task(self._run(cycle)))
+        self.loop.create_task(self._run(cycle))  # found again at shutdown: app_tasks()
 
     async def _run(self, cycle: Cycle) -> None:
         tracer = self.tracer
@@ -424,7 +441,6 @@ class HttpConnection(asyncio.Protocol):
                           cycle.head.target.decode("latin-1"))
                 self._app_failed(cycle)
         finally:
-            self.state.tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             if tracer is not None:
                 self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
@@ -450,7 +466,7 @@ class HttpConnection(asyncio.Protocol):
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
-        if self._log_access and accesslog.logger.isEnabledFor(logging.INFO):
+        if self._log_access and self._access.isEnabledFor(logging.INFO):
             accesslog.log_request(self.ext, cycle)
         if self.tracer is not None:
             self._trace(Step.RESPONSE_DONE, cycle, cycle.start_ns, status=cycle.status,
@@ -463,19 +479,32 @@ class HttpConnection(asyncio.Protocol):
             self._current = None
         if self._closing:
             return
+        if not self.core.keep_alive or self._draining or self._peer_eof or \
+                self._rejected is not None or (not cycle.complete and cycle.head.expect_continue):
+            self._after_last_response(cycle)
+            return
+        if self._queue:
+            self._start_next()
+            return
+        if self._read_paused and self._buffered <= self._config.body_buffer:
+            self._resume_reading()
+        if self._phase != _IDLE and not self.core.has_partial_head:
+            self._set_deadline(_IDLE, self._keepalive)
+        else:
+            self._update_deadline()
+
+    def _after_last_response(self, cycle: Cycle) -> None:
+        """The slow path of ``response_done``: closing, or answering a reject."""
         unread = not cycle.complete and cycle.head.expect_continue and cycle.head.has_body
         if not self.core.keep_alive or self._draining or unread or (
                 self._peer_eof and not self._queue):
             self.close()
-            return
-        if self._rejected is not None and not self._queue:
+        elif self._rejected is not None and not self._queue:
             self._send_error(self._rejected)
-            return
-        if self._queue:
+        elif self._queue:
             self._start_next()
-        elif self._read_paused and self._buffered <= self._config.body_buffer:
-            self._resume_reading()
-        self._update_deadline()
+        else:
+            self._update_deadline()
 
     def consumed(self, size: int) -> None:
         """The app took ``size`` buffered body bytes: maybe read again."""
@@ -498,7 +527,7 @@ class HttpConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- helpers
 
     def write(self, data: bytes) -> None:
-        if not self._lost:
+        if not self.lost:
             self.transport.write(data)
 
     def close(self) -> None:
@@ -521,12 +550,12 @@ class HttpConnection(asyncio.Protocol):
         self.transport.abort()
 
     def _pause_reading(self) -> None:
-        if not self._read_paused and not self._lost:
+        if not self._read_paused and not self.lost:
             self._read_paused = True
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._read_paused and not self._lost and not self._closing:
+        if self._read_paused and not self.lost and not self._closing:
             self._read_paused = False
             self.transport.resume_reading()
 
@@ -559,7 +588,7 @@ class HttpConnection(asyncio.Protocol):
             self._timer = self.loop.call_at(when, self._on_timer)
             self._timer_when = when
             return
-        if self._phase == _HEADER and (self._got_bytes or self.core.has_partial_head):
+        if self._phase == _HEADER and self.core.has_partial_head:
             self._send_error(Reject(408, f"the request head did not arrive within "
                                     f"{self._config.header_timeout:g} s"))
         else:
@@ -576,5 +605,7 @@ class HttpConnection(asyncio.Protocol):
                     status=cycle.status)
 
 
-__all__ = ["ASGI_VERSION", "HttpConnection", "ListenContext", "ServerState",
+_RUN_CODE = HttpConnection._run.__code__
+
+__all__ = ["ASGI_VERSION", "app_tasks", "HttpConnection", "ListenContext", "ServerState",
            "WebSocketHandler", "WebSocketHandoff"]

@@ -40,7 +40,7 @@ from ..trace import Tracer
 from ..transport import Listener, listen
 from .config import ServerConfig
 from .cycle import ASGIApp
-from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler
+from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, app_tasks
 from .lifespan import Lifespan
 
 DEFAULT_CONFIG = ServerConfig()
@@ -171,13 +171,13 @@ class AppServer:
                     await state.all_closed.wait()
         for conn in list(state.connections):
             conn.abort()
-        if state.tasks:  # apps still running after their response (background work)
-            await asyncio.wait(set(state.tasks), timeout=max(0.0, deadline - loop.time()))
-        for task in list(state.tasks):
-            task.cancel()
-        if state.tasks:
-            await asyncio.wait(set(state.tasks), timeout=1.0)
-        state.tasks.clear()
+        tasks = app_tasks(state)  # apps still running after their response (background)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
         if state.connections:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # connection_lost callbacks after abort

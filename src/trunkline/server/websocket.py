@@ -144,7 +144,7 @@ class AsgiWebSocket:
             self._accept(message)
         elif kind == "websocket.close":
             code = message.get("code") or 1000
-            reason = message.get("reason") or ""
+            reason = _close_reason(message.get("reason"))
             if self.accepted:
                 self.ws.start_close(code, reason)
             elif not self.responded:
@@ -214,6 +214,18 @@ class AsgiWebSocket:
                               extra={"transport": transport, "peer": peer,
                                      "method": head.method, "path": target, "status": status,
                                      "bytes": 0})
+
+
+def _close_reason(reason: object) -> str:
+    """A close reason that fits a close frame (123 bytes of UTF-8), from whatever the app
+    gave (FastAPI passes validation errors as a list)."""
+    if not reason:
+        return ""
+    text = reason if isinstance(reason, str) else str(reason)
+    data = text.encode()
+    if len(data) <= 123:
+        return text
+    return data[:123].decode(errors="ignore")
 
 
 def websocket_handler(options: WebSocketOptions = SERVER_OPTIONS) -> WebSocketHandler:
