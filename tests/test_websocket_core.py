@@ -319,7 +319,7 @@ def frames_strategy(draw: Any) -> tuple[int, bool, int, bool, bytes]:
             st.builds(close_payload, st.sampled_from([1000, 1001, 1002, 1003, 1005, 1007,
                                                       1011, 3000, 4999, 999, 1016, 5000]),
                       st.sampled_from([b"", b"bye", "é".encode(), b"\xff"]))))
-    elif opcode == TEXT or opcode == CONT:
+    elif opcode in (TEXT, CONT):
         payload = draw(st.one_of(st.text(max_size=40).map(str.encode), st.binary(max_size=8),
                                  st.binary(min_size=100, max_size=260)))
     else:
