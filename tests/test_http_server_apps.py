@@ -241,3 +241,25 @@ async def test_lifespan_state_and_failure() -> None:
     with pytest.raises(LifespanError, match="no database"):
         await server.start()
     assert server.listeners == []
+
+
+async def test_cli_registration() -> None:
+    from trunkline.address import parse_address
+    from trunkline.cli.serve import ServeApp
+    from trunkline.server.cli_apps import register_http_apps
+    from trunkline.transport import ListenOptions
+
+    registered: dict[str, Any] = {}
+    loaders: list[Any] = []
+    register_http_apps(lambda app: registered.__setitem__(app.name, app), loaders, ServeApp)
+    assert set(registered) == {"hello", "http-echo", "static", "demo"}
+    assert registered["static"].usage == "static DIR"
+    server = await registered["hello"].start((), [parse_address("tcp://127.0.0.1:0")],
+                                             ListenOptions())
+    raw = await Raw.open(server.urls[0])
+    await raw.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await raw.read_response())[2] == b"Hello, world!\n"
+    await raw.close()
+    server.close()
+    await server.wait_closed(1.0)
+    assert loaders[0]("proj.web:app") is not None and loaders[0]("hello") is None
