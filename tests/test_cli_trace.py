@@ -380,3 +380,31 @@ async def test_call_mermaid_renders_in_chromium(site: Site, dns_process: str,
     actors = set(re.findall(r'<tspan[^>]*>([^<]*)</tspan>', svg))
     assert {"OS/Networking", f"DNS udp {dns_process}"} <= actors
 
+
+
+# --------------------------------------------------------------------------- the tour
+
+
+@pytest.mark.timeout(150)
+async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    code, out, err = await trunkline("tour", "--only", "trace", "--trace-dir", str(traces))
+    text = out.decode()
+    assert code == 0, text + err
+    # one timeline per transport in the output, and the folder named at the end
+    for column in ("TCP Connection", "Unix Connect", "FIFO Rendezvous", "Server Processing"):
+        assert column in text
+    assert text.rstrip().splitlines()[-1] == (
+        f"traces: Mermaid diagrams and an HTML page in {traces}")
+    names = sorted(p.name for p in traces.iterdir())
+    assert names == ["abstract.mmd", "fifo.mmd", "tcp.mmd", "trace.html", "unix.mmd"]
+    for name in ("tcp", "unix", "abstract", "fifo"):
+        diagram = (traces / f"{name}.mmd").read_text()
+        labels = [label for _, _, label in arrows(diagram)]
+        # both sides: the client's connect and first byte, the server's accept and app call
+        assert any(label.startswith("server: accepted") for label in labels), name
+        assert any(label.startswith("server: app called") for label in labels), name
+        assert any(label.startswith("first response byte") for label in labels), name
+    dom = await dump_dom(str(traces / "trace.html"))
+    assert 'data-rendered="ok"' in dom
+    assert dom.count('aria-roledescription="sequence"') == 4

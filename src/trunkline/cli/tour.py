@@ -75,7 +75,8 @@ def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: flo
         render(result, out)
         for leg in traced:
             if leg.written_dir is not None:
-                out.print(f"traces: Mermaid diagrams and an HTML page in {leg.written_dir}")
+                out.print(f"traces: Mermaid diagrams and an HTML page in {leg.written_dir}",
+                          soft_wrap=True)  # one line: the path stays copyable
     raise SystemExit(0 if result.ok else 1)
 
 
