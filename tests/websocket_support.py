@@ -99,8 +99,9 @@ class RawPeer:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, url: str, path: str = "/", extra: str = "") -> AsyncIterator[RawPeer]:
-        stream = await trunkline.connect(url, timeout=5.0)
+    async def open(cls, url: str, path: str = "/", extra: str = "", limit: int = 1 << 20
+                   ) -> AsyncIterator[RawPeer]:
+        stream = await trunkline.connect(url, timeout=5.0, limit=limit)
         peer = cls(stream)
         try:
             stream.write(handshake_request(path, extra=extra))

@@ -343,7 +343,8 @@ class WebSocketCore:
         rcvd, sent = proto.close_rcvd, proto.close_sent
         if rcvd is not None:
             code, reason = rcvd.code, rcvd.reason
-        elif sent is not None and (self._failed_by_us or proto.parser_exc is not None):
+        elif sent is not None and (self._failed_by_us or (
+                proto.parser_exc is not None and not isinstance(proto.parser_exc, EOFError))):
             code, reason = sent.code, sent.reason
         else:
             code, reason = ABNORMAL, ""
