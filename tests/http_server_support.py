@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,8 +126,7 @@ def decode_chunked(data: bytes) -> tuple[bytes, bytes]:
 
 def statuses(data: bytes) -> list[int]:
     """Status codes of every response in ``data`` (good enough for tests)."""
-    return [int(line.split(b" ")[1]) for line in data.split(b"\r\n")
-            if line.startswith(b"HTTP/1.")]
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", data)]
 
 
 async def exchange(url: str, data: bytes, *, bytewise: bool = False) -> tuple[bytes, bool]:

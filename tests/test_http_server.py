@@ -402,3 +402,12 @@ async def test_websocket_upgrade_goes_to_the_hook() -> None:
     async with running(hello_app) as server:  # no hook: the app answers, then close
         received, closed = await exchange(tcp_url(server), wire)
         assert statuses(received) == [200] and closed
+
+
+async def test_half_closed_client_still_gets_its_answers() -> None:
+    async with running(hello_app) as server:
+        raw = await Raw.open(tcp_url(server))
+        await raw.send(GET + GET)
+        raw.stream.write_eof()  # shutdown(SHUT_WR): "that is all I will ask"
+        received = await raw.read_until_closed()
+        assert statuses(received) == [200, 200] and raw.closed

@@ -54,14 +54,16 @@ class HttpLimits:
 class RequestHead:
     """A parsed request head. Header names are lowercased, values as sent."""
 
-    __slots__ = ("method", "target", "path", "raw_path", "query", "http_version", "headers",
-                 "keep_alive", "expect_continue", "upgrade", "content_length", "chunked",
-                 "trace_id")
+    # What most requests share lives on the class; __init__ stores only the rest.
+    expect_continue = False
+    upgrade: bytes | None = None  # lowercased Upgrade token (b"websocket"), b"connect", or None
+    content_length: int | None = None
+    chunked = False
+    trace_id: str | None = None  # the x-trunkline-trace-id header, for client/server traces
 
     def __init__(self, method: str, target: bytes, path: str, raw_path: bytes, query: bytes,
-                 http_version: str, headers: list[tuple[bytes, bytes]], keep_alive: bool,
-                 expect_continue: bool, upgrade: bytes | None, content_length: int | None,
-                 chunked: bool, trace_id: str | None) -> None:
+                 http_version: str, headers: list[tuple[bytes, bytes]],
+                 keep_alive: bool) -> None:
         self.method = method
         self.target = target
         self.path = path
@@ -70,11 +72,6 @@ class RequestHead:
         self.http_version = http_version
         self.headers = headers
         self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.upgrade = upgrade  # lowercased Upgrade token (b"websocket"), b"connect", or None
-        self.content_length = content_length
-        self.chunked = chunked
-        self.trace_id = trace_id  # the x-trunkline-trace-id header, for client/server traces
 
     @property
     def has_body(self) -> bool:
@@ -567,9 +564,19 @@ class HttpServerProtocol:
             self._state = _BODY_LENGTH
             self._body_left = length
         keep_alive = self._keep_alive = parser.should_keep_alive()
-        self._events.append(RequestHead(
-            method, target, path, raw_path, query, version, headers,
-            keep_alive, expect, upgrade, length, chunked, trace_id))
+        head = RequestHead(method, target, path, raw_path, query, version, headers, keep_alive)
+        if watched:
+            if expect:
+                head.expect_continue = True
+            if length is not None:
+                head.content_length = length
+            if chunked:
+                head.chunked = True
+            if trace_id is not None:
+                head.trace_id = trace_id
+        if upgrade is not None:
+            head.upgrade = upgrade
+        self._events.append(head)
 
     def on_body(self, body: bytes) -> None:
         if self._state != _ERROR:

@@ -282,11 +282,12 @@ class HttpConnection(asyncio.Protocol):
             self._update_deadline()
 
     def eof_received(self) -> bool | None:
-        # The client half-closed: finish what is in flight, then close.
+        # The client half-closed: finish what is in flight, then close. (TLS cannot
+        # half-close; its transport closes itself whatever we return.)
         self._peer_eof = True
         if self._current is None and not self._queue:
             self.close()
-        return True
+        return None if self._scheme == "https" else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
