@@ -11,3 +11,4 @@ from . import relay
 from . import tour
 from . import call
 from . import bench
+from . import ws
