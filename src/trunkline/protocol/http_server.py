@@ -200,6 +200,7 @@ class HttpServerProtocol:
         self._max_fields_bytes = limits.max_header_bytes
         self._max_fields = limits.max_header_count
         self._version = ""
+        self._line_len = 0
         self._keep_alive = True
         self._parser = httptools.HttpRequestParser(self)
         self._state = _HEAD
@@ -337,15 +338,16 @@ class HttpServerProtocol:
             return n
         head_end = end + 4
         line_end = data.find(b"\r\n", pos)
-        if line_end - pos > self._max_line or end - line_end > self._max_fields_bytes or \
-                data.count(b"\r\n", line_end, head_end) > self._max_fields + 2 or \
-                data.count(b" ", pos, line_end) != 2:
+        if line_end - pos > self._max_line or end - line_end > self._max_fields_bytes:
             self._check_partial(data[pos:end + 2])  # says which limit, and rejects
-            if self._state != _ERROR:
-                self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
             return n
+        # The field count and the single spaces of the request line are checked after
+        # parsing (len(headers); method + target + version lengths), cheaper than counting.
+        self._line_len = line_end - pos
         # The version, from the bytes (httptools' get_http_version formats a new string).
-        if data.startswith(b"HTTP/1.1", line_end - 8):
+        if line_end - pos < 14:  # shorter than "M / HTTP/1.1" plus a space: no version
+            self._version = ""
+        elif data.startswith(b"HTTP/1.1", line_end - 8):
             self._version = "1.1"
         elif data.startswith(b"HTTP/1.0", line_end - 8):
             self._version = "1.0"
@@ -493,17 +495,44 @@ class HttpServerProtocol:
         version = self._version
         if not version:
             version = parser.get_http_version()
-            self._reject(505, f"HTTP/{version} is not supported; use HTTP/1.1")
+            if version == "0.9":  # "GET /" with no version at all
+                self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
+            else:
+                self._reject(505, f"HTTP/{version} is not supported; use HTTP/1.1")
+            return
+        if len(headers) > self._max_fields:
+            self._reject(431, f"more than {self._max_fields} header fields")
+            return
+        raw_method = parser.get_method()
+        if self._line_len != len(raw_method) + len(target) + 10:
+            self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
+            return
+        watched = self._watched
+        if len(watched) == 1 and watched[0][0] == b"host" and target.startswith(b"/"):
+            # The usual request: a Host, no body, an origin-form target. Nothing to weigh.
+            watched.clear()
+            method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+            raw_path, _, query = target.partition(b"?")
+            try:
+                path = raw_path.decode("ascii")
+            except UnicodeDecodeError:
+                self._reject(400, "request target is not ASCII; percent-encode it")
+                return
+            if "%" in path:
+                path = unquote(path)
+            keep_alive = self._keep_alive = parser.should_keep_alive()
+            head = RequestHead(method, target, path, raw_path, query, version, headers,
+                               keep_alive)
+            if method == "CONNECT":  # llhttp treats CONNECT as an upgrade
+                head.upgrade = b"connect"
+            self._events.append(head)
             return
         length: int | None = None
         chunked = expect = False
         upgrade_token = trace_id = None
         hosts = 0
-        watched = self._watched
         self._watched = []
-        if len(watched) == 1 and watched[0][0] == b"host":
-            hosts = 1  # the usual case: nothing else to look at
-        else:
+        if watched:
             for name, value in watched:
                 if name == b"host":
                     hosts += 1
@@ -532,7 +561,6 @@ class HttpServerProtocol:
             if maximum is not None and length > maximum:
                 self._reject(413, f"request body of {length} bytes is larger than {maximum}")
                 return
-        raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if target.startswith(b"/"):
             raw_path, _, query = target.partition(b"?")
