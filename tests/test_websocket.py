@@ -293,7 +293,7 @@ async def test_starlette_and_fastapi_routes(kind: str, short_tmp: Path) -> None:
 # --------------------------------------------------------------------------- TLS
 
 
-async def test_wss_with_a_private_ca(tmp_path: Path) -> None:
+async def test_wss_with_a_private_ca(tmp_path: Path, short_tmp: Path) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     certfile, keyfile, cafile = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
@@ -318,6 +318,15 @@ async def test_wss_with_a_private_ca(tmp_path: Path) -> None:
             assert await peer.recv() == "from websockets"
         with pytest.raises(trunkline.CertificateVerifyError):
             await trunkline.websocket(f"wss://127.0.0.1:{port}/")  # system CAs: untrusted
+    # TLS over a Unix socket (wss+unix): the websockets library serves it.
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    sock = short_tmp / "tls.sock"
+    async with ws_unix_serve(_websockets_echo, str(sock), ssl=server_context):
+        url = f"wss+unix://{str(sock).replace('/', '%2F')}/"
+        async with trunkline.websocket(url, verify=str(cafile)) as ws:
+            await ws.send("tls over uds")
+            assert await ws.recv() == "tls over uds"
 
 
 # --------------------------------------------------------------------------- failures
