@@ -20,6 +20,7 @@ from ..address import Address
 from ..api import serve
 from ..errors import TrunklineError
 from ..tour.echo import echo_datagram, echo_stream
+from ..trace import Tracer
 from ..transport import ListenOptions
 from ._support import (
     EXIT_OK,
@@ -35,6 +36,7 @@ from ._support import (
     setup_logging,
 )
 from .main import cli
+from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
 
 class Serving(Protocol):
@@ -48,7 +50,13 @@ class Serving(Protocol):
     async def wait_closed(self, grace: float | None = 5.0) -> None: ...
 
 
-StartApp = Callable[[tuple[str, ...], Sequence[Address], ListenOptions], Awaitable[Serving]]
+class StartApp(Protocol):
+    """``start(app_args, addresses, options, tracer=None)``: bind and return the server;
+    ``tracer`` is passed only when ``--trace``/``--trace-file`` asked for one."""
+
+    def __call__(self, args: tuple[str, ...], addresses: Sequence[Address],
+                 options: ListenOptions, *, tracer: Tracer | None = None
+                 ) -> Awaitable[Serving]: ...
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,11 @@ def available_apps() -> str:
 
 
 async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
-                      options: ListenOptions) -> Serving:
+                      options: ListenOptions, *, tracer: Tracer | None = None) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
     return await serve(echo_stream, *addresses, options=options,
-                       datagram_handler=echo_datagram)
+                       datagram_handler=echo_datagram, tracer=tracer)
 
 
 register_app(ServeApp("echo", "echo", "every byte (stream kinds) or datagram (udp, unixgram) "
@@ -119,7 +127,7 @@ class _ServeCommand(click.Command):
             formatter.write_dl([(a.usage, a.summary) for a in APPS.values()])
 
 
-@cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES)
+@cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
 @click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
@@ -128,9 +136,11 @@ class _ServeCommand(click.Command):
 @click.option("--grace", type=float, default=5.0, show_default=True,
               help="Seconds to let open connections finish after a stop signal.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
+@trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
                   allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, grace: float, quiet: bool) -> None:
+                  key: str | None, grace: float, quiet: bool, trace: str | None,
+                  trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app)
     if found is None:
@@ -138,17 +148,22 @@ def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], 
     addresses = list(on)
     options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
     setup_logging(quiet=quiet)
+    tracer, close_trace = open_tracer(trace, trace_file)
     try:
-        code = _loop.run(_serve(found, app_args, addresses, options, grace))
+        code = _loop.run(_serve(found, app_args, addresses, options, grace, tracer))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         code = EXIT_OK
+    finally:
+        close_trace()
     raise SystemExit(code)
 
 
 async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
-                 options: ListenOptions, grace: float) -> int:
+                 options: ListenOptions, grace: float, tracer: Tracer | None = None) -> int:
     try:
-        server = await app.start(args, addresses, options)
+        # only a traced serve passes a tracer, so app starters need not all take one
+        server = await (app.start(args, addresses, options) if tracer is None else
+                        app.start(args, addresses, options, tracer=tracer))
     except click.UsageError:
         raise
     except (TrunklineError, OSError) as exc:

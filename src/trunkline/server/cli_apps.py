@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..address import Address
+from ..trace import Tracer
 from ..transport.base import ListenOptions
 from .config import ServerConfig
 from .loader import BUILTIN_APPS, is_import_spec, load_app
@@ -28,14 +29,15 @@ CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": 
 
 
 def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG
-            ) -> Callable[[tuple[str, ...], Sequence[Address], ListenOptions], Any]:
-    """``start(args, addresses, options)`` for the command: load the app, bind, serve."""
+            ) -> Callable[..., Any]:
+    """``start(args, addresses, options, tracer=None)`` for the command: load the app, bind,
+    serve (traced when ``trunkline serve --trace`` passes a tracer)."""
 
     async def start(args: tuple[str, ...], addresses: Sequence[Address],
-                    options: ListenOptions) -> AppServer:
+                    options: ListenOptions, *, tracer: Tracer | None = None) -> AppServer:
         app = load_app(spec, args)
         server_config = replace(config, listen=options, ssl_context=options.ssl)
-        server = AppServer(app, *addresses, config=server_config)
+        server = AppServer(app, *addresses, config=server_config, tracer=tracer)
         await server.start()
         return server
 
