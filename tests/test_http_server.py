@@ -411,3 +411,12 @@ async def test_half_closed_client_still_gets_its_answers() -> None:
         raw.stream.write_eof()  # shutdown(SHUT_WR): "that is all I will ask"
         received = await raw.read_until_closed()
         assert statuses(received) == [200, 200] and raw.closed
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["one-write", "byte-by-byte"])
+async def test_requests_before_a_bad_one_are_answered_first(bytewise: bool) -> None:
+    async with running(hello_app) as server:
+        received, closed = await exchange(
+            tcp_url(server), GET + GET + b"GET / HTTP/1.1\r\nHost : t\r\n\r\n" + GET,
+            bytewise=bytewise)
+        assert statuses(received) == [200, 200, 400] and closed

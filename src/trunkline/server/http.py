@@ -214,7 +214,7 @@ class HttpConnection(asyncio.Protocol):
             # Over capacity: answer the first request with 503 and close.
             self._rejected = Reject(503, "the server is at its connection limit"
                                     if not state.draining else "the server is shutting down")
-            return
+        # Even a refused connection gets the header deadline: a silent one is then closed.
         self._set_deadline(_HEADER, self._config.header_timeout)
 
     def _describe_transport(self) -> None:
@@ -272,7 +272,9 @@ class HttpConnection(asyncio.Protocol):
                 self._on_upgraded(event)  # type: ignore[arg-type]
             else:
                 self._on_reject(event)  # type: ignore[arg-type]
-                return
+                break  # nothing follows a reject; requests before it are still answered
+        if self._closing:
+            return
         if self._current is None and self._queue:
             self._start_next()
         if self._current is not None:
