@@ -16,12 +16,10 @@ from trunkline.protocol.websocket import (
     HandshakeFailed,
     Ping,
     Pong,
-    ServerHandshake,
     WebSocketCore,
     WebSocketOptions,
-    client_core,
-    http_response,
 )
+from trunkline.protocol.websocket_handshake import ServerHandshake, client_core, http_response
 from websocket_support import (
     BINARY,
     CLOSE,
@@ -188,6 +186,49 @@ def test_split_input_gives_the_same_events() -> None:
     for i in range(len(wire)):
         pieces += core.receive_data(wire[i:i + 1])
     assert pieces == whole == ["héllo world", bytes(range(200))]
+
+
+def open_pair(options: WebSocketOptions = OPTIONS) -> tuple[WebSocketCore, WebSocketCore]:
+    """A client core and a server core that completed the handshake with each other."""
+    client = client_core("h", "/", options)
+    request = b"".join(client.data_to_send())
+    headers = [(n.strip().lower(), v.strip()) for n, v in (
+        line.split(b":", 1) for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:])]
+    response, srv = ServerHandshake("GET", b"/", "1.1", headers, options).accept()
+    assert isinstance(client.receive_data(response)[0], HandshakeDone)
+    return client, srv
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70_000])
+def test_every_length_encoding_both_ways_whole_and_split(size: int) -> None:
+    client, srv = open_pair()
+    text = "é" * (size // 2) + "a" * (size % 2)
+    binary = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    client.send_text(text)
+    client.send_binary(binary)
+    wire = b"".join(client.data_to_send())
+    assert srv.receive_data(wire) == [text, binary]  # one read: the fast path
+    client.send_binary(binary)
+    wire = b"".join(client.data_to_send())
+    got: list[Any] = []
+    for cut in (1, 3, 9):  # a read that ends inside the header: the parser's path
+        got += srv.receive_data(wire[:cut])
+        wire = wire[cut:]
+    assert got + srv.receive_data(wire) == [binary]
+    srv.send_text(text)
+    srv.send_binary(binary)
+    out = b"".join(srv.data_to_send())
+    assert not out[1] & 0x80  # servers never mask
+    assert client.receive_data(out) == [text, binary]
+
+
+def test_simple_and_other_frames_mixed_in_one_read_keep_their_order() -> None:
+    core = server()
+    wire = (frame(TEXT, b"a") + frame(PING, b"p") + frame(BINARY, b"b")
+            + frame(TEXT, b"c", fin=False) + frame(CONT, b"d") + frame(TEXT, b"e"))
+    events = core.receive_data(wire)
+    assert [e if isinstance(e, str | bytes) else type(e) for e in events] == [
+        "a", Ping, b"b", "cd", "e"]
 
 
 @pytest.mark.parametrize(("wire", "code"), [

@@ -44,7 +44,8 @@ from ..errors import (
     TransportError,
     UnsupportedError,
 )
-from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions, client_core
+from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
+from ..protocol.websocket_handshake import client_core
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from ..ws_connection import WebSocket

@@ -17,9 +17,9 @@ Rules:
   without a mask, a server frame with one, a fragmented or oversized control frame, a
   continuation out of place, a bad close code) with 1002. After a failure the core ignores
   whatever the peer sends; ``close_expected()`` says the transport should close soon.
-- The server handshake is checked by ``ServerHandshake`` on the request head our HTTP
-  server parsed; the app's answer (accept with a subprotocol and headers, deny with an HTTP
-  response) is turned into bytes here, and a core in the OPEN state is made for the rest.
+- Whole single-frame messages take a fast path (``websocket_fast``) both ways; anything
+  else goes through websockets' parser, so the rules are the parser's either way.
+- Handshakes: ``websocket_handshake`` (``client_core``, ``ServerHandshake``).
 - Nothing here does I/O or keeps time: keepalive pings and close timeouts belong to the
   I/O layer (``trunkline.ws_connection``).
 """
@@ -27,29 +27,19 @@ Rules:
 from __future__ import annotations
 
 import codecs
-import email.utils
-from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Literal
 
 from websockets.client import ClientProtocol
-from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus, PayloadTooBig
 from websockets.exceptions import ProtocolError as WsProtocolError
-from websockets.extensions.permessage_deflate import (
-    enable_client_permessage_deflate,
-    enable_server_permessage_deflate,
-)
 from websockets.frames import BINARY, CONT, PING, PONG, TEXT, Frame
-from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
-from websockets.typing import Subprotocol
-from websockets.uri import WebSocketURI
 
 from ..errors import HandshakeError, TransportError
+from .websocket_fast import build, parse_simple
 
 MiB = 1024 * 1024
 
@@ -261,13 +251,16 @@ class _ClientProtocol(_Assembler, ClientProtocol):
 class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
-    __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side")
+    __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
+                 "_send_masked")
 
     def __init__(self, proto: _ServerProtocol | _ClientProtocol, options: WebSocketOptions,
                  side: Literal["client", "server"]) -> None:
         self._proto = proto
         proto.max_fragments = options.max_fragments
         self.side = side
+        self._masked = side == "server"  # frames from clients are masked
+        self._send_masked = side == "client"
         self._failed_by_us = False
         self.handshake_error: WebSocketHandshakeError | None = None
 
@@ -354,10 +347,23 @@ class WebSocketCore:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
-        if proto.reader.eof:
+        reader = proto.reader
+        if reader.eof:
             return []
+        if proto.state is OPEN and proto.current_size is None and not reader.buffer:
+            # Between frames: whole simple frames need no parser (see websocket_fast).
+            fast: list[Any] = []
+            used = parse_simple(data, self._masked, proto.max_message_size, fast)
+            if used == len(data):
+                return fast
+            if used:
+                data = memoryview(data)[used:]
+        else:
+            fast = []
         proto.receive_data(data)  # type: ignore[arg-type]  # the reader takes any buffer
         events: list[Any] = proto.events_received()
+        if fast:
+            events[:0] = fast
         if not events:
             return events
         drop = False
@@ -434,10 +440,18 @@ class WebSocketCore:
     # ---------------------------------------------------------------- sending
 
     def send_text(self, text: str) -> None:
-        self._proto.send_text(text.encode())
+        proto = self._proto
+        if proto.extensions or proto.state is not OPEN or proto.expect_continuation_frame:
+            proto.send_text(text.encode())
+        else:
+            proto.writes += build(0x81, text.encode(), self._send_masked)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
-        self._proto.send_binary(data)
+        proto = self._proto
+        if proto.extensions or proto.state is not OPEN or proto.expect_continuation_frame:
+            proto.send_binary(data)
+        else:
+            proto.writes += build(0x82, data, self._send_masked)
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
@@ -469,124 +483,8 @@ def _sendable_code(code: int) -> bool:
         not isinstance(code, bool)
 
 
-# --------------------------------------------------------------------------- handshakes
-
-
-def client_core(host: str, target: str, options: WebSocketOptions, *,
-                subprotocols: Sequence[str] | None = None,
-                headers: Sequence[tuple[str, str]] = (), origin: str | None = None,
-                user_agent: str | None = None) -> WebSocketCore:
-    """A client core whose handshake request is already queued in ``data_to_send()``.
-    ``host`` is the Host header as given (``example.com:8080``), ``target`` the path and
-    query. Extra ``headers`` go after the handshake's own."""
-    uri = WebSocketURI(False, "localhost", 80, "/", "")
-    proto = _ClientProtocol(
-        uri, origin=origin,  # type: ignore[arg-type]
-        extensions=enable_client_permessage_deflate(None) if options.compression else None,
-        subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
-        max_size=options.max_size)
-    request = proto.connect()
-    ordered = Headers(Host=host)  # Host first, as sent by browsers and curl
-    for name, value in request.headers.raw_items():
-        if name.lower() != "host":
-            ordered[name] = value
-    if user_agent:
-        ordered["User-Agent"] = user_agent
-    for name, value in headers:
-        ordered[name] = value
-    request.path = target
-    request.headers = ordered
-    proto.send_request(request)
-    return WebSocketCore(proto, options, "client")
-
-
-class ServerHandshake:
-    """A WebSocket upgrade request as our HTTP server parsed it: checked on creation, then
-    answered with ``accept``, ``deny`` or (when ``ok`` is False) ``rejection``."""
-
-    def __init__(self, method: str, target: bytes, http_version: str, headers: HeaderPairs,
-                 options: WebSocketOptions, server_header: bytes | None = None) -> None:
-        self.options = options
-        self.server_header = server_header
-        self._headers = Headers()
-        for name, value in headers:
-            self._headers[name.decode("latin-1")] = value.decode("latin-1")
-        request = Request(target.decode("latin-1"), self._headers, method,
-                          f"HTTP/{http_version}")
-        extensions = enable_server_permessage_deflate(None) if options.compression else None
-        # The app chooses the subprotocol (ASGI websocket.accept), so the check picks none.
-        self._proto = _ServerProtocol(extensions=extensions,
-                                     select_subprotocol=lambda _proto, _offered: None,
-                                     max_size=options.max_size)
-        self.response = self._proto.accept(request)
-        self.ok = self.response.status_code == 101
-        self.subprotocols: list[str] = []
-        if self.ok:
-            for offered in self._headers.get_all("Sec-WebSocket-Protocol"):
-                self.subprotocols += parse_subprotocol(offered)
-
-    @property
-    def error(self) -> str:
-        """What was wrong with the request (empty when ``ok``)."""
-        exc = self._proto.handshake_exc
-        return "" if exc is None else str(exc)
-
-    def rejection(self) -> bytes:
-        """The HTTP error answer to an invalid upgrade request (400, 405, 426, 505...)."""
-        assert not self.ok
-        response = self.response
-        if self.server_header:
-            response.headers["Server"] = self.server_header.decode("latin-1")
-        return response.serialize()
-
-    def accept(self, subprotocol: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
-               ) -> tuple[bytes, WebSocketCore]:
-        """The 101 answer, and the core for the connection from here on."""
-        assert self.ok
-        response = self.response
-        if self.server_header:
-            response.headers["Server"] = self.server_header.decode("latin-1")
-        if subprotocol is not None:
-            response.headers["Sec-WebSocket-Protocol"] = subprotocol
-        for name, value in headers:
-            response.headers[name.decode("latin-1")] = value.decode("latin-1")
-        shaker = self._proto
-        proto = _ServerProtocol(state=OPEN, max_size=self.options.max_size)
-        proto.extensions = shaker.extensions
-        proto.subprotocol = Subprotocol(subprotocol) if subprotocol is not None else None
-        proto.origin = shaker.origin
-        return response.serialize(), WebSocketCore(proto, self.options, "server")
-
-    def deny(self, status: int = 403, headers: Sequence[tuple[bytes, bytes]] = (),
-             body: bytes = b"") -> bytes:
-        """An HTTP response instead of the upgrade (ASGI denial or a close before accept);
-        the connection closes after it."""
-        return http_response(status, headers, body, self.server_header)
-
-
-def http_response(status: int, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b"",
-                  server_header: bytes | None = None) -> bytes:
-    """A whole HTTP/1.1 response with Content-Length and ``Connection: close``."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    lines = [f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1"),
-             b"Date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"]
-    if server_header:
-        lines.append(b"Server: " + server_header + b"\r\n")
-    skip = {b"content-length", b"connection", b"transfer-encoding"}
-    for name, value in headers:
-        if name.lower() not in skip:
-            lines.append(name + b": " + value + b"\r\n")
-    lines.append(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
-    lines.append(body)
-    return b"".join(lines)
-
-
 __all__ = [
     "ABNORMAL", "CLOSED", "CLOSING", "NO_STATUS", "OK_CLOSE_CODES", "OPEN", "SEND_EOF",
     "CloseReceived", "Event", "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
-    "ServerHandshake", "WebSocketClosed", "WebSocketCore", "WebSocketHandshakeError",
-    "WebSocketOptions", "client_core", "http_response",
+    "WebSocketClosed", "WebSocketCore", "WebSocketHandshakeError", "WebSocketOptions",
 ]

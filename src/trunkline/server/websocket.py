@@ -25,7 +25,8 @@ import logging
 import time
 from typing import Any
 
-from ..protocol.websocket import ServerHandshake, WebSocketClosed, WebSocketOptions
+from ..protocol.websocket import WebSocketClosed, WebSocketOptions
+from ..protocol.websocket_handshake import ServerHandshake
 from ..ws_connection import WebSocket
 from . import accesslog
 from .cycle import Message

@@ -1,0 +1,96 @@
+"""The common WebSocket frames, read and written without websockets' general parser.
+
+Most traffic is whole messages in single, uncompressed frames. For those, a loop over the
+bytes (header checks, C unmasking, one decode) costs a fraction of the generator-based
+parser, and writing them is one ``struct.pack``. Everything else -- fragments, control
+frames, compressed frames, anything malformed or over the size limit, a frame cut by the
+end of the read -- is left, from its first byte, to websockets' parser, which is between
+frames whenever this runs. So the rules (and close codes) are exactly the parser's.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+# the C speedup when built, else the pure-Python one (websockets.frames picks)
+from websockets.frames import apply_mask  # type: ignore[attr-defined]
+
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
+_SMALL_COPY = 64 * 1024  # above this a payload is written as its own chunk, not copied
+
+
+def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: int | None,
+                 events: list[object]) -> int:
+    """Append the messages of the whole, final, unextended text/binary frames at the start
+    of ``data`` to ``events``; return how many bytes they took. Stops at the first frame
+    that is anything else (or incomplete, or invalid UTF-8)."""
+    size = len(data)
+    pos = 0
+    want_mask = 0x80 if masked else 0
+    while size - pos >= 2:
+        first = data[pos]
+        if first != 0x81 and first != 0x82:  # FIN, no RSV bits, text or binary
+            break
+        second = data[pos + 1]
+        if second & 0x80 != want_mask:
+            break
+        length = second & 0x7F
+        at = pos + 2
+        if length == 126:
+            if size - at < 2:
+                break
+            length = (data[at] << 8) | data[at + 1]
+            at += 2
+        elif length == 127:
+            if size - at < 8:
+                break
+            length = int.from_bytes(data[at:at + 8], "big")
+            at += 8
+        if max_size is not None and length > max_size:
+            break
+        if masked:
+            if size - at < 4:
+                break
+            key = bytes(data[at:at + 4])
+            at += 4
+        end = at + length
+        if end > size:
+            break
+        payload = apply_mask(data[at:end], key) if masked else bytes(data[at:end])
+        if first == 0x81:
+            try:
+                events.append(payload.decode())
+            except UnicodeDecodeError:
+                break  # the parser fails the connection with its own words
+        else:
+            events.append(payload)
+        pos = end
+    return pos
+
+
+def build(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> list[bytes]:
+    """One frame (``first``: 0x81 text, 0x82 binary) as the chunks to write."""
+    size = len(payload)
+    if masked:
+        if size < 126:
+            head = bytes((first, 0x80 | size))
+        elif size < 65536:
+            head = _PACK_16(first, 0xFE, size)
+        else:
+            head = _PACK_64(first, 0xFF, size)
+        key = os.urandom(4)
+        return [head + key + apply_mask(payload, key)]
+    if size < 126:
+        head = bytes((first, size))
+    elif size < 65536:
+        head = _PACK_16(first, 126, size)
+    else:
+        head = _PACK_64(first, 127, size)
+    if size > _SMALL_COPY:
+        return [head, payload if type(payload) is bytes else bytes(payload)]
+    return [head + payload]
+
+
+__all__ = ["build", "parse_simple"]
