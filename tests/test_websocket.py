@@ -4,6 +4,7 @@ the ``websockets`` library; Starlette and FastAPI routes; TLS; denials; tracing.
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import ssl
 from pathlib import Path
@@ -239,6 +240,26 @@ async def test_server_shutdown_closes_websockets_with_1001() -> None:
             await ws.recv()
         assert closed.value.code == 1001 and closed.value.ok and closed.value.by == "server"
         await ws.wait_closed()
+
+
+async def test_shutdown_waits_for_the_apps_cleanup() -> None:
+    cleaned = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        for _ in range(5):
+            await asyncio.sleep(0)  # cleanup that takes a few turns of the loop
+        cleaned.append(True)
+
+    async with serving(app) as server:
+        ws = await trunkline.websocket(ws_url(server))
+        await ws.ping()
+        await server.shutdown(grace=5.0)
+        assert cleaned == [True]
+        assert ws.close_code == 1001
 
 
 # --------------------------------------------------------------------------- frameworks

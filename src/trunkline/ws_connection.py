@@ -152,8 +152,10 @@ class WebSocket(asyncio.BufferedProtocol):
             raise TypeError(f"a WebSocket message is str or bytes, not {type(message).__name__}")
         self._flush()
         if tracer is not None:
-            tracer.record(Step.SEND, self.side, start, self.conn_id, bytes=len(message),
-                          opcode="text" if type(message) is str else "binary")
+            text = type(message) is str
+            tracer.record(Step.SEND, self.side, start, self.conn_id,
+                          bytes=len(message.encode() if text else message),  # type: ignore[union-attr]
+                          opcode="text" if text else "binary")
         if self._write_paused:
             await self._drain()
 
@@ -362,7 +364,8 @@ class WebSocket(asyncio.BufferedProtocol):
                 got = True
                 if tracer is not None:
                     tracer.record(Step.RECEIVE, self.side, time.monotonic_ns(), self.conn_id,
-                                  bytes=len(event), opcode="text" if kind is str else "binary")
+                                  bytes=len(event.encode() if kind is str else event),
+                                  opcode="text" if kind is str else "binary")
             elif kind is Pong:
                 self._pong(event.data)
             elif kind is CloseReceived:

@@ -86,6 +86,7 @@ class AsgiWebSocket:
         scope["extensions"] = {**scope.get("extensions", {}), _DENIAL: {}}
         self.scope = scope
         self.task = self.ws.loop.create_task(self._run())
+        self.task.add_done_callback(self._app_done)
 
     async def _run(self) -> None:
         app: Any = self.handoff.app
@@ -198,9 +199,19 @@ class AsgiWebSocket:
 
     def abort(self) -> None:
         self.ws.abort()
+        if not self.task.done():
+            self.task.cancel()  # shutdown's grace is over
+
+    # The server counts this connection until the transport is gone *and* the app call has
+    # returned, so a graceful shutdown waits for the app's cleanup too.
 
     def _lost(self, ws: WebSocket) -> None:
-        self.state.forget(self)
+        if self.task.done():
+            self.state.forget(self)
+
+    def _app_done(self, task: asyncio.Task[None]) -> None:
+        if self.ws.lost:
+            self.state.forget(self)
 
     def _log(self, status: int, problem: str) -> None:
         if not self.state.config.access_log or not accesslog.logger.isEnabledFor(logging.INFO):
