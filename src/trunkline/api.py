@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
-from .address import Address, format_address, is_datagram, parse_address
+from .address import Address, TcpAddress, format_address, is_datagram, parse_address
 from .errors import UnsupportedError
-from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
+from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
 from .trace import Step, Tracer
 from .transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
 from .transport import datagram as _datagram
@@ -43,8 +43,9 @@ async def connect(url: str | Address, *, timeout: float | None = 10.0,
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
-    transport, protocol = await open_transport(address, lambda: StreamProtocol(limit), opts,
-                                               tracer, conn, resolver)
+    tls = isinstance(address, TcpAddress) and address.tls
+    transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
+                                               opts, tracer, conn, resolver)
     assert isinstance(protocol, StreamProtocol)
     return Stream(transport, protocol, tracer, conn)
 
@@ -122,8 +123,11 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
     server = Server([])
     loop = asyncio.get_running_loop()
 
+    # TLS (any listener given a certificate) reads into our buffer; see stream_protocol.
+    server_protocol = _ServerStreamProtocol if options.ssl is not None else _PlainServerProtocol
+
     def on_connection() -> StreamProtocol:
-        protocol = _ServerStreamProtocol(limit)
+        protocol = server_protocol(limit)
         protocol.on_ready = lambda transport: server.track(
             loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
                                           tracer)))
@@ -150,6 +154,10 @@ class _ServerStreamProtocol(StreamProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.on_ready(transport)  # type: ignore[arg-type]
+
+
+class _PlainServerProtocol(_ServerStreamProtocol, PlainStreamProtocol):
+    pass
 
 
 async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
