@@ -166,6 +166,7 @@ class HttpConnection(asyncio.Protocol):
         self.core = HttpServerProtocol(state.limits, state.server_header)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.conn_id = 0
+        self._head_ns = 0
         self.write_paused = False
         self._config = state.config
         self._queue: deque[Cycle] = deque()
@@ -255,6 +256,8 @@ class HttpConnection(asyncio.Protocol):
             return
         # The header deadline starts (below, in _update_deadline) only if these bytes leave
         # a head unfinished: a whole head in one read costs no clock reading here.
+        if self.tracer is not None and not self.core.has_partial_head:
+            self._head_ns = time.monotonic_ns()  # a head starts in this read
         events = self.core.receive_data(data)
         for event in events:
             kind = type(event)
@@ -357,7 +360,7 @@ class HttpConnection(asyncio.Protocol):
         self._parsing = cycle
         self._queue.append(cycle)
         if self.tracer is not None:
-            cycle.start_ns = time.monotonic_ns()
+            cycle.start_ns = self._head_ns
             self._trace(Step.REQUEST_HEADERS, cycle, cycle.start_ns, method=head.method,
                         target=head.target.decode("latin-1"), version=head.http_version)
         if len(self._queue) > self._max_pipelined:
