@@ -19,6 +19,7 @@ from .. import _loop
 from ..address import Address
 from ..api import serve
 from ..errors import TrunklineError
+from ..server.cli_apps import register_http_apps
 from ..tour.echo import echo_datagram, echo_stream
 from ..trace import Tracer
 from ..transport import ListenOptions
@@ -103,6 +104,8 @@ async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
 
 register_app(ServeApp("echo", "echo", "every byte (stream kinds) or datagram (udp, unixgram) "
                       "comes back as sent", _start_echo))
+# hello, http-echo, static DIR, demo and module:app (trunkline's HTTP server)
+register_http_apps(register_app, SPEC_LOADERS, ServeApp)
 
 
 EXAMPLES = """\b
