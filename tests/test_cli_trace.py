@@ -408,3 +408,95 @@ async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None
     dom = await dump_dom(str(traces / "trace.html"))
     assert 'data-rendered="ok"' in dom
     assert dom.count('aria-roledescription="sequence"') == 4
+
+
+# --------------------------------------------------------------------------- serve --trace
+
+
+def test_serve_echo_trace_text_json_and_file(short_tmp: Path, tmp_path: Path) -> None:
+    from cli_helpers import Service, run
+
+    trace_file = tmp_path / "echo.jsonl"
+    sock = short_tmp / "e.sock"
+    with Service(["serve", "echo", "--on", f"unix://{sock}", "--trace", "--trace-file",
+                  str(trace_file)]) as server:
+        [url] = server.wait_ready()
+        done = run(["connect", url], input=b"ping")
+        assert done.returncode == 0 and done.stdout == b"ping"
+        for step in ("accept", "receive", "send", "close"):
+            server.wait_for_line(rf"^trace server conn 1 {step} \d+\.\d\d ms")
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    assert [d["step"] for d in lines] == ["accept", "receive", "send", "close"]
+    assert lines[1]["detail"]["bytes"] == 4
+
+    with Service(["serve", "echo", "--on", f"unix://{sock}", "--trace=json"]) as server:
+        [url] = server.wait_ready()
+        assert run(["connect", url], input=b"x").stdout == b"x"
+        line = server.wait_for_line(r'^\{"step":"close"').string
+        assert json.loads(line)["side"] == "server"
+        assert server.stop() == 0
+
+    done = run(["serve", "echo", "--on", f"unix://{sock}", "--trace=mermaid"])
+    assert done.returncode == 2 and b"--trace" in done.stderr
+
+
+async def serve_process(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """``trunkline serve ARGS`` in this event loop; its URLs from the readiness lines."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "trunkline", "serve", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    urls = []
+    wanted = sum(1 for a in args if a == "--on")
+    while len(urls) < wanted:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+        assert line, "trunkline serve exited before it was ready"
+        match = re.match(r"^listening on (\S+)", line)
+        if match:
+            urls.append(match.group(1))
+    return proc, urls
+
+
+async def stop(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, then the rest of its stderr."""
+    assert proc.stderr is not None
+    proc.terminate()
+    rest = await asyncio.wait_for(proc.stderr.read(), 20)
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    return rest.decode()
+
+
+async def test_serve_http_trace_file_merged_into_call(short_tmp: Path, tmp_path: Path) -> None:
+    trace_file = tmp_path / "server.jsonl"
+    proc, urls = await serve_process("hello", "--on", "tcp://127.0.0.1:0", "--on",
+                                     f"fifo://{short_tmp}/h.fifo", "--trace", "--trace-file",
+                                     str(trace_file), "-q")
+    try:
+        tcp = urls[0].replace("tcp://", "http://")
+        fifo = f"http+fifo://{quote(f'{short_tmp}/h.fifo', safe='')}"
+        code, out, err = await trunkline("call", tcp + "/", "--trace=json", "--server-trace",
+                                         str(trace_file))
+        assert code == 0 and out == BODY
+        doc = json.loads(err)
+        server = [e for e in doc["events"] if e["side"] == "server"]
+        assert [e["step"] for e in server if e["step"] != "app_call"] == [
+            "accept", "request_headers", "response_start", "response_done", "close"]
+        assert {e["detail"]["trace_id"] for e in server
+                if e["step"] not in ("accept", "close")} == {doc["trace_id"]}
+        connect = next(e for e in doc["events"] if e["step"] == "connect")
+        assert server[0]["detail"]["peer"] == connect["detail"]["local"]
+
+        code, out, diagram = await trunkline("call", fifo + "/", "--trace=mermaid",
+                                             "--server-trace", str(trace_file))
+        assert code == 0 and out == BODY
+        labels = [label for _, _, label in arrows(diagram)]
+        assert labels[1].startswith("FIFO rendezvous")
+        assert any(label.startswith("server: request head parsed") for label in labels)
+        assert len([label for label in labels if label.startswith("server: ")]) == 6
+    finally:
+        text = await stop(proc)
+    # the text trace on stderr: the same steps, each with the client's trace id
+    ids = set(re.findall(r"^trace server conn \d+ request_headers .* trace_id=([0-9a-f]{32})",
+                         text, re.MULTILINE))
+    assert doc["trace_id"] in ids and len(ids) == 2
