@@ -375,7 +375,7 @@ async def test_tracer_records_server_steps_with_trace_id() -> None:
         if event.step in (Step.REQUEST_HEADERS, Step.RESPONSE_START, Step.RESPONSE_DONE):
             assert event.detail["trace_id"] == "abc123"
     close = next(e for e in tracer.events if e.step is Step.CLOSE)
-    assert close.detail["who"] == "server"
+    assert close.detail["by"] == "server"
 
 
 # --------------------------------------------------------------------------- upgrade seam

@@ -314,7 +314,9 @@ class HttpConnection(asyncio.Protocol):
                 waiter.set_result(None)
         self._drain_waiters.clear()
         if self.tracer is not None and not self._detached:
-            detail: dict[str, Any] = {"who": "server" if self._closing else "client"}
+            # "by", as the client and the stream server say it; the client's EOF came first
+            by = "client" if self._peer_eof or not self._closing else "server"
+            detail: dict[str, Any] = {"by": by}
             if exc is not None:
                 detail["error"] = str(exc)
             self.tracer.record(Step.CLOSE, "server", time.monotonic_ns(), self.conn_id,
