@@ -177,6 +177,10 @@ async def test_both_sides_of_one_call(served: Served, kind: str) -> None:
         assert connect.detail["how"] == "FIFO rendezvous"
         assert connect.detail["local"] in accept.detail["local"]
 
+    # the client closed its kept-alive connection; both sides say so
+    assert first(client, Step.CLOSE).detail["by"] == "client"
+    assert first(server, Step.CLOSE).detail["by"] == "client"
+
     assert_durations(client, server, kind)
 
 
