@@ -305,7 +305,7 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
             click.echo(f"trunkline call: {message}", err=True)
     code = result.exit_code
     if tracer is not None:
-        events = call_trace.gather(tracer, server_trace)
+        events = call_trace.gather(tracer, server_trace, None if silent else sys.stderr)
         facts = call_trace.facts(options.method, options.url, options.transport,
                                  result.response, code, result.messages, events)
         title = f"trunkline call {options.method} {options.url}"

@@ -246,13 +246,22 @@ def emit(choice: TraceChoice | None, wout: str | None, events: list[TraceEvent],
     return 0
 
 
-def gather(tracer: Tracer, server_trace: str | None) -> list[TraceEvent]:
-    """The call's events: the client's, plus the server's from ``server_trace`` if given."""
+def gather(tracer: Tracer, server_trace: str | None, stderr: IO[str] | None = None
+           ) -> list[TraceEvent]:
+    """The call's events: the client's, plus the server's from ``server_trace`` if given
+    (``stderr`` hears when the file holds none of this call's)."""
     if server_trace is None:
         return list(tracer.events)
     start = summarize(tracer.events).start_ns or time.monotonic_ns()
-    return merge(tracer.events, server_events(server_trace, tracer.trace_id, start),
-                 tracer.trace_id)
+    sent = any(e.step is Step.REQUEST_HEADERS for e in tracer.events)
+    wait = SERVER_TRACE_WAIT if sent else 0.0  # no request went out: nothing to wait for
+    events = merge(tracer.events, server_events(server_trace, tracer.trace_id, start, wait),
+                   tracer.trace_id)
+    if stderr is not None and not any(e.side == "server" for e in events):
+        stderr.write(f"trunkline call: no server events of trace id {tracer.trace_id} in "
+                     f"{server_trace}; is the server writing it (trunkline serve "
+                     "--trace-file), on this host?\n")
+    return events
 
 
 __all__ = ["FORMATS", "TRACE_HELP", "TraceChoice", "check_dns", "emit", "facts", "gather",
