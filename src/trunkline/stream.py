@@ -9,7 +9,9 @@ Rules:
   wakeup runs right there, when no other task is running), not one loop iteration later:
   that saves a ``call_soon`` handle and a pass through the ready queue per read.
 - Received bytes wait in one ``bytearray``; above ``limit`` the transport stops reading, so a
-  slow reader applies backpressure instead of growing memory.
+  slow reader applies backpressure instead of growing memory. One exception: a ``bytes`` read
+  that arrives while nothing is buffered waits as it is (``head``), and a ``read`` that takes
+  all of it returns that very object: no copy in, no copy out.
 - ``write`` never blocks; ``drain`` waits while the transport's write buffer is over its
   high-water mark. ``write_eof`` half-closes where the kind allows.
 - EOF is ``b""`` from ``read``; the connection stays writable after the peer's EOF.
@@ -41,6 +43,9 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self._buffer = bytearray(min(limit, READ_BUFFER))
         self._view = memoryview(self._buffer)
         self.data = bytearray()
+        # Received bytes not yet read: ``head`` then ``data``. ``head`` holds one data_received
+        # bytes object as it came, and only while ``data`` is empty.
+        self.head = b""
         self.eof = False
         self.exception: BaseException | None = None
         self.transport: asyncio.Transport | None = None
@@ -62,6 +67,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         # The hot path of every read on the stdlib loop and TLS: kept inline, as data_received.
         data = self.data
+        if self.head:
+            self._merge()
         data += self._view[:nbytes]
         if len(data) > self._limit and not self._reading_paused:
             self._reading_paused = True
@@ -85,8 +92,15 @@ class StreamProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes) -> None:
         # Plain sockets on uvloop and FIFO pairs: the hot path of every read.
         buffered = self.data
-        buffered += data
-        if len(buffered) > self._limit and not self._reading_paused:
+        if buffered or self.head or type(data) is not bytes:  # bytes are immutable: keep them
+            if self.head:
+                self._merge()
+            buffered += data
+            size = len(buffered)
+        else:
+            self.head = data
+            size = len(data)
+        if size > self._limit and not self._reading_paused:
             self._reading_paused = True
             assert self.transport is not None
             self.transport.pause_reading()
@@ -107,6 +121,11 @@ class StreamProtocol(asyncio.BufferedProtocol):
                     self._resume_failed(exc, wakeup, waiter, context)
             elif not waiter.done():  # not cancelled
                 waiter.set_result(None)
+
+    def _merge(self) -> None:
+        """Move ``head`` into ``data``: more bytes came, or a reader needs the general path."""
+        self.data += self.head
+        self.head = b""
 
     def _resume_failed(self, exc: BaseException, wakeup: Any, waiter: asyncio.Future[None],
                        context: contextvars.Context) -> None:
@@ -174,7 +193,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self.transport.resume_reading()
 
     def consumed(self) -> None:
-        if self._reading_paused and len(self.data) <= self._limit:
+        if self._reading_paused and len(self.data) + len(self.head) <= self._limit:
             self._reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
@@ -247,7 +266,7 @@ class Stream:
         p = self.protocol
         data = p.data  # the protocol keeps this one bytearray for its whole life
         start = time.monotonic_ns() if self.tracer is not None else 0
-        while not data:
+        while not data and not p.head:
             if p.eof:
                 if p.exception is not None and not isinstance(p.exception, ConnectionError):
                     raise _translate(p.exception)
@@ -257,12 +276,18 @@ class Stream:
             waiter = p._loop.create_future()  # wait_for_data(), inlined: one call less
             p._read_waiter = waiter
             await waiter
-        if len(data) <= max_bytes:
-            chunk = bytes(data)
-            data.clear()
+        chunk = p.head
+        if chunk and len(chunk) <= max_bytes:  # all of one read, as it came: no copy
+            p.head = b""
         else:
-            chunk = bytes(data[:max_bytes])
-            del data[:max_bytes]
+            if chunk:
+                p._merge()
+            if len(data) <= max_bytes:
+                chunk = bytes(data)
+                data.clear()
+            else:
+                chunk = bytes(data[:max_bytes])
+                del data[:max_bytes]
         if p._reading_paused:
             p.consumed()
         if self.tracer is not None:
@@ -273,20 +298,27 @@ class Stream:
         p = self.protocol
         data = p.data
         start = time.monotonic_ns() if self.tracer is not None else 0
-        while len(data) < n:
+        while len(data) < n and len(p.head) < n:  # one of them is empty
             if p.eof:
-                raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
+                raise ProtocolError(f"connection closed after {len(data) + len(p.head)} of "
+                                    f"{n} bytes")
             if p._reading_paused:
                 p._resume_reading()
             waiter = p._loop.create_future()  # wait_for_data(), inlined: one call less
             p._read_waiter = waiter
             await waiter
-        if len(data) == n:  # the common case: exactly what was asked; one copy, not two
-            chunk = bytes(data)
-            data.clear()
+        chunk = p.head
+        if len(chunk) == n:  # the common case: exactly one read's bytes, as they came
+            p.head = b""
         else:
-            chunk = bytes(data[:n])
-            del data[:n]
+            if chunk:
+                p._merge()
+            if len(data) == n:  # exactly what was asked; one copy, not two
+                chunk = bytes(data)
+                data.clear()
+            else:
+                chunk = bytes(data[:n])
+                del data[:n]
         if p._reading_paused:
             p.consumed()
         if self.tracer is not None:
@@ -299,6 +331,8 @@ class Stream:
         t_start = time.monotonic_ns() if self.tracer is not None else 0
         start = 0
         while True:
+            if p.head:
+                p._merge()
             index = p.data.find(separator, start)
             if index >= 0:
                 end = index + len(separator)
@@ -384,7 +418,7 @@ class Stream:
 
     @property
     def at_eof(self) -> bool:
-        return self.protocol.eof and not self.protocol.data
+        return self.protocol.eof and not self.protocol.data and not self.protocol.head
 
     async def __aenter__(self) -> Stream:
         return self
