@@ -9,13 +9,14 @@ Logic only (it returns results and never prints); ``trunkline tour`` renders the
 
 from __future__ import annotations
 
+from .http_leg import HttpLeg, HttpLegResult  # registers the HTTP leg
 from .legs import DatagramLeg, Leg, StreamLeg, TourContext, default_legs, register_leg
 from .model import Cleanup, Latency, LegResult, StepTiming, TourResult
 from .runner import DEFAULT_ROUNDS, MESSAGE_BYTES, run_tour
 from .trace_leg import TraceLeg  # registers the trace leg
 
 __all__ = [
-    "DEFAULT_ROUNDS", "MESSAGE_BYTES", "Cleanup", "DatagramLeg", "Latency", "Leg", "LegResult",
-    "StepTiming", "StreamLeg", "TourContext", "TourResult", "TraceLeg", "default_legs",
-    "register_leg", "run_tour",
+    "DEFAULT_ROUNDS", "MESSAGE_BYTES", "Cleanup", "DatagramLeg", "HttpLeg", "HttpLegResult",
+    "Latency", "Leg", "LegResult", "StepTiming", "StreamLeg", "TourContext", "TourResult",
+    "TraceLeg", "default_legs", "register_leg", "run_tour",
 ]
