@@ -17,7 +17,16 @@ from rich.text import Text
 
 from .. import _loop
 from ..address import Identity
-from ..tour import DEFAULT_ROUNDS, LegResult, TourResult, TraceLeg, default_legs, run_tour
+from ..tour import (
+    DEFAULT_ROUNDS,
+    HttpLegResult,
+    LegResult,
+    TourResult,
+    TraceLeg,
+    default_legs,
+    run_tour,
+)
+from ..tour.http_leg import ratio
 from ..tour.model import describe_credentials
 from .main import cli
 
@@ -25,6 +34,7 @@ EXAMPLES = """\b
 Examples:
   trunkline tour                        every transport, 2000 round trips each
   trunkline tour --rounds 200 --only tcp --only unix
+  trunkline tour --only http            the demo users API over tcp, unix, abstract, fifo
   trunkline tour --only trace --trace-dir ./traces   one traced HTTP request per transport
   trunkline tour --json | jq '.legs[] | {name, p50: .latency.p50_ns}'
 
@@ -33,7 +43,10 @@ Starts one echo service on this machine over TCP loopback, a Unix socket path, a
 abstract Unix socket, a FIFO pair and UDP (files in a fresh private temp dir), talks to
 each from a client in the same process, and shows per transport: the sockets' identities
 (both ends), the steps of the connection with their durations, and round-trip latency
-(p50/p99 of 64-byte messages). Everything it created is removed and checked.
+(p50/p99 of 64-byte messages). The HTTP leg serves a small users API from one server on
+TCP, a Unix socket path, an abstract name and a FIFO at once, calls it over each (POST
+/users, GET /users, GET /users/{id}, then rounds/4 keep-alive GETs) and shows status, body
+and latency side by side. Everything it created is removed and checked.
 Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 
 
@@ -41,7 +54,8 @@ Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 @click.option("--rounds", type=click.IntRange(1, 1_000_000), default=DEFAULT_ROUNDS,
               show_default=True, help="Round trips per transport for the latency figures.")
 @click.option("--only", "only", multiple=True, metavar="KIND",
-              help="Run only this leg (repeatable), e.g. tcp, unix, abstract, fifo, udp.")
+              help="Run only this leg (repeatable), e.g. tcp, unix, abstract, fifo, udp, http, "
+                   "trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results only.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds a single step may take before the leg is reported as failed.")
@@ -153,6 +167,76 @@ def render_leg(leg: LegResult) -> Panel:
                  border_style=border)
 
 
+def _status_text(status: int) -> Text:
+    return Text(str(status), style="green" if 200 <= status < 300 else "bold red")
+
+
+def render_http_leg(leg: HttpLegResult) -> Panel:
+    """The HTTP leg: per transport the sockets both ends saw and each call's request line,
+    status, time and body; then every transport side by side with its GET latency."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")
+    head.add_row("service on", leg.server_url or "-")
+    head.add_row("app", "the demo users API, one server on every address at once")
+    if leg.lifespan:
+        head.add_row("lifespan", ", ".join(f"{step} {'ran' if ran else 'DID NOT RUN'}"
+                                           for step, ran in leg.lifespan.items()))
+    parts: list[Any] = [head]
+    for transport in leg.transports:
+        view = transport.server_view or {}
+        creds = view.get("credentials")
+        saw = (f"pid {creds['pid']} uid {creds['uid']} gid {creds['gid']}" if creds
+               else view.get("peer") or "-")
+        conns = (", one connection kept alive for every call" if transport.connections == 1
+                 else f", {transport.connections} connections" if transport.connections
+                 else "")
+        about = Table.grid(padding=(0, 1))
+        about.add_column(no_wrap=True)
+        about.add_column(overflow="fold")
+        about.add_row("  client", f"{transport.client_local or '(unnamed)'} -> "
+                                  f"{transport.client_peer or '-'}{conns}")
+        about.add_row("  server", f"saw {saw} on {view.get('local') or '-'}")
+        calls = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False,
+                      show_header=False, expand=True)
+        calls.add_column("request", no_wrap=True)
+        calls.add_column("status", no_wrap=True)
+        calls.add_column("time", justify="right", no_wrap=True)
+        calls.add_column("body", overflow="fold", style="dim", ratio=1)
+        for call in transport.calls:
+            body = call.body if len(call.body) <= 56 else call.body[:55] + "…"
+            calls.add_row(f"  {call.request_line}", _status_text(call.status),
+                          fmt_ns(call.duration_ns), body)
+        parts += [Text(""), Text(transport.title, style="bold"), about, calls]
+        if transport.error:
+            parts.append(Text(f"  failed: {transport.error}", style="bold red"))
+    side = Table(title="HTTP side by side", header_style="bold")
+    side.add_column("transport", no_wrap=True)
+    side.add_column("POST, GET, GET", no_wrap=True)
+    for name in ("GET p50", "GET p99", "vs tcp"):
+        side.add_column(name, justify="right", no_wrap=True)
+    side.add_column("ok", no_wrap=True)
+    base = leg.baseline
+    for transport in leg.transports:
+        statuses = Text(" ").join(_status_text(c.status) for c in transport.calls)
+        lat = transport.latency
+        rel = ratio(lat, base)
+        side.add_row(transport.name, statuses or "-",
+                     fmt_ns(lat.p50_ns) if lat else "-", fmt_ns(lat.p99_ns) if lat else "-",
+                     f"{rel:.2f}x" if rel is not None else "-",
+                     Text("yes", style="green") if transport.ok
+                     else Text("FAILED", style="bold red"))
+    parts += [Text(""), side,
+              Text(f"GET p50/p99: {leg.requests} keep-alive GET /users/{{id}} per transport, "
+                   "untraced; call times above include tracing and the first connect",
+                   style="dim")]
+    parts += [Text(note, style="dim") for note in leg.notes]
+    if leg.error:
+        parts.append(Text(f"failed: {leg.error}", style="bold red"))
+    return Panel(Group(*parts), title=f"[bold]{leg.title}[/] ({leg.name})", title_align="left",
+                 border_style="green" if leg.ok else "red")
+
+
 def summary_table(result: TourResult) -> Table:
     table = Table(title="side by side", header_style="bold")
     table.add_column("transport", no_wrap=True)
@@ -179,7 +263,8 @@ def render(result: TourResult, console: Console) -> None:
                   f"{result.host['cpus']} CPUs")
     console.print("[dim]client and service run in this one process, on one event loop[/]\n")
     for leg in result.legs:
-        console.print(render_leg(leg))
+        console.print(render_http_leg(leg) if isinstance(leg, HttpLegResult)
+                      else render_leg(leg))
     if result.legs:
         console.print(summary_table(result))
     if result.error:
