@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, NoReturn
 
+from ._resume import resume_now
 from .address import Address, Identity, UdpAddress, UnixAddress, format_address
 from .errors import TransportError, TrunklineTimeoutError, UnsupportedError
 from .trace import Side, Step, Tracer
@@ -69,7 +70,8 @@ class _EndpointProtocol(asyncio.DatagramProtocol):
         self.waiters: list[asyncio.Future[None]] = []
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         queue = self.queue
@@ -80,8 +82,11 @@ class _EndpointProtocol(asyncio.DatagramProtocol):
             old, _ = queue.popleft()
             self.queued_bytes -= len(old)
             self.dropped += 1
-        if self.waiters:
-            self._wake()
+        if self.waiters:  # the first recv() waiting resumes now, inside this callback
+            waiters, self.waiters = self.waiters, []
+            loop = self.loop
+            for waiter in waiters:
+                resume_now(loop, waiter, None)
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
@@ -160,7 +165,21 @@ class DatagramEndpoint:
         p = self._protocol
         start = time.monotonic_ns() if self.tracer is not None else 0
         if not p.queue:
-            await self._wait_for_datagram(timeout)
+            if timeout is None:
+                while not p.queue:  # _wait(), inlined: two coroutines less per datagram
+                    if p.error is not None:
+                        self._raise_error()
+                    if self._closed or p.lost:
+                        raise self._closed_error()
+                    waiter = self._loop.create_future()
+                    p.waiters.append(waiter)
+                    try:
+                        await waiter
+                    finally:  # a cancelled recv must not leave its waiter behind
+                        if waiter in p.waiters:
+                            p.waiters.remove(waiter)
+            else:
+                await self._wait_for_datagram(timeout)
         elif p.error is not None:
             self._raise_error()
         data, addr = p.queue.popleft()
@@ -215,7 +234,8 @@ class DatagramEndpoint:
         if self.peer is None:
             raise UnsupportedError(f"{self._where} is not connected to a peer: use "
                                    "send_to(data, destination), or open_datagram(url)")
-        await self._send(data, None, self._peer_where)
+        if self._send_now(data, None, self._peer_where) and self._protocol.write_paused:
+            await self._drain()
 
     async def send_to(self, data: bytes | bytearray | memoryview,
                       destination: Identity | Address | str) -> None:
@@ -227,14 +247,17 @@ class DatagramEndpoint:
                                    "to many peers")
         addr = await sockaddr_for(self._family, destination)
         delay = _RETRY_FIRST
-        while not await self._send(data, addr, str(destination)):
+        while not self._send_now(data, addr, str(destination)):
             # A unixgram destination whose queue is full: poll() cannot say when it has room
             # again (it can only for a connected socket), so try again shortly.
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
+        if self._protocol.write_paused:
+            await self._drain()
 
-    async def _send(self, data: bytes | bytearray | memoryview, addr: Any, where: str) -> bool:
-        """True once sent (or buffered); False if the destination's queue was full."""
+    def _send_now(self, data: bytes | bytearray | memoryview, addr: Any, where: str) -> bool:
+        """Send (or buffer) one datagram: True once done; False if the destination's queue
+        was full. Raises an error of this very send. A plain method: no coroutine per send."""
         if self._closed:
             raise self._closed_error()
         p = self._protocol
@@ -261,6 +284,11 @@ class DatagramEndpoint:
             raise translate(error, where, size, self.max_size) from error
         if self.tracer is not None:
             self.tracer.record(Step.SEND, self.side, start, self.conn, bytes=size, to=where)
+        return True
+
+    async def _drain(self) -> None:
+        """Wait while the socket's send buffer is full."""
+        p = self._protocol
         if p.write_paused:
             waiter = self._loop.create_future()
             p.drain_waiters.append(waiter)
@@ -269,7 +297,6 @@ class DatagramEndpoint:
             finally:
                 if waiter in p.drain_waiters:
                     p.drain_waiters.remove(waiter)
-        return True
 
     def write_eof(self) -> NoReturn:
         raise UnsupportedError("datagram sockets have no half-close: each send() is a whole "

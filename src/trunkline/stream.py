@@ -20,12 +20,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
 
+from ._resume import resume_failed
 from .address import Identity, PeerCredentials
 from .errors import ProtocolError, TransportError, UnsupportedError
 from .trace import Side, Step, Tracer
@@ -85,7 +84,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
                 try:
                     context.run(wakeup, waiter)
                 except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
-                    self._resume_failed(exc, wakeup, waiter, context)
+                    resume_failed(self._loop, exc, wakeup, waiter, context)
             elif not waiter.done():  # not cancelled
                 waiter.set_result(None)
 
@@ -106,9 +105,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
             self.transport.pause_reading()
         waiter = self._read_waiter
         if waiter is not None:
-            # Resume the reader now, not through call_soon: the future's only callback is the
-            # waiting task's wakeup; take it off, complete the future (nothing is scheduled),
-            # and call the wakeup in the task's context. Inline: one Python call less per read.
+            # _resume.resume_now(), inlined (one Python call less per read): the reader's task
+            # runs now, inside this callback, not one loop iteration later.
             self._read_waiter = None
             callbacks = waiter._callbacks
             if callbacks is not None and len(callbacks) == 1:
@@ -118,7 +116,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
                 try:
                     context.run(wakeup, waiter)
                 except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
-                    self._resume_failed(exc, wakeup, waiter, context)
+                    resume_failed(self._loop, exc, wakeup, waiter, context)
             elif not waiter.done():  # not cancelled
                 waiter.set_result(None)
 
@@ -126,17 +124,6 @@ class StreamProtocol(asyncio.BufferedProtocol):
         """Move ``head`` into ``data``: more bytes came, or a reader needs the general path."""
         self.data += self.head
         self.head = b""
-
-    def _resume_failed(self, exc: BaseException, wakeup: Any, waiter: asyncio.Future[None],
-                       context: contextvars.Context) -> None:
-        if isinstance(exc, RuntimeError):
-            # A task is running (it called us), or the task's context is in use: neither the
-            # context nor the task was entered, so wake it the usual way.
-            self._loop.call_soon(wakeup, waiter, context=context)
-        else:
-            # KeyboardInterrupt or SystemExit out of the task: let it leave the event loop as
-            # it would from a ready callback, not end in the transport's read error handling.
-            self._loop.call_soon(_reraise, exc)
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -217,10 +204,6 @@ class PlainStreamProtocol(StreamProtocol, asyncio.Protocol):
 
 def stream_protocol(limit: int = DEFAULT_LIMIT, tls: bool = False) -> StreamProtocol:
     return StreamProtocol(limit) if tls else PlainStreamProtocol(limit)
-
-
-def _reraise(exc: BaseException) -> None:
-    raise exc
 
 
 def _translate(exc: BaseException) -> BaseException:
