@@ -8,12 +8,13 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import trunkline
-from cli_helpers import free_port
+from cli_helpers import Service, free_port, run
 from websocket_support import echo_app, serving, ws_url
 
 TRUNKLINE = [sys.executable, "-m", "trunkline", "ws"]
@@ -149,3 +150,32 @@ async def test_non_utf8_line_in_text_mode(echo: dict[str, str]) -> None:
 async def test_help_has_examples() -> None:
     code, out, _ = await run_ws("--help")
     assert code == 0 and b"Examples:" in out and b"--binary" in out and b"Exit status" in out
+
+
+def _ws(listening: str, path: str = "/") -> str:
+    """The ws URL for a ``listening on`` URL of trunkline serve."""
+    from urllib.parse import quote
+
+    kind, _, rest = listening.partition(":")
+    name = rest.removeprefix("//")
+    if kind == "tcp":
+        return f"ws://{name}{path}"
+    return f"ws+{kind}://{quote(name, safe='')}{path}"
+
+
+def test_against_trunkline_serve_http_echo_and_chat(short_tmp: Path) -> None:
+    on = [f"unix://{short_tmp}/s.sock", f"fifo://{short_tmp}/s.fifo", "tcp://127.0.0.1:0"]
+    with Service(["serve", "http-echo", *[a for u in on for a in ("--on", u)]]) as server:
+        urls = server.wait_ready(len(on))
+        with ThreadPoolExecutor(len(urls)) as pool:  # the sessions run side by side
+            results = list(pool.map(lambda url: run(["ws", _ws(url)], input=b"one\ntwo\n"),
+                                    urls))
+        for url, done in zip(urls, results, strict=True):
+            assert (done.returncode, done.stdout) == (0, b"one\ntwo\n"), (url, done.stderr)
+        assert server.stop() == 0
+    name = f"tl-chat-{os.getpid()}-{short_tmp.name}"
+    with Service(["serve", "chat", "--on", f"unix:@{name}"]) as server:
+        (url,) = server.wait_ready()
+        done = run(["ws", _ws(url), "--wait", "0.5"], input=b"hello room\n")
+        assert (done.returncode, done.stdout) == (0, b"hello room\n"), done.stderr
+        assert server.stop() == 0

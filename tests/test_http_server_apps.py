@@ -252,7 +252,7 @@ async def test_cli_registration() -> None:
     registered: dict[str, Any] = {}
     loaders: list[Any] = []
     register_http_apps(lambda app: registered.__setitem__(app.name, app), loaders, ServeApp)
-    assert set(registered) == {"hello", "http-echo", "static", "demo"}
+    assert set(registered) == {"hello", "http-echo", "static", "demo", "chat"}
     assert registered["static"].usage == "static DIR"
     server = await registered["hello"].start((), [parse_address("tcp://127.0.0.1:0")],
                                              ListenOptions())

@@ -25,7 +25,8 @@ from .loader import BUILTIN_APPS, is_import_spec, load_app
 from .run import DEFAULT_CONFIG, AppServer
 
 #: CLI name -> built-in app name (``echo`` on the command line is the byte echo)
-CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": "demo"}
+CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": "demo",
+             "chat": "chat"}
 
 
 def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG

@@ -52,6 +52,11 @@ def _echo() -> ASGIApp:
     return echo_app
 
 
+def _chat() -> ASGIApp:
+    from .apps.chat import chat_app
+    return chat_app()
+
+
 def _demo() -> ASGIApp:
     from .apps.demo import demo_app
     return demo_app()
@@ -60,10 +65,13 @@ def _demo() -> ASGIApp:
 #: name -> (usage, summary, builder from the app's arguments)
 BUILTIN_APPS: dict[str, tuple[str, str, Callable[[Sequence[str]], ASGIApp]]] = {
     "hello": ("hello", "plain-text hello world", _no_args("hello", _hello)),
-    "echo": ("echo", "HTTP: the request back as JSON", _no_args("echo", _echo)),
+    "echo": ("echo", "the request back as JSON; WebSocket messages back as sent",
+             _no_args("echo", _echo)),
     "static": ("static DIR", "the files under DIR (GET, HEAD)", _static),
     "demo": ("demo", "the tour's users API (GET/POST /users, GET /users/{id})",
              _no_args("demo", _demo)),
+    "chat": ("chat", "a WebSocket broadcast room (every message to every member)",
+             _no_args("chat", _chat)),
 }
 
 

@@ -11,6 +11,9 @@ Rules:
   socket files are removed), close idle connections, let requests in flight finish (their
   responses carry ``Connection: close``) up to ``shutdown_timeout``, abort the rest, then
   run lifespan shutdown.
+- ``Upgrade: websocket`` requests run the app's ``websocket`` scope (``server.websocket``,
+  options through ``websocket_handler(WebSocketOptions(...))``); ``websocket_handler=None``
+  leaves them to the app as plain HTTP.
 - ``install_signal_handlers``: SIGTERM/SIGINT start a graceful shutdown; a second signal
   aborts what is left. Nothing here prints or exits.
 """
@@ -42,6 +45,7 @@ from .config import ServerConfig
 from .cycle import ASGIApp
 from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, app_tasks
 from .lifespan import Lifespan
+from .websocket import handle_websocket  # the default upgrade hook: the ASGI websocket scope
 
 DEFAULT_CONFIG = ServerConfig()
 
@@ -77,7 +81,7 @@ class AppServer:
 
     def __init__(self, app: ASGIApp, *urls: str | Address,
                  config: ServerConfig = DEFAULT_CONFIG, tracer: Tracer | None = None,
-                 websocket_handler: WebSocketHandler | None = None) -> None:
+                 websocket_handler: WebSocketHandler | None = handle_websocket) -> None:
         if not urls:
             raise UnsupportedError("AppServer needs at least one address, e.g. "
                                    "'tcp://127.0.0.1:8000'")
@@ -228,7 +232,7 @@ def install_signal_handlers(server: AppServer,
 
 async def serve_app(app: ASGIApp, *urls: str | Address, config: ServerConfig = DEFAULT_CONFIG,
                     tracer: Tracer | None = None,
-                    websocket_handler: WebSocketHandler | None = None,
+                    websocket_handler: WebSocketHandler | None = handle_websocket,
                     on_ready: Callable[[list[str]], None] | None = None,
                     signals: bool = True) -> None:
     """Serve ``app`` on every address until SIGTERM/SIGINT (or cancellation), then shut

@@ -7,6 +7,7 @@
 
 Header values and the body are decoded as UTF-8 when they are (Latin-1 for headers
 otherwise; base64 for a body that is not text, said by ``body_encoding``).
+A WebSocket gets every message back as sent (``websocket_echo``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..cycle import Receive, Scope, Send
 from ._respond import read_body, respond_json
+from .websocket_echo import websocket_echo
 
 
 def _text(value: bytes) -> str:
@@ -26,6 +28,9 @@ def _text(value: bytes) -> str:
 
 
 async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await websocket_echo(scope, receive, send)
+        return
     if scope["type"] != "http":
         return
     body = await read_body(receive)
