@@ -406,3 +406,17 @@ async def test_both_sides_trace_upgrade_messages_and_close(short_tmp: Path) -> N
     upgrade = next(e for e in server_tracer.events if e.step is Step.UPGRADE)
     accept = next(e for e in server_tracer.events if e.step is Step.ACCEPT)
     assert upgrade.conn == accept.conn  # one connection number from accept to close
+
+
+async def test_one_receiver_at_a_time() -> None:
+    async with serving(echo_app) as server, trunkline.websocket(ws_url(server)) as ws:
+        first = asyncio.ensure_future(ws.recv())
+        await asyncio.sleep(0)  # let it start waiting
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await ws.recv()
+        await ws.send("for the first")
+        assert await first == "for the first"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.05)  # a cancelled recv leaves no waiter
+        await ws.send("again")
+        assert await ws.recv() == "again"

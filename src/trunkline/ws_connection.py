@@ -165,6 +165,9 @@ class WebSocket(asyncio.BufferedProtocol):
         while not messages:
             if not self._can_receive():
                 raise self._closed_error()
+            if self._recv_waiter is not None:
+                raise RuntimeError("another task is already waiting in recv() on this "
+                                   "WebSocket; receive from one task only")
             waiter = self._recv_waiter = self.loop.create_future()
             try:
                 await waiter
