@@ -25,9 +25,11 @@ from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, 
 from .lifespan import Lifespan, LifespanError
 from .loader import BUILTIN_APPS, AppLoadError, load_app
 from .run import AppServer, install_signal_handlers, serve_app, server_address
+from .websocket import websocket_handler
 
 __all__ = [
     "BUILTIN_APPS", "AppLoadError", "AppServer", "HttpConnection", "Lifespan", "LifespanError",
     "ListenContext", "ServerConfig", "ServerState", "WebSocketHandler", "WebSocketHandoff",
     "install_signal_handlers", "load_app", "serve_app", "server_address",
 ]
+__all__ += ["websocket_handler"]
