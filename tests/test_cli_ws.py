@@ -179,3 +179,22 @@ def test_against_trunkline_serve_http_echo_and_chat(short_tmp: Path) -> None:
         done = run(["ws", _ws(url), "--wait", "0.5"], input=b"hello room\n")
         assert (done.returncode, done.stdout) == (0, b"hello room\n"), done.stderr
         assert server.stop() == 0
+
+
+async def test_wss_with_cacert_and_insecure(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, cafile = tmp_path / "c.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(certfile)
+    ca.cert_pem.write_to_path(cafile)
+    async with serving(echo_app, "tls://127.0.0.1:0", certfile=str(certfile)) as server:
+        url = ws_url(server)
+        trusted, insecure, untrusted = await asyncio.gather(
+            run_ws(url, "--cacert", str(cafile), input=b"secure\n"),
+            run_ws(url, "-k", input=b"unchecked\n"),
+            run_ws(url, input=b"nope\n"))
+    assert trusted == (0, b"secure\n", b"")
+    assert insecure == (0, b"unchecked\n", b"")
+    assert untrusted[0] == 4 and b"not trusted" in untrusted[2]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import click
 
 from .. import _loop
-from ..client.connection import client_ssl_context
 from ..client.websocket import websocket
 from ..errors import TrunklineError
 from ..protocol.websocket import WebSocketClosed
@@ -144,17 +143,16 @@ async def session(options: WsOptions) -> int:
     if options.trace:
         tracer = Tracer(lambda event: click.echo(f"* {describe_event(event)}", err=True),
                         keep=False)
-    verify: bool | str | object = True
+    verify: bool | str = True  # the TLS context is made only for wss
     if options.insecure:
         verify = False
     elif options.cacert:
         verify = options.cacert
-    context = client_ssl_context(verify)  # type: ignore[arg-type]
     ws = await websocket(options.url, transport=options.via,
                          subprotocols=options.subprotocols or None,
                          headers=list(options.headers), max_size=options.max_size,
                          compression=options.compression, ping_interval=options.ping_interval,
-                         open_timeout=options.timeout, verify=context, tracer=tracer)
+                         open_timeout=options.timeout, verify=verify, tracer=tracer)
     stdin = await open_stdin()
     stdout = await Output.open()
     up = asyncio.ensure_future(_upstream(ws, stdin, options.binary))
