@@ -105,21 +105,23 @@ class WebSocket(asyncio.BufferedProtocol):
 
     @property
     def close_code(self) -> int | None:
-        """The close code (the peer's, or ours when we failed the connection; 1006 when the
-        connection dropped), None while the connection is open."""
-        if self.core is None:
-            return 1006 if self.lost else None
-        if self.core.is_open and not self.lost:
-            return None
-        return self.core.closed_error().code
+        """The close code: the peer's close frame's, or ours when we failed the connection,
+        or 1006 when the connection dropped without one. None while it is not known yet."""
+        closed = self._close_info()
+        return None if closed is None else closed.code
 
     @property
     def close_reason(self) -> str | None:
-        if self.core is None:
-            return "" if self.lost else None
-        if self.core.is_open and not self.lost:
-            return None
-        return self.core.closed_error().reason
+        closed = self._close_info()
+        return None if closed is None else closed.reason
+
+    def _close_info(self) -> WebSocketClosed | None:
+        if self.core is None or self.core.is_open:
+            return self._closed_error() if self.lost else None
+        closed = self.core.closed_error()
+        if closed.code == 1006 and not self.lost:
+            return None  # closing: the peer's answer may still come
+        return closed
 
     @property
     def closed_by(self) -> str | None:
