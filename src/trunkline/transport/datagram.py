@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._eager import EagerRunner
 from ..address import (
     Address,
     Identity,
@@ -334,9 +335,15 @@ def translate(exc: BaseException, where: str, size: int | None = None,
 # --------------------------------------------------------------------------- serving
 
 
+_SOURCES_KEPT = 1024
+_BYTES_TYPES = (bytes, bytearray, memoryview)  # a tuple: "bytes | ..." builds a union per call
+
+
 class _ServeProtocol(asyncio.DatagramProtocol):
-    """Calls the handler for each datagram in its own task (at most ``max_inflight`` at once;
-    datagrams beyond that are dropped and counted, as the kernel would drop them)."""
+    """Calls the handler for each datagram as if in its own task (at most ``max_inflight``
+    waiting at once; datagrams beyond that are dropped and counted, as the kernel would drop
+    them). Calls run eagerly, inside this callback (``_eager``): one that finishes without
+    waiting costs no task of its own."""
 
     def __init__(self, handler: DatagramHandler, dsock: DatagramSocket, max_inflight: int,
                  tracer: Tracer | None) -> None:
@@ -347,26 +354,32 @@ class _ServeProtocol(asyncio.DatagramProtocol):
         self.where = format_address(dsock.address)
         self.max_inflight = max_inflight
         self.tracer = tracer
-        self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_running_loop()
+        self.runner = EagerRunner(self.loop)
+        self.tasks = self.runner.tasks  # handler calls that are waiting, each in its task
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self._warned_unnamed = False
+        self._sources: dict[Any, Identity] = {}  # recent source addresses -> identities
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.runner.start()  # ready before the first datagram
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(self.tasks) >= self.max_inflight:
             self.dropped += 1
             return
-        task = self.loop.create_task(self._handle(data, addr, time.monotonic_ns()))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.runner.run(self._handle(data, addr, time.monotonic_ns()))
 
     async def _handle(self, data: bytes, addr: Any, start: int) -> None:
-        source = source_identity(self.family, addr)
+        source = self._sources.get(addr)
+        if source is None:  # identities are frozen: one per recent source will do
+            source = source_identity(self.family, addr)
+            if len(self._sources) >= _SOURCES_KEPT:
+                self._sources.clear()
+            self._sources[addr] = source
         tracer = self.tracer
         conn = 0
         if tracer is not None:  # one exchange (a datagram and its reply) is one "connection"
@@ -380,7 +393,7 @@ class _ServeProtocol(asyncio.DatagramProtocol):
             return
         if reply is None or self.transport is None or self.transport.is_closing():
             return
-        if not isinstance(reply, bytes | bytearray | memoryview):
+        if not isinstance(reply, _BYTES_TYPES):
             log.error("%s: the datagram handler returned %s; it must return bytes (the reply) "
                       "or None (no reply)", self.where, type(reply).__name__)
             return
@@ -436,13 +449,11 @@ class DatagramListener(Listener):
     def close(self) -> None:
         self.transport.close()
         self._dsock.run_cleanup()
-        for task in self.protocol.tasks:
-            task.cancel()
+        self.protocol.runner.close()
 
     async def wait_closed(self) -> None:
         await self.protocol.closed
-        if self.protocol.tasks:
-            await asyncio.gather(*self.protocol.tasks, return_exceptions=True)
+        await self.protocol.runner.wait_closed()
 
 
 async def serve_datagram(address: Address, handler: DatagramHandler,
