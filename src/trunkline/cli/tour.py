@@ -46,7 +46,10 @@ each from a client in the same process, and shows per transport: the sockets' id
 (p50/p99 of 64-byte messages). The HTTP leg serves a small users API from one server on
 TCP, a Unix socket path, an abstract name and a FIFO at once, calls it over each (POST
 /users, GET /users, GET /users/{id}, then rounds/4 keep-alive GETs) and shows status, body
-and latency side by side. Everything it created is removed and checked.
+and latency side by side. The trace leg sends one traced GET /users per transport to the
+same API on a traced server and shows both sides' steps as a timeline; its Mermaid diagrams
+(one .mmd per transport) and an HTML page go to --trace-dir (default: a new dir under
+$XDG_RUNTIME_DIR/trunkline), named at the end. Everything else is removed and checked.
 Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 
 

@@ -25,7 +25,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..address import Address, SocketIdentity
-from ..trace import Step, TraceEvent, Tracer, merge, render_mermaid, render_timeline
+from ..trace import (
+    Step,
+    TraceEvent,
+    Tracer,
+    format_duration,
+    merge,
+    render_mermaid,
+    render_timeline,
+)
 from ..trace.html import MERMAID_VERSION, mermaid_js
 from ..trace.summary import parse_endpoint
 from .legs import Leg, TourContext, register_leg
@@ -147,10 +155,11 @@ class TraceLeg(Leg):
         self._take_identities(result)
         self._write()
         for request in self.requests:
-            where = f", diagram {request.mmd_path.name}" if request.mmd_path else ""
-            result.notes.append(f"\n{request.title}: GET /users answered {request.status}, "
-                                f"{len(request.events)} events (client and server){where}")
+            where = f", {request.mmd_path.name}" if request.mmd_path else ""
+            result.notes.append(f"\n{request.title}: GET /users {request.status}, "
+                                f"{len(request.events)} events on both sides{where}")
             result.notes.append(request.timeline.rstrip("\n"))
+            result.notes.append(server_line(request.events))
         result.notes.append(f"\nMermaid diagrams and an HTML page in {self.written_dir}")
         return result
 
@@ -180,6 +189,19 @@ class TraceLeg(Leg):
         self.page = directory / "trace.html"
         self.page.write_text(render_page(self.requests), encoding="utf-8")
         self.written_dir = directory
+
+
+_SERVER_LABELS = {Step.REQUEST_HEADERS: "head", Step.APP_CALL: "app",
+                  Step.RESPONSE_DONE: "response"}
+
+
+def server_line(events: list[TraceEvent]) -> str:
+    """The server's side of one request in a line: what took how long there."""
+    parts = [f"{label} {format_duration(e.duration_ns)}" for step, label in
+             _SERVER_LABELS.items() for e in events if e.side == "server" and e.step is step]
+    trace_id = next((str(e.detail["trace_id"]) for e in events
+                     if e.side == "server" and "trace_id" in e.detail), "?")
+    return f"server (trace {trace_id[:8]}…): " + ", ".join(parts)
 
 
 def _identity(text: object) -> SocketIdentity | None:
