@@ -44,6 +44,7 @@ from .client.websocket import websocket
 from .datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
 from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
+from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .stream import Stream
 from .transport import ConnectOptions, ListenOptions
@@ -65,3 +66,4 @@ __all__ += ["CertificateVerifyError", "ConnectTimeoutError", "Headers", "PoolTim
 __all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocketOptions",
             "websocket"]
 __all__ += ["AppServer", "ServerConfig", "serve_app"]
+__all__ += ["DnsResolver"]
