@@ -120,7 +120,9 @@ class Client:
     Host header and, for https, the TLS server name.
     ``verify``: True (system CAs), a CA file/dir path, an ``ssl.SSLContext``, or False.
     ``retries``: how many times an idempotent request is sent again after a connection
-    failed before any response byte (a server closing an idle keep-alive connection)."""
+    failed before any response byte (a server closing an idle keep-alive connection).
+    ``resolver``: looks TCP host names up instead of the system resolver, e.g.
+    ``trunkline.DnsResolver("127.0.0.1:5353")`` (a traced, timed DNS step of its own)."""
 
     def __init__(self, base_url: str | None = None, *, headers: HeadersInput | None = None,
                  timeout: Timeout | float | None = DEFAULT_TIMEOUT,
