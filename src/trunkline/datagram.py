@@ -171,7 +171,7 @@ class DatagramEndpoint:
                         self._raise_error()
                     if self._closed or p.lost:
                         raise self._closed_error()
-                    waiter = self._loop.create_future()
+                    waiter: asyncio.Future[None] = asyncio.Future()  # (running loop)
                     p.waiters.append(waiter)
                     try:
                         await waiter
