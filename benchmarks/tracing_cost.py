@@ -15,8 +15,15 @@ Servers (each in its own process on CPU 0, ``wrk`` on CPU 1, both pinned with ``
 Every server runs the same app (``trunkline.server.apps.hello``), access log and lifespan
 off. Each round runs every variant once, in a rotated order; the figures are medians over
 the rounds, req/s from wrk and the server's CPU time per request (user + system, from /proc,
-steadier than req/s on a shared machine), with ratios to the baseline. Target: ``off``
-within 3 % of ``baseline``.
+steadier than req/s on a shared machine), with ratios to the baseline; best-of beside
+medians, since a busy machine only ever slows a run down. Target: ``off`` within 3 % of
+``baseline``.
+
+Because req/s on a shared 2-vCPU VM swings by 3x with other people's load, the script also
+counts the instructions each server runs per request under valgrind's callgrind (a run of
+2500 keep-alive GETs minus a run of 500, so start-up cancels out; ``PYTHONHASHSEED=0``):
+that figure does not depend on the machine's load. Needs ``valgrind`` (skipped without it,
+or with ``--no-instructions``).
 
 The server's tracing guards (``if tracer is not None`` around every ``record``) predate the
 baseline: they came with the server itself. So ``off`` vs ``baseline`` measures what the
@@ -188,6 +195,57 @@ def cli_serves_http(head: Path) -> bool:
     return bool(re.search(r"^\s+hello\b", done.stdout, re.MULTILINE))
 
 
+# --------------------------------------------------------------------------- instructions
+
+
+def instructions(variant: str, trees: dict[str, Path], tmp: Path, requests: int) -> int:
+    """Instructions the server process ran (valgrind's callgrind) to start, serve
+    ``requests`` sequential keep-alive GETs and stop."""
+    port = free_port()
+    argv, env = server_argv(variant, trees, f"tcp://127.0.0.1:{port}", tmp)
+    env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                             *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120  # python starts slowly under valgrind
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{variant} did not start under valgrind") from None
+                time.sleep(0.1)
+        with sock:
+            request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+            for _ in range(requests):
+                sock.sendall(request)
+                reply = b""
+                while not reply.endswith(b"Hello, world!\n"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise RuntimeError(f"{variant} closed the connection")
+                    reply += chunk
+        proc.terminate()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    found = re.search(rb"Collected : (\d+)", err)
+    if not found:
+        raise RuntimeError(f"no instruction count from callgrind for {variant}")
+    return int(found.group(1))
+
+
+def instructions_per_request(variant: str, trees: dict[str, Path], tmp: Path,
+                             few: int = 500, many: int = 2500) -> float:
+    """The difference of two runs, so start-up and shutdown cancel out."""
+    return (instructions(variant, trees, tmp, many)
+            - instructions(variant, trees, tmp, few)) / (many - few)
+
+
 # --------------------------------------------------------------------------- the guards
 
 
@@ -244,6 +302,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--no-instructions", action="store_true",
+                        help="skip the instruction counts (valgrind, about 2 minutes)")
     args = parser.parse_args()
     for tool in ("wrk", "git") + (() if args.no_pin else ("taskset",)):
         if shutil.which(tool) is None:
@@ -279,12 +339,19 @@ def main() -> None:
                 say(f"  round {r + 1}: {variant:8} {sample.rps:9.0f} req/s "
                     f"{sample.cpu_us:6.1f} µs CPU/req")
         figures = summarize(samples, variants)
+        counted: dict[str, float] = {}
+        if not args.no_instructions and shutil.which("valgrind") is not None:
+            say("instructions per request (callgrind, 2500 minus 500 keep-alive GETs):")
+            for variant in variants:
+                counted[variant] = instructions_per_request(variant, trees, tmp)
+                say(f"  {variant:8} {counted[variant]:9.0f}")
         guard_ns = guard_cost_ns()
         per_request = events_per_request(trees["head"])
         report = {
             "baseline": rev, "head": revs["head"], "rounds": args.rounds, "seconds": args.seconds,
             "connections": args.connections, "pinned": not args.no_pin,
             "figures": [asdict(f) for f in figures],
+            "instructions_per_request": {v: round(n) for v, n in counted.items()},
             "guard_ns": round(guard_ns, 2),
             "traced_events_per_request": per_request,
             "guards_per_request": per_request + EXTRA_GUARDS,
@@ -301,6 +368,10 @@ def main() -> None:
             print(f"{f.variant:10} {f.rps:9.0f} {f.rps_ratio:8.3f} {f.cpu_us:11.2f} "
                   f"{f.cpu_ratio:8.3f}   {f.best_rps:9.0f} {f.best_rps_ratio:8.3f} "
                   f"{f.best_cpu_us:11.2f} {f.best_cpu_ratio:8.3f}")
+        if counted:
+            base = counted["baseline"]
+            print("\ninstructions per request (load-independent): " + ", ".join(
+                f"{v} {n:.0f} ({n / base:.3f}x)" for v, n in counted.items()))
         off = next(f for f in figures if f.variant == "off")
         ok = off.best_rps_ratio >= 0.97 and off.cpu_ratio <= 1.03
         print(f"\ntracing off vs the baseline: best req/s {off.best_rps_ratio:.3f}x, median "
