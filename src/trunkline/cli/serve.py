@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import click
 
 from .. import _loop
 from ..address import Address
-from ..api import serve
 from ..errors import TrunklineError
 from ..server.cli_apps import register_http_apps
-from ..tour.echo import echo_datagram, echo_stream
+from ..server.echo_service import EchoServer
+from ..server.run import DEFAULT_CONFIG
 from ..trace import Tracer
 from ..transport import ListenOptions
 from ._support import (
@@ -98,12 +98,13 @@ async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
                       options: ListenOptions, *, tracer: Tracer | None = None) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
-    return await serve(echo_stream, *addresses, options=options,
-                       datagram_handler=echo_datagram, tracer=tracer)
+    config = replace(DEFAULT_CONFIG, listen=options, ssl_context=options.ssl)
+    return await EchoServer(*addresses, config=config, tracer=tracer).start()
 
 
 register_app(ServeApp("echo", "echo", "every byte (stream kinds) or datagram (udp, unixgram) "
-                      "comes back as sent", _start_echo))
+                      "comes back as sent; a connection that opens with an HTTP/1.x request "
+                      "line gets http-echo (see below)", _start_echo))
 # hello, http-echo, static DIR, demo and module:app (trunkline's HTTP server)
 register_http_apps(register_app, SPEC_LOADERS, ServeApp)
 
@@ -114,6 +115,14 @@ Examples:
   trunkline serve echo --on unix:///tmp/echo.sock --on unix:@echo --on udp://127.0.0.1:7001
   trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
   trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
+  curl --unix-socket /tmp/echo.sock http://x/path?q=1      (against the echo above)
+
+\b
+echo sniffs each stream connection's first bytes: a method of A-Z, a space and
+" HTTP/1." on the first line (GET / HTTP/1.1) get the HTTP echo (the request back as
+JSON; WebSocket messages back as sent), so a raw client that sends such a line gets
+HTTP too. Anything else is echoed byte for byte at once; a prefix that could still be
+either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
 
 \b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real

@@ -5,10 +5,11 @@ without the command knowing about HTTP::
 
     register_http_apps(register_app, SPEC_LOADERS, ServeApp)
 
-registers ``hello``, ``http-echo`` (plain ``echo`` is the byte echo), ``static DIR`` and
-``demo``, and teaches the command ``module:app`` specs (uvicorn's form, the current
-directory importable). Each starts an ``AppServer`` with the command's ``ListenOptions``
-(mode, admit lists, TLS context) and the default ``ServerConfig``.
+registers ``hello``, ``http-echo`` (HTTP only: plain ``echo`` is ``echo_service``, which
+sniffs each connection for HTTP or bytes), ``static DIR`` and ``demo``, and teaches the
+command ``module:app`` specs (uvicorn's form, the current directory importable). Each
+starts an ``AppServer`` with the command's ``ListenOptions`` (mode, admit lists, TLS
+context) and the default ``ServerConfig``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .config import ServerConfig
 from .loader import BUILTIN_APPS, is_import_spec, load_app
 from .run import DEFAULT_CONFIG, AppServer
 
-#: CLI name -> built-in app name (``echo`` on the command line is the byte echo)
+#: CLI name -> built-in app name (``echo`` on the command line is ``EchoServer``: HTTP or bytes)
 CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": "demo",
              "chat": "chat"}
 
