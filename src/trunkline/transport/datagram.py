@@ -36,7 +36,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._eager import EagerRunner
 from ..address import (
     Address,
     Identity,
@@ -59,6 +58,7 @@ from ..errors import (
 )
 from ..trace import Step, Tracer
 from .base import Listener, ListenOptions
+from .eager import EagerRunner
 from .unix import bind_unix_socket, unlink_if_ours
 from .unixgram import UnixDatagramTransport
 
@@ -342,7 +342,7 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)  # a tuple: "bytes | ..." builds a
 class _ServeProtocol(asyncio.DatagramProtocol):
     """Calls the handler for each datagram as if in its own task (at most ``max_inflight``
     waiting at once; datagrams beyond that are dropped and counted, as the kernel would drop
-    them). Calls run eagerly, inside this callback (``_eager``): one that finishes without
+    them). Calls run eagerly, inside this callback (``eager``): one that finishes without
     waiting costs no task of its own."""
 
     def __init__(self, handler: DatagramHandler, dsock: DatagramSocket, max_inflight: int,

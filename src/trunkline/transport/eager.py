@@ -28,7 +28,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-from ._resume import resume_now
+from .resume import resume_now
 
 # Entering a task from a callback: what the event loop does around each task step. Private
 # asyncio functions (in 3.11 to 3.13); without them, every call gets a task of its own.
