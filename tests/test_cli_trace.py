@@ -500,3 +500,23 @@ async def test_serve_http_trace_file_merged_into_call(short_tmp: Path, tmp_path:
     ids = set(re.findall(r"^trace server conn \d+ request_headers .* trace_id=([0-9a-f]{32})",
                          text, re.MULTILINE))
     assert doc["trace_id"] in ids and len(ids) == 2
+
+
+async def test_tour_default_trace_dir_keeps_the_newest(tmp_path: Path) -> None:
+    base = tmp_path / "trunkline"
+    base.mkdir()
+    for i in range(6):  # older runs' folders
+        old = base / f"tour-2020010{i}-000000-x"
+        old.mkdir()
+        os.utime(old, (1_600_000_000 + i, 1_600_000_000 + i))
+    code, out, err = await trunkline("tour", "--only", "trace",
+                                     env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert code == 0, err
+    last = out.decode().rstrip().splitlines()[-1]
+    match = re.fullmatch(r"traces: Mermaid diagrams and an HTML page in (\S+)", last)
+    assert match, last
+    written = Path(match.group(1))
+    assert written.parent == base and (written / "tcp.mmd").is_file()
+    kept = sorted(p.name for p in base.iterdir())
+    assert len(kept) == 5 and written.name in kept
+    assert kept[:4] == [f"tour-2020010{i}-000000-x" for i in (2, 3, 4, 5)]

@@ -8,8 +8,10 @@ transport, an httpstat-like timeline (shown in the leg's notes) and a Mermaid di
 
 The diagrams go to ``trace_dir`` (``<transport>.mmd`` each, plus ``trace.html`` drawing them
 all, offline): by default a new directory under the user's runtime dir
-(``$XDG_RUNTIME_DIR/trunkline/``, else ``/tmp/trunkline-<uid>/``). ``written_dir`` says where
-they went; ``trunkline tour`` names it at the end.
+(``$XDG_RUNTIME_DIR/trunkline/``, else ``/tmp/trunkline-<uid>/``), where only the
+``KEEP_DEFAULT_DIRS`` newest such directories are kept (each page carries the 3.5 MB mermaid
+library); ``--trace-dir`` keeps them anywhere for good. ``written_dir`` says where they went;
+``trunkline tour`` names it at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import html
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +43,9 @@ from .legs import Leg, TourContext, register_leg
 from .model import LegResult
 
 __all__ = ["TraceLeg", "TracedRequest", "new_trace_path", "trace_base_dir"]
+
+#: Default tour trace directories kept under ``trace_base_dir()`` (older ones are removed).
+KEEP_DEFAULT_DIRS = 5
 
 
 def trace_base_dir() -> Path:
@@ -180,8 +186,9 @@ class TraceLeg(Leg):
     def _write(self) -> None:
         directory = self.trace_dir
         if directory is None:
-            directory = Path(tempfile.mkdtemp(prefix=f"tour-{_stamp()}-",
-                                              dir=trace_base_dir()))
+            base = trace_base_dir()
+            directory = Path(tempfile.mkdtemp(prefix=f"tour-{_stamp()}-", dir=base))
+            _prune(base, keep=directory)
         directory.mkdir(parents=True, exist_ok=True)
         for request in self.requests:
             request.mmd_path = directory / f"{request.name}.mmd"
@@ -202,6 +209,14 @@ def server_line(events: list[TraceEvent]) -> str:
     trace_id = next((str(e.detail["trace_id"]) for e in events
                      if e.side == "server" and "trace_id" in e.detail), "?")
     return f"server (trace {trace_id[:8]}…): " + ", ".join(parts)
+
+
+def _prune(base: Path, keep: Path) -> None:
+    """Remove all but the newest ``KEEP_DEFAULT_DIRS`` default tour trace directories."""
+    found = sorted((p for p in base.glob("tour-*") if p.is_dir() and p != keep),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in found[KEEP_DEFAULT_DIRS - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _identity(text: object) -> SocketIdentity | None:
