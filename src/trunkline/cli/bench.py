@@ -22,6 +22,7 @@ Examples:
   trunkline bench pingpong                          every socket kind, both CPU placements
   trunkline bench pingpong --kinds unix,fifo --rounds 5000
   trunkline bench relay --size 1G                   trunkline relay against socat
+  trunkline bench ws                                WebSocket echo vs websockets, aiohttp, picows
 
 \b
 Every figure is a ratio measured side by side in one run, each end in its own process pinned
@@ -160,4 +161,65 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         out.print(f"[dim]{host_line()}[/]")
         out.print(relay_table(result))
     if check and result.meets_target is not True:
+        raise SystemExit(1)
+
+
+WS_EPILOG = """\b
+Examples:
+  trunkline bench ws
+  trunkline bench ws --impls trunkline,aiohttp --transports tcp --modes seq
+  trunkline bench ws --rounds 5 --seconds 3 --json
+
+\b
+Echo round trips per second of 32-byte binary messages: trunkline, websockets, aiohttp and
+picows, each implementation's own client against its own server (separate processes; server
+on CPU 0, client on CPU 1), uvloop, compression off on all. seq = 1 message in flight,
+pipe = --inflight in flight. Rounds interleave the implementations; the table shows medians
+and the ratios vs aiohttp (target >= 1.0x) and vs picows. Implementations that are not
+installed, or cannot use a transport, are listed as n/a."""
+
+
+@bench_group.command("ws", epilog=WS_EPILOG)
+@click.option("--impls", "impls", multiple=True, metavar="IMPL[,IMPL...]",
+              help="Implementations (default: trunkline,websockets,aiohttp,picows).")
+@click.option("--transports", "transports", multiple=True, metavar="tcp,unix",
+              help="Transports (default: both).")
+@click.option("--modes", "modes", multiple=True, metavar="seq,pipe",
+              help="Sequential and/or pipelined (default: both).")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+              help="Interleaved rounds; the table shows the median.")
+@click.option("--seconds", type=click.FloatRange(0.05), default=2.0, show_default=True,
+              help="Timed seconds per measurement.")
+@click.option("--warmup", type=click.FloatRange(0), default=0.3, show_default=True,
+              help="Untimed seconds first.")
+@click.option("--size", type=click.IntRange(1, 1 << 20), default=32, show_default=True,
+              help="Bytes per message.")
+@click.option("--inflight", type=click.IntRange(2, 4096), default=16, show_default=True,
+              help="Messages in flight when pipelined.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--check", is_flag=True, help="Exit 1 if trunkline is below aiohttp anywhere.")
+def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple[str, ...],
+               rounds: int, seconds: float, warmup: float, size: int, inflight: int,
+               as_json: bool, check: bool) -> None:
+    """WebSocket echo round trips/s: trunkline against websockets, aiohttp, picows."""
+    from ..bench.websocket import IMPLS, MODES, TRANSPORTS, run_ws_bench, ws_table
+
+    out = _console()
+    try:
+        with _progress(not as_json) as progress:
+            result = run_ws_bench(
+                _split(impls, IMPLS, "implementation") or list(IMPLS),
+                _split(transports, TRANSPORTS, "transport") or list(TRANSPORTS),
+                _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
+                warmup=warmup, size=size, inflight=inflight, progress=progress)
+    except BenchError as exc:
+        fail("bench ws", str(exc), EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
+    else:
+        out.print(f"[dim]{host_line()}[/]")
+        out.print(ws_table(result))
+        for what, error in result.errors.items():
+            out.print(f"[dim]n/a {what}: {error}[/]", soft_wrap=True)
+    if check and result.meets_target() is not True:
         raise SystemExit(1)
