@@ -251,9 +251,24 @@ class Stream:
     async def read(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side."""
         p = self.protocol
-        data = p.data  # the protocol keeps this one bytearray for its whole life
-        start = time.monotonic_ns() if self.tracer is not None else 0
-        while not data and not p.head:
+        tracer = self.tracer
+        start = time.monotonic_ns() if tracer is not None else 0
+        while True:  # once or twice: look, or wait once and look again
+            chunk = p.head
+            if chunk:
+                if len(chunk) <= max_bytes:  # all of one read, as it came: no copy
+                    p.head = b""
+                    break
+                p._merge()
+            data = p.data  # the protocol keeps this one bytearray for its whole life
+            if data:
+                if len(data) <= max_bytes:
+                    chunk = bytes(data)
+                    data.clear()
+                else:
+                    chunk = bytes(data[:max_bytes])
+                    del data[:max_bytes]
+                break
             if p.eof:
                 if p.exception is not None and not isinstance(p.exception, ConnectionError):
                     raise _translate(p.exception)
@@ -263,53 +278,43 @@ class Stream:
             waiter: asyncio.Future[None] = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
             await waiter
-        chunk = p.head
-        if chunk and len(chunk) <= max_bytes:  # all of one read, as it came: no copy
-            p.head = b""
-        else:
-            if chunk:
-                p._merge()
-            if len(data) <= max_bytes:
-                chunk = bytes(data)
-                data.clear()
-            else:
-                chunk = bytes(data[:max_bytes])
-                del data[:max_bytes]
         if p._reading_paused:
             p.consumed()
-        if self.tracer is not None:
-            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(chunk))
+        if tracer is not None:
+            tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(chunk))
         return chunk
 
     async def readexactly(self, n: int) -> bytes:
         p = self.protocol
-        data = p.data
-        start = time.monotonic_ns() if self.tracer is not None else 0
-        while len(data) < n and len(p.head) < n:  # one of them is empty
+        tracer = self.tracer
+        start = time.monotonic_ns() if tracer is not None else 0
+        while True:  # as in read()
+            chunk = p.head
+            if len(chunk) == n:  # the common case: exactly one read's bytes, as they came
+                p.head = b""
+                break
+            if chunk:  # more or fewer than asked: the general path
+                p._merge()
+            data = p.data
+            if len(data) >= n:
+                if len(data) == n:  # exactly what was asked; one copy, not two
+                    chunk = bytes(data)
+                    data.clear()
+                else:
+                    chunk = bytes(data[:n])
+                    del data[:n]
+                break
             if p.eof:
-                raise ProtocolError(f"connection closed after {len(data) + len(p.head)} of "
-                                    f"{n} bytes")
+                raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
             if p._reading_paused:
                 p._resume_reading()
             waiter: asyncio.Future[None] = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
             await waiter
-        chunk = p.head
-        if len(chunk) == n:  # the common case: exactly one read's bytes, as they came
-            p.head = b""
-        else:
-            if chunk:
-                p._merge()
-            if len(data) == n:  # exactly what was asked; one copy, not two
-                chunk = bytes(data)
-                data.clear()
-            else:
-                chunk = bytes(data[:n])
-                del data[:n]
         if p._reading_paused:
             p.consumed()
-        if self.tracer is not None:
-            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=n)
+        if tracer is not None:
+            tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=n)
         return chunk
 
     async def readuntil(self, separator: bytes = b"\n", limit: int = DEFAULT_LIMIT) -> bytes:
