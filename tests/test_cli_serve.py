@@ -108,3 +108,53 @@ def test_help_shows_examples() -> None:
         done = run([command, "--help"])
         assert done.returncode == 0
         assert "Examples:" in done.stdout.decode(), command
+
+
+APP_MODULE = '''
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = ("from " + scope["path"]).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app():
+    return app
+'''
+
+
+def _get_over_unix(path: Path, target: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("spec, extra", [("tl_user_app:app", []),
+                                         ("tl_user_app:create_app", ["--factory"])])
+def test_serve_an_asgi_app_from_app_dir(short_tmp: Path, spec: str, extra: list[str]) -> None:
+    app_dir = short_tmp / "project"
+    app_dir.mkdir()
+    (app_dir / "tl_user_app.py").write_text(APP_MODULE)
+    sock_path = short_tmp / "app.sock"
+    with Service(["serve", spec, "--app-dir", str(app_dir), *extra,
+                  "--on", f"unix://{sock_path}"]) as server:
+        server.wait_ready(1)
+        reply = _get_over_unix(sock_path, "/users")
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert reply.endswith(b"from /users")
+        assert server.stop() == 0
+
+
+def test_serve_an_app_that_does_not_import_says_so() -> None:
+    result = run(["serve", "tl_no_such_module:app", "--on", "tcp://127.0.0.1:0"])
+    assert result.returncode != 0
+    stderr = result.stderr.decode()
+    assert "cannot import module 'tl_no_such_module'" in stderr
+    assert "--app-dir" in stderr

@@ -262,4 +262,5 @@ async def test_cli_registration() -> None:
     await raw.close()
     server.close()
     await server.wait_closed(1.0)
-    assert loaders[0]("proj.web:app") is not None and loaders[0]("hello") is None
+    assert loaders[0]("proj.web:app", None, False) is not None
+    assert loaders[0]("hello", None, False) is None

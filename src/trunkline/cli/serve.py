@@ -72,19 +72,20 @@ class ServeApp:
 
 
 APPS: dict[str, ServeApp] = {}
-#: Resolvers for specs that are not app names (e.g. "module:app"); first non-None wins.
-SPEC_LOADERS: list[Callable[[str], ServeApp | None]] = []
+#: Resolvers for specs that are not app names (e.g. "module:app"), given the spec, --app-dir
+#: and --factory; the first non-None wins.
+SPEC_LOADERS: list[Callable[[str, str | None, bool], ServeApp | None]] = []
 
 
 def register_app(app: ServeApp) -> None:
     APPS[app.name] = app
 
 
-def find_app(spec: str) -> ServeApp | None:
+def find_app(spec: str, app_dir: str | None = None, factory: bool = False) -> ServeApp | None:
     if spec in APPS:
         return APPS[spec]
     for loader in SPEC_LOADERS:
-        found = loader(spec)
+        found = loader(spec, app_dir, factory)
         if found is not None:
             return found
     return None
@@ -116,6 +117,8 @@ Examples:
   trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
   trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
   curl --unix-socket /tmp/echo.sock http://x/path?q=1      (against the echo above)
+  trunkline serve main:app --on unix:///tmp/api.sock --on fifo:///tmp/api.fifo
+  trunkline serve myproject.app:create_app --factory --app-dir src --on tcp://127.0.0.1:8000
 
 \b
 echo sniffs each stream connection's first bytes: a method of A-Z, a space and
@@ -136,7 +139,10 @@ class _ServeCommand(click.Command):
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_help_text(ctx, formatter)
         with formatter.section("Apps"):
-            formatter.write_dl([(a.usage, a.summary) for a in APPS.values()])
+            formatter.write_dl([(a.usage, a.summary) for a in APPS.values()] + [
+                ("module:app", "any ASGI 3 app (FastAPI, Starlette, ...) imported as uvicorn "
+                 "does: the current directory (or --app-dir) on the import path; --factory "
+                 "calls it to get the app")])
 
 
 @cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
@@ -147,14 +153,18 @@ class _ServeCommand(click.Command):
 @listen_flags
 @click.option("--grace", type=float, default=5.0, show_default=True,
               help="Seconds to let open connections finish after a stop signal.")
+@click.option("--app-dir", metavar="DIR", default=None,
+              help="Import module:app from DIR instead of the current directory.")
+@click.option("--factory", is_flag=True,
+              help="module:app names a function that returns the app; call it.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
                   allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, grace: float, quiet: bool, trace: str | None,
-                  trace_file: str | None) -> None:
+                  key: str | None, grace: float, app_dir: str | None, factory: bool,
+                  quiet: bool, trace: str | None, trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
-    found = find_app(app)
+    found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     addresses = list(on)

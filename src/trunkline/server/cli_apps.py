@@ -30,14 +30,14 @@ CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": 
              "chat": "chat"}
 
 
-def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG
-            ) -> Callable[..., Any]:
+def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG, *, app_dir: str | None = None,
+            factory: bool = False) -> Callable[..., Any]:
     """``start(args, addresses, options, tracer=None)`` for the command: load the app, bind,
     serve (traced when ``trunkline serve --trace`` passes a tracer)."""
 
     async def start(args: tuple[str, ...], addresses: Sequence[Address],
                     options: ListenOptions, *, tracer: Tracer | None = None) -> AppServer:
-        app = load_app(spec, args)
+        app = load_app(spec, args, app_dir=app_dir, factory=factory)
         server_config = replace(config, listen=options, ssl_context=options.ssl)
         server = AppServer(app, *addresses, config=server_config, tracer=tracer)
         await server.start()
@@ -57,11 +57,11 @@ def register_http_apps(register_app: Callable[[Any], None], spec_loaders: list[A
         register_app(serve_app_type(cli_name, usage, f"HTTP: {summary}",
                                     starter(name, config)))
 
-    def from_spec(spec: str) -> Any:
+    def from_spec(spec: str, app_dir: str | None, factory: bool) -> Any:
         if not is_import_spec(spec):
             return None
         return serve_app_type(spec, "module:app", "an ASGI app imported like uvicorn does",
-                              starter(spec, config))
+                              starter(spec, config, app_dir=app_dir, factory=factory))
 
     spec_loaders.append(from_spec)
 
