@@ -222,6 +222,26 @@ def test_every_length_encoding_both_ways_whole_and_split(size: int) -> None:
     assert client.receive_data(out) == [text, binary]
 
 
+@pytest.mark.parametrize("cut", [2, 4, 6, 10])
+def test_a_read_ending_right_after_a_header_is_not_taken_for_a_new_frame(cut: int) -> None:
+    """The parser consumes a frame's header before its payload arrives, so its buffer is empty
+    mid-frame; the next read, whose bytes look like a whole frame, is that frame's payload."""
+    client, srv = open_pair()
+    lookalike = frame(BINARY, b"xyz", mask=False)  # 82 03 'xyz': a frame of its own, or not
+    size = 200 if cut in (2, 4) else 70_000  # 16- or 64-bit length
+    payload = (lookalike * size)[:size]
+    wire = frame(BINARY, payload, mask=False)
+    head = 2 + (2 if size < 65536 else 8)
+    first = min(cut, head)  # inside the header, or right after it
+    assert client.receive_data(wire[:first]) == []
+    assert client.receive_data(wire[first:]) == [payload]
+    # the server side too, where the mask key comes right after the header
+    key = b"\x82\x03ab"  # a masking key that starts like a frame
+    masked = frame(BINARY, payload, mask=True, mask_key=key)
+    assert srv.receive_data(masked[:head]) == []
+    assert srv.receive_data(masked[head:]) == [payload]
+
+
 def test_simple_and_other_frames_mixed_in_one_read_keep_their_order() -> None:
     core = server()
     wire = (frame(TEXT, b"a") + frame(PING, b"p") + frame(BINARY, b"b")

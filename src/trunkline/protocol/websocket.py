@@ -39,7 +39,7 @@ from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 
 from ..errors import HandshakeError, TransportError
-from .websocket_fast import build, parse_simple
+from .websocket_fast import build, frame_bytes, parse_simple
 
 MiB = 1024 * 1024
 
@@ -182,6 +182,11 @@ class _Assembler:
     with 1007 or 1009."""
 
     max_fragments: int | None = None
+    #: bytes handed to the parser so far, and how many of them it had consumed when it last
+    #: finished a frame (or the opening handshake): equal means it is between frames. Its
+    #: buffer alone cannot tell: mid-frame, it may have consumed a header and hold nothing.
+    fed = 0
+    boundary = 0
     _fragments = 0
     _text = False
     _parts: list[str] | bytearray | None = None
@@ -190,6 +195,7 @@ class _Assembler:
     def recv_frame(self, frame: Frame) -> None:
         op = frame.opcode
         proto: Any = self
+        self.boundary = self.fed - len(proto.reader.buffer)
         if op is TEXT or op is BINARY:
             if proto.current_size is not None:
                 raise WsProtocolError("expected a continuation frame")
@@ -244,6 +250,10 @@ class _ClientProtocol(_Assembler, ClientProtocol):
     def super_recv_frame(self, frame: Frame) -> None:
         ClientProtocol.recv_frame(self, frame)
 
+    def process_response(self, response: Response) -> None:
+        ClientProtocol.process_response(self, response)
+        self.boundary = self.fed - len(self.reader.buffer)  # frames start after the 101
+
 
 # --------------------------------------------------------------------------- the core
 
@@ -252,7 +262,7 @@ class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
-                 "_send_masked")
+                 "_send_masked", "simple")
 
     def __init__(self, proto: _ServerProtocol | _ClientProtocol, options: WebSocketOptions,
                  side: Literal["client", "server"]) -> None:
@@ -263,6 +273,9 @@ class WebSocketCore:
         self._send_masked = side == "client"
         self._failed_by_us = False
         self.handshake_error: WebSocketHandshakeError | None = None
+        #: the last ``receive_data`` took whole simple frames only: its events are all
+        #: messages, and nothing changed that needs writing (the I/O layer skips its flush)
+        self.simple = False
 
     # ---------------------------------------------------------------- state
 
@@ -348,18 +361,22 @@ class WebSocketCore:
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
         reader = proto.reader
+        self.simple = False
         if reader.eof:
             return []
-        if proto.state is OPEN and proto.current_size is None and not reader.buffer:
+        if proto.state is OPEN and proto.current_size is None and not reader.buffer and \
+                proto.fed == proto.boundary:
             # Between frames: whole simple frames need no parser (see websocket_fast).
             fast: list[Any] = []
             used = parse_simple(data, self._masked, proto.max_message_size, fast)
             if used == len(data):
+                self.simple = True
                 return fast
             if used:
                 data = memoryview(data)[used:]
         else:
             fast = []
+        proto.fed += len(data)
         proto.receive_data(data)  # type: ignore[arg-type]  # the reader takes any buffer
         events: list[Any] = proto.events_received()
         if fast:
@@ -452,6 +469,18 @@ class WebSocketCore:
             proto.send_binary(data)
         else:
             proto.writes += build(0x82, data, self._send_masked)
+
+    def frame(self, message: str | bytes) -> bytes | None:
+        """``message`` as one ready frame to write, when the fast path applies (open, no
+        extension, no fragmented message under way, nothing else waiting to be written, not
+        over ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
+        proto = self._proto
+        if proto.extensions or proto.state is not OPEN or proto.expect_continuation_frame \
+                or proto.writes:
+            return None
+        if isinstance(message, str):
+            return frame_bytes(0x81, message.encode(), self._send_masked)
+        return frame_bytes(0x82, message, self._send_masked)
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
