@@ -44,6 +44,7 @@ from .protocol.websocket import (
 )
 from .trace import Step, Tracer
 from .transport.base import local_identity, peer_identity
+from .transport.resume import resume_now
 
 READ_BUFFER = 64 * 1024
 Message = str | bytes
@@ -142,9 +143,21 @@ class WebSocket(asyncio.BufferedProtocol):
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one text (``str``) or binary message; waits while the peer is not reading."""
         core = self.core
+        tracer = self.tracer
+        if tracer is None and core is not None and not self.lost and (
+                type(message) is bytes or type(message) is str):
+            # the common case: one small frame, straight to the transport (None: not open,
+            # or not simple; the general path below decides)
+            frame = core.frame(message)
+            if frame is not None:
+                transport = self.transport
+                if not transport.is_closing():
+                    transport.write(frame)
+                if self._write_paused:
+                    await self._drain()
+                return
         if core is None or not core.is_open or self.lost:
             raise self._closed_error()
-        tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         if type(message) is str:
             core.send_text(message)
@@ -294,7 +307,23 @@ class WebSocket(asyncio.BufferedProtocol):
         if core is None:
             self._early_data(data)
             return
-        events = core.receive_data(data)
+        events: list[Any] = core.receive_data(data)
+        if core.simple and self.tracer is None:
+            # messages only, nothing to answer: queue them, wake the receiver (no flush)
+            if events:
+                self._messages.extend(events)
+                if len(events) == 1:
+                    self._queued += len(events[0])
+                else:
+                    self._queued += sum(map(len, events))
+                if self._queued > self.options.max_queue and not self._paused & _QUEUE:
+                    self._pause(_QUEUE)
+                waiter = self._recv_waiter
+                if waiter is not None:
+                    # the receiving task runs now, inside this callback, not one loop
+                    # iteration later (transport.resume); nothing here touches state after
+                    resume_now(self.loop, waiter, None)
+            return
         if events:
             self._dispatch(events)
         self._flush(auto=True)

@@ -18,7 +18,11 @@ from websockets.frames import apply_mask  # type: ignore[attr-defined]
 
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
+_KEY_POOL = 4096  # bytes of os.urandom fetched at once: 1024 masking keys per system call
+_keys = b""
+_key_at = 0
 _SMALL_COPY = 64 * 1024  # above this a payload is written as its own chunk, not copied
+SMALL_FRAME = 16 * 1024  # up to this, ``frame_bytes`` builds a frame as one bytes object
 
 
 def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: int | None,
@@ -70,6 +74,43 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
     return pos
 
 
+def mask_key() -> bytes:
+    """A fresh 4-byte masking key from the operating system's CSPRNG, as ``os.urandom(4)``
+    gives, taken from a pool so that most frames cost no system call."""
+    global _keys, _key_at
+    at = _key_at
+    if at >= len(_keys):
+        _keys, at = os.urandom(_KEY_POOL), 0
+    _key_at = at + 4
+    return _keys[at:at + 4]
+
+
+def _forget_keys() -> None:
+    global _keys, _key_at
+    _keys, _key_at = b"", 0  # a forked child must not reuse its parent's keys
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_keys)
+
+
+def frame_bytes(first: int, payload: bytes | bytearray | memoryview, masked: bool
+                ) -> bytes | None:
+    """One frame (``first``: 0x81 text, 0x82 binary) as one bytes object, for payloads up
+    to ``SMALL_FRAME`` bytes (None above: ``build`` writes those without copying)."""
+    size = len(payload)
+    if size > SMALL_FRAME:
+        return None
+    if masked:
+        key = mask_key()
+        if size < 126:
+            return bytes((first, 0x80 | size)) + key + apply_mask(payload, key)
+        return _PACK_16(first, 0xFE, size) + key + apply_mask(payload, key)
+    if size < 126:
+        return bytes((first, size)) + payload
+    return _PACK_16(first, 126, size) + payload
+
+
 def build(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> list[bytes]:
     """One frame (``first``: 0x81 text, 0x82 binary) as the chunks to write."""
     size = len(payload)
@@ -80,7 +121,7 @@ def build(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> 
             head = _PACK_16(first, 0xFE, size)
         else:
             head = _PACK_64(first, 0xFF, size)
-        key = os.urandom(4)
+        key = mask_key()
         return [head + key + apply_mask(payload, key)]
     if size < 126:
         head = bytes((first, size))
@@ -93,4 +134,4 @@ def build(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> 
     return [head + payload]
 
 
-__all__ = ["build", "parse_simple"]
+__all__ = ["SMALL_FRAME", "build", "frame_bytes", "mask_key", "parse_simple"]
