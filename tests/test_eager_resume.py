@@ -11,15 +11,18 @@ Real sockets and FIFOs, both event loops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import random
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 import trunkline
+from trunkline import ConnectOptions, ListenOptions
 from trunkline.address import Identity
 from trunkline.stream import Stream
 from trunkline.transport.eager import EagerRunner
@@ -177,13 +180,39 @@ async def test_eager_runner_called_from_a_task_gives_the_call_its_own_task() -> 
 
 # --------------------------------------------------------------------------- streams
 
-
-def _stream_urls(short_tmp: Path) -> list[str]:
-    return ["tcp://127.0.0.1:0", f"unix://{short_tmp}/s.sock", f"fifo://{short_tmp}/s.fifo"]
+STREAM_KINDS = ["tcp", "unix", "fifo", "tls"]  # tls: the buffered protocol (get_buffer) path
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["tcp", "unix", "fifo"])
-async def test_stream_reader_keeps_its_task_and_context(short_tmp: Path, index: int) -> None:
+@pytest.fixture(scope="module")
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+@contextlib.asynccontextmanager
+async def _connected(kind: str, short_tmp: Path, tls: tuple[ssl.SSLContext, ssl.SSLContext],
+                     handler: Callable[[Stream], Awaitable[None]],
+                     limit: int = 1024 * 1024) -> AsyncIterator[Stream]:
+    """A client stream to a server of ``kind`` running ``handler``."""
+    url = {"tcp": "tcp://127.0.0.1:0", "unix": f"unix://{short_tmp}/s.sock",
+           "fifo": f"fifo://{short_tmp}/s.fifo", "tls": "tls://127.0.0.1:0"}[kind]
+    listen = ListenOptions(ssl=tls[0]) if kind == "tls" else ListenOptions()
+    async with await trunkline.serve(handler, url, options=listen) as server:
+        connect = ConnectOptions(ssl=tls[1]) if kind == "tls" else ConnectOptions()
+        async with await trunkline.connect(server.urls[0], options=connect,
+                                           limit=limit) as stream:
+            yield stream
+
+
+@pytest.mark.parametrize("kind", STREAM_KINDS)
+async def test_stream_reader_keeps_its_task_and_context(
+        short_tmp: Path, kind: str, tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+        ) -> None:
     problems: list[str] = []
 
     async def handler(stream: Stream) -> None:
@@ -194,26 +223,24 @@ async def test_stream_reader_keeps_its_task_and_context(short_tmp: Path, index: 
                 problems.append(f"after read: {asyncio.current_task()} {var.get()}")
             await stream.send(data)
 
-    async with await trunkline.serve(handler, _stream_urls(short_tmp)[index]) as server:
-        stream = await trunkline.connect(server.urls[0])
-        async with stream:
-            for i in range(50):
-                await stream.send(b"%d" % i)
-                assert await stream.readexactly(len(b"%d" % i)) == b"%d" % i
+    async with _connected(kind, short_tmp, tls_contexts, handler) as stream:
+        for i in range(50):
+            await stream.send(b"%d" % i)
+            assert await stream.readexactly(len(b"%d" % i)) == b"%d" % i
     assert problems == []
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["tcp", "unix", "fifo"])
-async def test_stream_cancelled_read_and_wait_for_lose_nothing(short_tmp: Path,
-                                                               index: int) -> None:
+@pytest.mark.parametrize("kind", STREAM_KINDS)
+async def test_stream_cancelled_read_and_wait_for_lose_nothing(
+        short_tmp: Path, kind: str, tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+        ) -> None:
     peer_ready: asyncio.Queue[Stream] = asyncio.Queue()
 
     async def handler(stream: Stream) -> None:
         await peer_ready.put(stream)
         await stream.wait_closed()
 
-    async with await trunkline.serve(handler, _stream_urls(short_tmp)[index]) as server, \
-            await trunkline.connect(server.urls[0]) as stream:
+    async with _connected(kind, short_tmp, tls_contexts, handler) as stream:
         peer = await asyncio.wait_for(peer_ready.get(), 10)
         reader = asyncio.ensure_future(stream.read())
         await asyncio.sleep(0)
@@ -229,15 +256,15 @@ async def test_stream_cancelled_read_and_wait_for_lose_nothing(short_tmp: Path,
         peer.close()
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["tcp", "unix", "fifo"])
+@pytest.mark.parametrize("kind", STREAM_KINDS)
 async def test_stream_reads_return_the_bytes_in_order_whatever_the_chunking(
-        short_tmp: Path, index: int) -> None:
-    rng = random.Random(index)
+        short_tmp: Path, kind: str, tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+        ) -> None:
+    seed = STREAM_KINDS.index(kind)
+    rng, send_rng = random.Random(seed), random.Random(seed + 100)
     payload = bytes(rng.randrange(256) for _ in range(60_000)).replace(b"\n", b"n")
     payload = b"\n".join(payload[i:i + rng.randrange(1, 3000)]
                          for i in range(0, len(payload), 2000))
-    sent = asyncio.Event()
-    send_rng = random.Random(index + 100)
 
     async def handler(stream: Stream) -> None:
         view, pos = memoryview(payload), 0
@@ -247,28 +274,24 @@ async def test_stream_reads_return_the_bytes_in_order_whatever_the_chunking(
             pos += n
             if send_rng.random() < 0.3:
                 await asyncio.sleep(0)  # let some chunks arrive alone, others together
-        stream.write_eof()
-        sent.set()
+        if stream.can_write_eof():  # (TLS cannot half-close)
+            stream.write_eof()
         while await stream.read():  # until the client closes
             pass
 
-    async with await trunkline.serve(handler, _stream_urls(short_tmp)[index]) as server, \
-            await trunkline.connect(server.urls[0], limit=8192) as stream:
+    async with _connected(kind, short_tmp, tls_contexts, handler, limit=8192) as stream:
         got = bytearray()
-        while not stream.at_eof:
-            op = rng.randrange(3)
+        while len(got) < len(payload):
+            op, left = rng.randrange(3), len(payload) - len(got)
             if op == 0:
                 chunk = await stream.read(rng.choice([1, 100, 5000, 65536]))
-                if not chunk:
-                    break
-            elif op == 1:
-                n = min(rng.choice([1, 64, 3000, 10_000]), len(payload) - len(got))
-                if n == 0:
-                    break
-                chunk = await stream.readexactly(n)
+            elif op == 1 or payload.find(b"\n", len(got)) < 0:
+                chunk = await stream.readexactly(min(rng.choice([1, 64, 3000, 10_000]), left))
             else:
                 chunk = await stream.readuntil(b"\n")
+            assert chunk
             got += chunk
-        assert await stream.read() == b""
-        await asyncio.wait_for(sent.wait(), 10)
+        if kind != "tls":
+            assert await stream.read() == b""
+            assert stream.at_eof
     assert bytes(got) == payload
