@@ -102,7 +102,12 @@ def frame_bytes(first: int, payload: bytes | bytearray | memoryview, masked: boo
     if size > SMALL_FRAME:
         return None
     if masked:
-        key = mask_key()
+        global _keys, _key_at
+        at = _key_at  # mask_key(), inlined
+        if at >= len(_keys):
+            _keys, at = os.urandom(_KEY_POOL), 0
+        _key_at = at + 4
+        key = _keys[at:at + 4]
         if size < 126:
             return bytes((first, 0x80 | size)) + key + apply_mask(payload, key)
         return _PACK_16(first, 0xFE, size) + key + apply_mask(payload, key)
