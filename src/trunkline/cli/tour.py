@@ -28,6 +28,7 @@ from ..tour import (
 )
 from ..tour.http_leg import ratio
 from ..tour.model import describe_credentials
+from ..tour.ws_leg import WsLegResult
 from .main import cli
 
 EXAMPLES = """\b
@@ -36,6 +37,7 @@ Examples:
   trunkline tour --rounds 200 --only tcp --only unix
   trunkline tour --only http            the demo users API over tcp, unix, abstract, fifo
   trunkline tour --only trace --trace-dir ./traces   one traced HTTP request per transport
+  trunkline tour --only ws              a full-duplex WebSocket over TCP and a Unix socket
   trunkline tour --json | jq '.legs[] | {name, p50: .latency.p50_ns}'
 
 \b
@@ -49,7 +51,10 @@ TCP, a Unix socket path, an abstract name and a FIFO at once, calls it over each
 and latency side by side. The trace leg sends one traced GET /users per transport to the
 same API on a traced server and shows both sides' steps as a timeline; its Mermaid diagrams
 (one .mmd per transport) and an HTML page go to --trace-dir (default: a new dir under
-$XDG_RUNTIME_DIR/trunkline), named at the end. Everything else is removed and checked.
+$XDG_RUNTIME_DIR/trunkline), named at the end. The WebSocket leg talks both ways at once
+over TCP and a Unix socket (the server pushes ticks while the client sends and gets acks)
+and shows the interleaving, ping RTT and message round trips. Everything else is removed
+and checked.
 Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 
 
@@ -58,7 +63,7 @@ Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
               show_default=True, help="Round trips per transport for the latency figures.")
 @click.option("--only", "only", multiple=True, metavar="KIND",
               help="Run only this leg (repeatable), e.g. tcp, unix, abstract, fifo, udp, http, "
-                   "trace.")
+                   "ws, trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results only.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds a single step may take before the leg is reported as failed.")
@@ -265,8 +270,11 @@ def render(result: TourResult, console: Console) -> None:
                   f"Python {result.host['python']}, {result.host['kernel']}, "
                   f"{result.host['cpus']} CPUs")
     console.print("[dim]client and service run in this one process, on one event loop[/]\n")
+    from .tour_ws import render_ws_leg  # (imports this module: not at the top)
+
     for leg in result.legs:
         console.print(render_http_leg(leg) if isinstance(leg, HttpLegResult)
+                      else render_ws_leg(leg) if isinstance(leg, WsLegResult)
                       else render_leg(leg))
     if result.legs:
         console.print(summary_table(result))

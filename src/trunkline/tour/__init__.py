@@ -14,9 +14,10 @@ from .legs import DatagramLeg, Leg, StreamLeg, TourContext, default_legs, regist
 from .model import Cleanup, Latency, LegResult, StepTiming, TourResult
 from .runner import DEFAULT_ROUNDS, MESSAGE_BYTES, run_tour
 from .trace_leg import TraceLeg  # registers the trace leg
+from .ws_leg import WsLeg, WsLegResult  # registers the WebSocket leg
 
 __all__ = [
     "DEFAULT_ROUNDS", "MESSAGE_BYTES", "Cleanup", "DatagramLeg", "HttpLeg", "HttpLegResult",
     "Latency", "Leg", "LegResult", "StepTiming", "StreamLeg", "TourContext", "TourResult",
-    "TraceLeg", "default_legs", "register_leg", "run_tour",
+    "TraceLeg", "WsLeg", "WsLegResult", "default_legs", "register_leg", "run_tour",
 ]
