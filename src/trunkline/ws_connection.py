@@ -10,6 +10,10 @@ Rules:
   write buffer is over ``write_limit``. Automatic answers (pongs, close echoes) written
   while the peer does not read count against ``write_limit`` too: past it we stop reading,
   so a peer that pings without reading cannot grow our memory.
+- Writes: a small frame goes straight to the transport. While the task that received a
+  read of several messages runs inside that read's callback, the frames it sends are held
+  and written together when it yields (or once they pass ``write_limit``, or before any
+  other write): one system call per batch, not per message; order is kept.
 - Timers, armed only when needed: the keepalive (``ping_interval``: ping; no pong within
   ``ping_timeout``: fail with 1011) and the close timer (``close_timeout`` after the close
   handshake starts, the transport is aborted).
@@ -80,6 +84,9 @@ class WebSocket(asyncio.BufferedProtocol):
         self._write_paused = False
         self._backlog = 0  # automatic answers written while the peer did not read
         self._drain_waiters: list[asyncio.Future[None]] = []
+        #: frames held while a read of several messages is being answered (one write after)
+        self._batch: list[bytes] | None = None
+        self._batched = 0
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed: asyncio.Future[None] = self.loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
@@ -151,9 +158,17 @@ class WebSocket(asyncio.BufferedProtocol):
             # or not simple; the general path below decides)
             frame = core.frame(message)
             if frame is not None:
-                transport = self.transport
-                if not transport.is_closing():
-                    transport.write(frame)
+                batch = self._batch
+                if batch is not None:  # answering a read of several messages: one write
+                    batch.append(frame)
+                    self._batched += len(frame)
+                    if self._batched <= self.options.write_limit:
+                        return
+                    self._write_batch()
+                else:
+                    transport = self.transport
+                    if not transport.is_closing():
+                        transport.write(frame)
                 if self._write_paused:
                     await self._drain()
                 return
@@ -318,8 +333,11 @@ class WebSocket(asyncio.BufferedProtocol):
             waiter = self._recv_waiter
             if waiter is not None:
                 # transport.resume.resume_now(), inlined: the receiving task runs now,
-                # inside this callback, not one loop iteration later. Nothing after this
-                # touches our state.
+                # inside this callback, not one loop iteration later. When the read held
+                # several messages, the frames it sends meanwhile go out in one write at
+                # the end (up to write_limit), not one system call each.
+                if len(events) > 1:
+                    self._batch = []
                 callbacks = waiter._callbacks
                 if callbacks is not None and len(callbacks) == 1:
                     wakeup, context = callbacks[0]
@@ -331,6 +349,8 @@ class WebSocket(asyncio.BufferedProtocol):
                         resume_failed(self.loop, exc, wakeup, waiter, context)
                 elif not waiter.done():
                     waiter.set_result(None)
+                if self._batch is not None:
+                    self._write_batch()
 
     def data_received(self, data: bytes | memoryview) -> None:
         core = self.core
@@ -347,7 +367,11 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._pause(_QUEUE)
             waiter = self._recv_waiter
             if waiter is not None:
+                if len(events) > 1:
+                    self._batch = []
                 resume_now(self.loop, waiter, None)
+                if self._batch is not None:
+                    self._write_batch()
 
     def _received(self, events: list[Any]) -> None:
         """After a read that was not only whole messages (or while tracing)."""
@@ -455,7 +479,18 @@ class WebSocket(asyncio.BufferedProtocol):
         if opened is not None and not opened.done():
             opened.set_result(None)
 
+    def _write_batch(self) -> None:
+        """Write the frames held for a read of several messages, and hold no more."""
+        batch, self._batch = self._batch, None
+        self._batched = 0
+        if batch and not self.lost:
+            transport = self.transport
+            if not transport.is_closing():
+                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
     def _flush(self, auto: bool = False) -> None:
+        if self._batch is not None:
+            self._write_batch()  # frames held earlier go first
         core = self.core
         assert core is not None
         out = core.data_to_send()

@@ -293,6 +293,13 @@ async def run_client(impl: str, transport: str, where: str, inflight: int, secon
         if warmup > 0:
             warm = (await drive(send, recv, payload, inflight, warmup))[0] + inflight - 1
         count, elapsed, cpu = await drive(send, recv, payload, inflight, seconds)
+        # one more round trip, checked: a connection that died mid-run (aiohttp's receive
+        # then returns CLOSED messages at once) must not pass for a fast one
+        await send(payload)
+        echo = await recv()
+        echo = getattr(echo, "data", echo)  # aiohttp: a WSMessage
+        if echo != payload:
+            raise RuntimeError(f"{impl}: the echo differs from what was sent: {echo!r:.80}")
     finally:
         await close()
     # all: every round trip the server saw, warm-up and the drained ones included
