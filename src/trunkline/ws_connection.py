@@ -87,6 +87,7 @@ class WebSocket(asyncio.BufferedProtocol):
         #: frames held while a read of several messages is being answered (one write after)
         self._batch: list[bytes] | None = None
         self._batched = 0
+        self._held: bytes | None = None  # read but not yet taken (see _receive_large)
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed: asyncio.Future[None] = self.loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
@@ -197,7 +198,8 @@ class WebSocket(asyncio.BufferedProtocol):
             core = self.core  # _can_receive(), inlined
             if self.lost or core is not None and not core.receiving:
                 raise self._closed_error()
-            if self._recv_waiter is not None:
+            other = self._recv_waiter
+            if other is not None and not other.done():
                 raise RuntimeError("another task is already waiting in recv() on this "
                                    "WebSocket; receive from one task only")
             waiter = self._recv_waiter = _Future()
@@ -210,6 +212,57 @@ class WebSocket(asyncio.BufferedProtocol):
         if self._paused & _QUEUE and self._queued <= self.options.max_queue // 4:
             self._resume(_QUEUE)
         return message
+
+    # For a layer on top (the ASGI server) that would otherwise await recv() and send() in
+    # its own coroutines: the same steps without the extra coroutine per message.
+
+    def recv_nowait(self) -> Message | None:
+        """The next message if one is queued, else None (then await ``message_waiter()``)."""
+        messages = self._messages
+        if not messages:
+            return None
+        message = messages.popleft()
+        self._queued -= len(message)
+        if self._paused & _QUEUE and self._queued <= self.options.max_queue // 4:
+            self._resume(_QUEUE)
+        return message
+
+    def message_waiter(self) -> asyncio.Future[None]:
+        """A future that completes when a message arrives or no more can come; raises
+        ``WebSocketClosed`` when none can come any more. Then call ``recv_nowait``."""
+        core = self.core
+        if self.lost or core is not None and not core.receiving:
+            raise self._closed_error()
+        other = self._recv_waiter
+        if other is not None and not other.done():
+            raise RuntimeError("another task is already waiting for a message on this "
+                               "WebSocket; receive from one task only")
+        waiter: asyncio.Future[None] = _Future()
+        self._recv_waiter = waiter
+        return waiter
+
+    def try_send(self, message: str | bytes) -> bool:
+        """Write ``message`` at once when nothing needs waiting for (open, one small text or
+        binary frame, no tracer, the transport under its limit): True. Else False: then
+        ``await send(message)``, which waits or raises as it must."""
+        core = self.core
+        if self._write_paused or self.tracer is not None or self.lost or core is None or (
+                type(message) is not bytes and type(message) is not str):
+            return False
+        frame = core.frame(message)
+        if frame is None:
+            return False
+        batch = self._batch
+        if batch is not None:  # as in send
+            batch.append(frame)
+            self._batched += len(frame)
+            if self._batched > self.options.write_limit:
+                self._write_batch()
+        else:
+            transport = self.transport
+            if not transport.is_closing():
+                transport.write(frame)
+        return True
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
@@ -353,6 +406,9 @@ class WebSocket(asyncio.BufferedProtocol):
                     self._write_batch()
 
     def data_received(self, data: bytes | memoryview) -> None:
+        if len(data) > READ_BUFFER:
+            self._receive_large(data)
+            return
         core = self.core
         if core is None:
             self._early_data(data)
@@ -372,6 +428,24 @@ class WebSocket(asyncio.BufferedProtocol):
                 resume_now(self.loop, waiter, None)
                 if self._batch is not None:
                     self._write_batch()
+
+    def _receive_large(self, data: bytes | memoryview) -> None:
+        """A read bigger than our own buffer (uvloop's ``data_received`` path gives up to
+        256 KiB): taken in slices (``READ_BUFFER`` bytes; ``write_limit / 2`` once writing
+        is paused), so that what it makes us answer on our own (pongs) stays bounded.
+        Once those answers are over the limit (the peer does not read), the rest is held,
+        reading stays paused, and ``resume_writing`` takes it up first."""
+        view = memoryview(data)
+        size = len(view)
+        at = 0
+        while at < size:
+            if self._paused & _BACKLOG and not self.lost:
+                self._held = bytes(view[at:])
+                return
+            # smaller steps once the peer stopped reading: the check above comes sooner
+            step = READ_BUFFER if not self._write_paused else self.options.write_limit // 2
+            self.data_received(view[at:at + max(step, 1024)])
+            at += max(step, 1024)
 
     def _received(self, events: list[Any]) -> None:
         """After a read that was not only whole messages (or while tracing)."""
@@ -432,7 +506,14 @@ class WebSocket(asyncio.BufferedProtocol):
         self._write_paused = False
         self._backlog = 0
         if self._paused & _BACKLOG:
-            self._resume(_BACKLOG)
+            held, self._held = self._held, None
+            if held is None:
+                self._resume(_BACKLOG)
+            else:  # the bytes held back come first; the transport stays paused meanwhile
+                self._paused &= ~_BACKLOG
+                self._receive_large(held)
+                if not self._paused and not self.lost and not self.transport.is_closing():
+                    self.transport.resume_reading()
         self._wake_drainers()
 
     # ---------------------------------------------------------------- internals
@@ -627,4 +708,19 @@ class WebSocket(asyncio.BufferedProtocol):
             when = self._ka_deadline if when <= now else min(when, self._ka_deadline)
         self._ka_timer = self.loop.call_at(max(when, now), self._keepalive)
 
-__all__ = ["Message", "WebSocket", "WebSocketClosed", "WebSocketHandshakeError"]
+class PlainWebSocket(WebSocket, asyncio.Protocol):
+    """``WebSocket`` that is also a plain ``asyncio.Protocol``, for transports without TLS:
+    uvloop then reads into its own buffer and calls ``data_received`` with one ``bytes`` per
+    read (two Python calls fewer than ``get_buffer`` + ``buffer_updated``; reads over
+    ``READ_BUFFER`` are taken in slices of that size). The stdlib loop still sees a
+    ``BufferedProtocol`` and reads into ours. Not for TLS: uvloop's TLS layer would then
+    allocate 256 KiB per read (as for ``stream.PlainStreamProtocol``)."""
+
+
+def websocket_class(tls: bool) -> type[WebSocket]:
+    """The protocol class for a WebSocket over a TLS (``WebSocket``) or plain transport."""
+    return WebSocket if tls else PlainWebSocket
+
+
+__all__ = ["Message", "PlainWebSocket", "WebSocket", "WebSocketClosed",
+           "WebSocketHandshakeError", "websocket_class"]

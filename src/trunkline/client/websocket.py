@@ -48,7 +48,7 @@ from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from ..ws_connection import WebSocket
+from ..ws_connection import WebSocket, websocket_class
 from .connection import _tls_error, client_ssl_context
 from .exceptions import ConnectTimeoutError
 
@@ -131,11 +131,12 @@ class WebSocketConnect:
         core = client_core(target.host, target.target, self.options,
                            subprotocols=self.subprotocols, headers=self.headers,
                            origin=self.origin, user_agent=_user_agent())
-        ws = WebSocket(self.options, "client", core=core, tracer=tracer, conn_id=conn_id)
         address = self.address
         where = format_http_url(target) if address == target.transport else \
             f"{self.url} via {address}"
         tls = target.tls or (isinstance(address, TcpAddress) and address.tls)
+        ws = websocket_class(tls)(self.options, "client", core=core, tracer=tracer,
+                                  conn_id=conn_id)
         server_hostname = _hostname(target.host) if target.tls else (
             address.host if isinstance(address, TcpAddress) else None)
         context = client_ssl_context(self.verify) if tls else None

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..protocol.websocket import WebSocketClosed, WebSocketOptions
 from ..protocol.websocket_handshake import ServerHandshake
-from ..ws_connection import WebSocket
+from ..ws_connection import WebSocket, websocket_class
 from . import accesslog
 from .cycle import Message
 from .http import WebSocketHandler, WebSocketHandoff
@@ -53,7 +53,8 @@ class AsgiWebSocket:
         transport = handoff.transport
         tracer = self.state.tracer
         conn_id = getattr(transport.get_protocol(), "conn_id", 0) if tracer is not None else 0
-        self.ws = WebSocket(options, "server", tracer=tracer, conn_id=conn_id)
+        tls = handoff.scope.get("scheme") == "https"
+        self.ws = websocket_class(tls)(options, "server", tracer=tracer, conn_id=conn_id)
         self.ws.on_lost = self._lost
         self.ext: dict[str, Any] = handoff.scope.get("extensions", {}).get(
             "trunkline.transport", {})
@@ -127,8 +128,10 @@ class AsgiWebSocket:
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
-        try:
-            data = await self.ws.recv()
+        ws = self.ws
+        try:  # ws.recv(), without a coroutine of its own per message
+            while (data := ws.recv_nowait()) is None:
+                await ws.message_waiter()
         except WebSocketClosed as exc:
             return {"type": "websocket.disconnect", "code": exc.code, "reason": exc.reason}
         if type(data) is str:
@@ -141,7 +144,9 @@ class AsgiWebSocket:
             if not self.accepted:
                 raise RuntimeError("ASGI app sent 'websocket.send' before 'websocket.accept'")
             text = message.get("text")
-            await self.ws.send(text if text is not None else message.get("bytes") or b"")
+            data = text if text is not None else message.get("bytes") or b""
+            if not self.ws.try_send(data):  # else it was written: no coroutine needed
+                await self.ws.send(data)
         elif kind == "websocket.accept":
             self._accept(message)
         elif kind == "websocket.close":
