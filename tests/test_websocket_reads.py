@@ -70,3 +70,29 @@ async def test_pings_from_a_peer_that_stops_reading_are_all_answered_later(
         finally:
             flooding.cancel()
             await asyncio.gather(flooding, return_exceptions=True)
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
+async def test_answers_to_a_read_of_many_messages_keep_their_order(short_tmp: Path) -> None:
+    """The answers to one read of several messages go out batched: all of them, in order,
+    and a close the app starts after them comes after them."""
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            text = message["text"]
+            await send({"type": "websocket.send", "text": "echo " + text})
+            if text == "last":
+                await send({"type": "websocket.close", "code": 1000, "reason": "done"})
+
+    async with serving(app, f"unix://{short_tmp}/p.sock") as server, \
+            RawPeer.open(server.urls[0]) as peer:
+        texts = [f"m{i}" for i in range(50)] + ["last"]
+        peer.send(b"".join(frame(TEXT, t.encode()) for t in texts))  # one write, one read
+        got = []
+        for _ in texts:
+            fin, opcode, payload = await peer.next_frame(5)
+            assert opcode == TEXT and fin
+            got.append(payload.decode())
+        assert got == ["echo " + t for t in texts]
+        assert await peer.expect_close() == (1000, b"done")
