@@ -292,15 +292,15 @@ def ws_table(result: WsBenchResult) -> Table:
                "against its own server, uvloop, compression off on all. seq = 1 message in "
                f"flight, pipe = {result.inflight} in flight. Server on CPU {SERVER_CPU}, "
                f"client on CPU {CLIENT_CPU} (taskset). Median of {result.rounds} interleaved "
-               f"rounds of {result.seconds:g} s; best = the fastest round, 'best vs' = ratio "
-               "of the best rounds; cpu = microseconds of CPU per round trip (median); "
-               "n/a: see below.")
+               f"rounds of {result.seconds:g} s; best = the fastest round, (best) = ratio of "
+               "the best rounds; cpu = microseconds of CPU per round trip, server (srv) and "
+               "client (cli), median; n/a: see below.")
     table = Table(title="WebSocket echo round trips per second (higher is better)",
                   header_style="bold", caption=caption)
     for name in ("transport", "mode", "impl"):
         table.add_column(name, no_wrap=True)
-    for name in ("rt/s", "best", "vs aiohttp", "best vs", "vs picows", "best vs",
-                 "server cpu", "client cpu"):
+    for name in ("rt/s", "best", "vs aiohttp", "(best)", "vs picows", "(best)", "cpu srv",
+                 "cpu cli"):
         table.add_column(name, justify="right", no_wrap=True)
     for transport in result.transports:
         for mode in result.modes:

@@ -205,6 +205,8 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
     from ..bench.websocket import IMPLS, MODES, TRANSPORTS, run_ws_bench, ws_table
 
     out = _console()
+    if not out.is_terminal:
+        out = Console(highlight=False, width=140)  # the table is wider than the others
     try:
         with _progress(not as_json) as progress:
             result = run_ws_bench(
