@@ -1,8 +1,8 @@
 """Handlers that run inside the read callback behave as they did in a task of their own.
 
-- Datagram handler calls run eagerly with a stand-in task (``transport.eager``): the current
+- Datagram handler calls run eagerly with a stand-in task (``_loop.eager``): the current
   task, ``asyncio.timeout``, ``TaskGroup``, contexts, concurrency, cancellation on close.
-- A stream reader resumes inside the read callback (``transport.resume``): its own task and
+- A stream reader resumes inside the read callback (``_loop.resume``): its own task and
   context, cancellation, ``wait_for``; and every way of reading returns the bytes in order
   whatever the chunking (reads handed out as they came, or copied).
 
@@ -25,7 +25,7 @@ import trunkline
 from trunkline import ConnectOptions, ListenOptions
 from trunkline.address import Identity
 from trunkline.stream import Stream
-from trunkline.transport.eager import EagerRunner
+from trunkline._loop.eager import EagerRunner
 
 pytestmark = [pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"]), pytest.mark.timeout(30)]
 

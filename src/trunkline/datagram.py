@@ -51,7 +51,7 @@ from .transport.datagram import (
     too_large,
     translate,
 )
-from .transport.resume import resume_now
+from ._loop.resume import resume_now
 
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes

@@ -28,7 +28,7 @@ from .address import Identity, PeerCredentials
 from .errors import ProtocolError, TransportError, UnsupportedError
 from .trace import Side, Step, Tracer
 from .transport.base import local_identity, peer_credentials, peer_identity
-from .transport.resume import resume_failed
+from ._loop.resume import resume_failed
 
 # asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword,
 # which costs a dict per call: about 40% more for the one future every wait for data needs.
@@ -109,7 +109,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
             self.transport.pause_reading()
         waiter = self._read_waiter
         if waiter is not None:
-            # transport.resume.resume_now(), inlined (one Python call less per read): the task
+            # _loop.resume.resume_now(), inlined (one Python call less per read): the task
             # runs now, inside this callback, not one loop iteration later.
             self._read_waiter = None
             callbacks = waiter._callbacks

@@ -50,7 +50,7 @@ from .protocol.websocket import (
 )
 from .trace import Step, Tracer
 from .transport.base import local_identity, peer_identity
-from .transport.resume import resume_failed, resume_now
+from ._loop.resume import resume_failed, resume_now
 
 READ_BUFFER = 64 * 1024
 _Future = asyncio.Future
@@ -389,7 +389,7 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._pause(_QUEUE)
             waiter = self._recv_waiter
             if waiter is not None:
-                # transport.resume.resume_now(), inlined: the receiving task runs now,
+                # _loop.resume.resume_now(), inlined: the receiving task runs now,
                 # inside this callback, not one loop iteration later. When the read held
                 # several messages, the frames it sends meanwhile go out in two writes
                 # (halves; the rest when it yields), not one system call each.

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ..trace import Step, Tracer
 from .base import Listener, ListenOptions
-from .eager import EagerRunner
+from .._loop.eager import EagerRunner
 from .unix import bind_unix_socket, unlink_if_ours
 from .unixgram import UnixDatagramTransport
 
