@@ -16,7 +16,7 @@ import pytest
 import trunkline
 from trunkline import ListenOptions, UnixIdentity
 from trunkline.address import Identity, SocketIdentity, UdpAddress, UnixAddress, format_address
-from trunkline.datagram import DatagramEndpoint
+from trunkline.aio.datagram import DatagramEndpoint
 from trunkline.errors import (
     AddressInUseError,
     ConnectError,

@@ -24,7 +24,7 @@ import pytest
 import trunkline
 from trunkline import ConnectOptions, ListenOptions
 from trunkline.address import Identity
-from trunkline.stream import Stream
+from trunkline.aio.stream import Stream
 from trunkline._loop.eager import EagerRunner
 
 pytestmark = [pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"]), pytest.mark.timeout(30)]

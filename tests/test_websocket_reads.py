@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from trunkline.protocol.websocket import WebSocketOptions
-from trunkline.ws_connection import PlainWebSocket, WebSocket, websocket_class
+from trunkline.aio.websocket import PlainWebSocket, WebSocket, websocket_class
 from websocket_support import PING, PONG, TEXT, RawPeer, frame, serving
 
 KiB = 1024

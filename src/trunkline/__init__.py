@@ -25,7 +25,7 @@ from .address import (
     parse_address,
     parse_http_url,
 )
-from .api import Server, connect, serve
+from .aio.servers import Server, connect, serve
 from .client import (
     CertificateVerifyError,
     Client,
@@ -41,14 +41,14 @@ from .client import (
     WriteTimeoutError,
 )
 from .client.websocket import websocket
-from .datagram import DatagramEndpoint, bind_datagram, open_datagram
+from .aio.datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
 from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
-from .stream import Stream
+from .aio.stream import Stream
 from .transport import ConnectOptions, ListenOptions
-from .ws_connection import WebSocket
+from .aio.websocket import WebSocket
 
 __version__ = "0.1.0"
 

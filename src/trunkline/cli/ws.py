@@ -20,7 +20,7 @@ from ..client.websocket import websocket
 from ..errors import TrunklineError
 from ..protocol.websocket import WebSocketClosed
 from ..trace import Tracer, describe_event
-from ..ws_connection import WebSocket
+from ..aio.websocket import WebSocket
 from ._support import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,

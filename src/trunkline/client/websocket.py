@@ -48,7 +48,7 @@ from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from ..ws_connection import WebSocket, websocket_class
+from ..aio.websocket import WebSocket, websocket_class
 from .connection import _tls_error, client_ssl_context
 from .exceptions import ConnectTimeoutError
 

@@ -21,7 +21,7 @@ Rules:
   else goes through websockets' parser, so the rules are the parser's either way.
 - Handshakes: ``websocket_handshake`` (``client_core``, ``ServerHandshake``).
 - Nothing here does I/O or keeps time: keepalive pings and close timeouts belong to the
-  I/O layer (``trunkline.ws_connection``).
+  I/O layer (``trunkline.aio.websocket``).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from ..address import (
     parse_address,
 )
 from ..errors import UnsupportedError
-from ..stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
+from ..aio.stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
 from ..trace import Step, Tracer
 from ..transport import Listener, listen
 from ..transport.base import local_identity, peer_identity

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..protocol.websocket import WebSocketClosed, WebSocketOptions
 from ..protocol.websocket_handshake import ServerHandshake
-from ..ws_connection import WebSocket, websocket_class
+from ..aio.websocket import WebSocket, websocket_class
 from . import accesslog
 from .cycle import Message
 from .http import WebSocketHandler, WebSocketHandoff

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..address import Identity, PeerCredentials
-from ..stream import Stream
+from ..aio.stream import Stream
 
 
 async def echo_stream(stream: Stream) -> None:

@@ -28,10 +28,10 @@ from ..address import (
     UnixIdentity,
     format_address,
 )
-from ..api import connect
-from ..datagram import DatagramEndpoint, open_datagram
+from ..aio.servers import connect
+from ..aio.datagram import DatagramEndpoint, open_datagram
 from ..errors import ProtocolError
-from ..stream import Stream
+from ..aio.stream import Stream
 from ..trace import Step, Tracer
 from .echo import ServerView, WatchedEcho
 from .model import Latency, LegResult, StepTiming

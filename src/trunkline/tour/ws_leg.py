@@ -38,7 +38,7 @@ from .model import Latency, LegResult
 
 if TYPE_CHECKING:
     from ..server.cycle import Receive, Scope, Send
-    from ..ws_connection import WebSocket
+    from ..aio.websocket import WebSocket
 
 __all__ = ["DuplexApp", "WsEvent", "WsLeg", "WsLegResult", "WsTransport"]
 

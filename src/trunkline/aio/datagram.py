@@ -36,11 +36,11 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, NoReturn
 
-from .address import Address, Identity, UdpAddress, UnixAddress, format_address
-from .errors import TransportError, TrunklineTimeoutError, UnsupportedError
-from .trace import Side, Step, Tracer
-from .transport.base import ListenOptions
-from .transport.datagram import (
+from ..address import Address, Identity, UdpAddress, UnixAddress, format_address
+from ..errors import TransportError, TrunklineTimeoutError, UnsupportedError
+from ..trace import Side, Step, Tracer
+from ..transport.base import ListenOptions
+from ..transport.datagram import (
     DatagramSocket,
     as_datagram_address,
     bind_socket,
@@ -51,7 +51,7 @@ from .transport.datagram import (
     too_large,
     translate,
 )
-from ._loop.resume import resume_now
+from .._loop.resume import resume_now
 
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes

@@ -14,14 +14,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
-from .address import Address, TcpAddress, format_address, is_datagram, parse_address
-from .errors import UnsupportedError
+from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
+from ..errors import UnsupportedError
 from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
-from .trace import Step, Tracer
-from .transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
-from .transport import datagram as _datagram
-from .transport.base import local_identity, peer_identity
-from .transport.tcp import Resolver
+from ..trace import Step, Tracer
+from ..transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
+from ..transport import datagram as _datagram
+from ..transport.base import local_identity, peer_identity
+from ..transport.tcp import Resolver
 
 log = logging.getLogger("trunkline.server")
 

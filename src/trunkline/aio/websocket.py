@@ -36,8 +36,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from .address import Identity
-from .protocol.websocket import (
+from ..address import Identity
+from ..protocol.websocket import (
     SEND_EOF,
     CloseReceived,
     HandshakeDone,
@@ -48,9 +48,9 @@ from .protocol.websocket import (
     WebSocketHandshakeError,
     WebSocketOptions,
 )
-from .trace import Step, Tracer
-from .transport.base import local_identity, peer_identity
-from ._loop.resume import resume_failed, resume_now
+from ..trace import Step, Tracer
+from ..transport.base import local_identity, peer_identity
+from .._loop.resume import resume_failed, resume_now
 
 READ_BUFFER = 64 * 1024
 _Future = asyncio.Future
