@@ -17,6 +17,7 @@ import trunkline
 from trunkline import ListenOptions, UnixIdentity
 from trunkline.address import Identity, SocketIdentity, UdpAddress, UnixAddress, format_address
 from trunkline.aio.datagram import DatagramEndpoint
+from trunkline.aio.datagram_server import serve_datagram
 from trunkline.errors import (
     AddressInUseError,
     ConnectError,
@@ -27,7 +28,7 @@ from trunkline.errors import (
     UnsupportedError,
 )
 from trunkline.trace import Step, Tracer
-from trunkline.transport.datagram import UDP_MAX_IPV4, UDP_MAX_IPV6, serve_datagram
+from trunkline.transport.datagram import UDP_MAX_IPV4, UDP_MAX_IPV6
 
 pytestmark = [pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"]), pytest.mark.timeout(30)]
 

@@ -23,9 +23,9 @@ import pytest
 
 import trunkline
 from trunkline import ConnectOptions, ListenOptions
+from trunkline._loop.eager import EagerRunner
 from trunkline.address import Identity
 from trunkline.aio.stream import Stream
-from trunkline._loop.eager import EagerRunner
 
 pytestmark = [pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"]), pytest.mark.timeout(30)]
 

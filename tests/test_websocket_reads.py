@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from trunkline.protocol.websocket import WebSocketOptions
 from trunkline.aio.websocket import PlainWebSocket, WebSocket, websocket_class
+from trunkline.protocol.websocket import WebSocketOptions
 from websocket_support import PING, PONG, TEXT, RawPeer, frame, serving
 
 KiB = 1024

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, NoReturn
 
+from .._loop.resume import resume_now
 from ..address import Address, Identity, UdpAddress, UnixAddress, format_address
 from ..errors import TransportError, TrunklineTimeoutError, UnsupportedError
 from ..trace import Side, Step, Tracer
@@ -51,7 +52,6 @@ from ..transport.datagram import (
     too_large,
     translate,
 )
-from .._loop.resume import resume_now
 
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes

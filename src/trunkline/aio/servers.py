@@ -16,17 +16,16 @@ from types import TracebackType
 
 from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
 from ..errors import UnsupportedError
-from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
-from ..transport import datagram as _datagram
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
+from .datagram_server import DatagramHandler, serve_datagram
+from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
 
 log = logging.getLogger("trunkline.server")
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
-DatagramHandler = _datagram.DatagramHandler
 
 
 def as_address(url: str | Address) -> Address:
@@ -138,7 +137,7 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
             if is_datagram(address):
                 assert datagram_handler is not None
                 server.listeners.append(
-                    await _datagram.serve_datagram(address, datagram_handler, options,
+                    await serve_datagram(address, datagram_handler, options,
                                                    tracer=tracer))
             else:
                 server.listeners.append(await listen(address, on_connection, options))

@@ -24,11 +24,11 @@ import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
+from .._loop.resume import resume_failed
 from ..address import Identity, PeerCredentials
 from ..errors import ProtocolError, TransportError, UnsupportedError
 from ..trace import Side, Step, Tracer
 from ..transport.base import local_identity, peer_credentials, peer_identity
-from .._loop.resume import resume_failed
 
 # asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword,
 # which costs a dict per call: about 40% more for the one future every wait for data needs.

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
+from .._loop.resume import resume_failed, resume_now
 from ..address import Identity
 from ..protocol.websocket import (
     SEND_EOF,
@@ -50,7 +51,6 @@ from ..protocol.websocket import (
 )
 from ..trace import Step, Tracer
 from ..transport.base import local_identity, peer_identity
-from .._loop.resume import resume_failed, resume_now
 
 READ_BUFFER = 64 * 1024
 _Future = asyncio.Future

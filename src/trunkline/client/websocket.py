@@ -38,6 +38,7 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
+from ..aio.websocket import WebSocket, websocket_class
 from ..errors import (
     AddressError,
     HandshakeError,
@@ -48,7 +49,6 @@ from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from ..aio.websocket import WebSocket, websocket_class
 from .connection import _tls_error, client_ssl_context
 from .exceptions import ConnectTimeoutError
 

@@ -37,12 +37,12 @@ from ..address import (
     is_datagram,
     parse_address,
 )
-from ..errors import UnsupportedError
+from ..aio.datagram_server import serve_datagram
 from ..aio.stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
+from ..errors import UnsupportedError
 from ..trace import Step, Tracer
 from ..transport import Listener, listen
 from ..transport.base import local_identity, peer_identity
-from ..transport.datagram import serve_datagram
 from .apps.echo import echo_app
 from .config import ServerConfig
 from .http import HttpConnection, ListenContext, ServerState, app_tasks

@@ -25,9 +25,9 @@ import logging
 import time
 from typing import Any
 
+from ..aio.websocket import WebSocket, websocket_class
 from ..protocol.websocket import WebSocketClosed, WebSocketOptions
 from ..protocol.websocket_handshake import ServerHandshake
-from ..aio.websocket import WebSocket, websocket_class
 from . import accesslog
 from .cycle import Message
 from .http import WebSocketHandler, WebSocketHandoff

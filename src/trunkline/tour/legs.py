@@ -28,10 +28,10 @@ from ..address import (
     UnixIdentity,
     format_address,
 )
-from ..aio.servers import connect
 from ..aio.datagram import DatagramEndpoint, open_datagram
-from ..errors import ProtocolError
+from ..aio.servers import connect
 from ..aio.stream import Stream
+from ..errors import ProtocolError
 from ..trace import Step, Tracer
 from .echo import ServerView, WatchedEcho
 from .model import Latency, LegResult, StepTiming

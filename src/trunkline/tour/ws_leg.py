@@ -37,8 +37,8 @@ from .legs import Leg, TourContext, register_leg
 from .model import Latency, LegResult
 
 if TYPE_CHECKING:
-    from ..server.cycle import Receive, Scope, Send
     from ..aio.websocket import WebSocket
+    from ..server.cycle import Receive, Scope, Send
 
 __all__ = ["DuplexApp", "WsEvent", "WsLeg", "WsLegResult", "WsTransport"]
 
