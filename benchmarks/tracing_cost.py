@@ -12,7 +12,7 @@ Servers (each in its own process on CPU 0, ``wrk`` on CPU 1, both pinned with ``
   dropped (the guards pass, ``record`` runs).
 - ``jsonl``: HEAD with a JSON lines sink, as ``trunkline serve --trace-file`` writes.
 
-Every server runs the same app (``trunkline.server.apps.hello``), access log and lifespan
+Every server runs the same app (``trunkline.apps.hello``), access log and lifespan
 off. Each round runs every variant once, in a rotated order; the figures are medians over
 the rounds, req/s from wrk and the server's CPU time per request (user + system, from /proc,
 steadier than req/s on a shared machine), with ratios to the baseline; best-of beside

@@ -23,8 +23,8 @@ import pytest
 
 import trunkline
 from cli_helpers import Service, run
-from trunkline.server.echo_service import EchoServer
-from trunkline.server.sniff import looks_like_http
+from trunkline.apps.echo_service import EchoServer
+from trunkline.apps.sniff import looks_like_http
 
 CURL = shutil.which("curl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")

@@ -13,7 +13,7 @@ import pytest
 
 from http_server_support import Raw, exchange, running, statuses
 from test_http_server_core import AMBIGUOUS, UNSUPPORTED_VERSION
-from trunkline.server.apps import echo_app, hello_app
+from trunkline.apps import echo_app, hello_app
 from trunkline.server.cycle import Receive, Scope, Send
 from trunkline.trace import Step, Tracer
 

@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from http_server_support import Raw, exchange, running, statuses
+from trunkline.apps import StaticApp, demo_app
 from trunkline.server import AppLoadError, ServerConfig, load_app
-from trunkline.server.apps import StaticApp, demo_app
 from trunkline.server.cycle import Receive, Scope, Send
 from trunkline.server.lifespan import LifespanError
 
@@ -245,8 +245,8 @@ async def test_lifespan_state_and_failure() -> None:
 
 async def test_cli_registration() -> None:
     from trunkline.address import parse_address
+    from trunkline.apps.cli_apps import register_http_apps
     from trunkline.cli.serve import ServeApp
-    from trunkline.server.cli_apps import register_http_apps
     from trunkline.transport import ListenOptions
 
     registered: dict[str, Any] = {}

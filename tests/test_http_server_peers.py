@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from http_server_support import Raw, running
-from trunkline.server.apps import echo_app, hello_app
+from trunkline.apps import echo_app, hello_app
 
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 

@@ -10,8 +10,8 @@ import pytest
 
 import trunkline
 from trunkline import WebSocketClosed
-from trunkline.server.apps.chat import MAX_BACKLOG, chat_app
-from trunkline.server.apps.websocket_echo import websocket_echo
+from trunkline.apps.chat import MAX_BACKLOG, chat_app
+from trunkline.apps.websocket_echo import websocket_echo
 from websocket_support import serving, ws_url
 
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])

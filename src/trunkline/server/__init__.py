@@ -23,12 +23,12 @@ from __future__ import annotations
 from .config import ServerConfig
 from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
 from .lifespan import Lifespan, LifespanError
-from .loader import BUILTIN_APPS, AppLoadError, load_app
+from .loader import AppLoadError, load_app
 from .run import AppServer, install_signal_handlers, serve_app, server_address
 from .websocket import websocket_handler
 
 __all__ = [
-    "BUILTIN_APPS", "AppLoadError", "AppServer", "HttpConnection", "Lifespan", "LifespanError",
+    "AppLoadError", "AppServer", "HttpConnection", "Lifespan", "LifespanError",
     "ListenContext", "ServerConfig", "ServerState", "WebSocketHandler", "WebSocketHandoff",
     "install_signal_handlers", "load_app", "serve_app", "server_address",
 ]

@@ -168,9 +168,9 @@ class HttpLeg(Leg):
         return HttpLegResult(self.name, self.title, self.kind)
 
     async def run(self, ctx: TourContext, bound: list[Address]) -> LegResult:
+        from ..apps.demo import demo_app
         from ..client import Client
         from ..server import AppServer, ServerConfig
-        from ..server.apps.demo import demo_app
         from ..transport import ListenOptions
 
         result = self.new_result()

@@ -113,9 +113,9 @@ class TraceLeg(Leg):
         self.page: Path | None = None
 
     async def run(self, ctx: TourContext, bound: list[Address]) -> LegResult:
+        from ..apps.demo import demo_app
         from ..client import Client
         from ..server import AppServer, ServerConfig
-        from ..server.apps.demo import demo_app
         from ..transport import ListenOptions
 
         result = self.new_result()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..cycle import Receive, Scope, Send
+from ..server.cycle import Receive, Scope, Send
 from ._respond import read_body, respond_json
 from .websocket_echo import websocket_echo
 

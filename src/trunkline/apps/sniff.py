@@ -24,7 +24,7 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from .http import ServerState
+from ..server.http import ServerState
 
 MAX_METHOD = 20  # longer than any registered method made of A-Z only
 SNIFF_TIMEOUT = 0.5  # seconds an ambiguous prefix may wait for more bytes

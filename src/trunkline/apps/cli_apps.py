@@ -19,11 +19,12 @@ from dataclasses import replace
 from typing import Any
 
 from ..address import Address
+from ..server.config import ServerConfig
+from ..server.loader import is_import_spec, load_app
+from ..server.run import DEFAULT_CONFIG, AppServer
 from ..trace import Tracer
 from ..transport.base import ListenOptions
-from .config import ServerConfig
-from .loader import BUILTIN_APPS, is_import_spec, load_app
-from .run import DEFAULT_CONFIG, AppServer
+from .builtin import BUILTIN_APPS
 
 #: CLI name -> built-in app name (``echo`` on the command line is ``EchoServer``: HTTP or bytes)
 CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": "demo",

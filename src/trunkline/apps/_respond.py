@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..cycle import Send
+from ..server.cycle import Send
 
 
 async def respond(send: Send, status: int, body: bytes, content_type: bytes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..cycle import Receive, Scope, Send
+from ..server.cycle import Receive, Scope, Send
 
 BODY = b"Hello, world!\n"
 _START = {"type": "http.response.start", "status": 200,

@@ -18,7 +18,7 @@ import stat
 from email.utils import formatdate
 from pathlib import Path
 
-from ..cycle import Receive, Scope, Send
+from ..server.cycle import Receive, Scope, Send
 from ._respond import respond
 
 CHUNK = 256 * 1024

@@ -4,7 +4,7 @@ clients that insist on one get it."""
 
 from __future__ import annotations
 
-from ..cycle import Receive, Scope, Send
+from ..server.cycle import Receive, Scope, Send
 
 
 async def websocket_echo(scope: Scope, receive: Receive, send: Send) -> None:

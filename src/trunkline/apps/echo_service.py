@@ -40,15 +40,15 @@ from ..address import (
 from ..aio.datagram_server import serve_datagram
 from ..aio.stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
 from ..errors import UnsupportedError
+from ..server.config import ServerConfig
+from ..server.http import HttpConnection, ListenContext, ServerState, app_tasks
+from ..server.run import DEFAULT_CONFIG, server_address
+from ..server.websocket import handle_websocket
 from ..trace import Step, Tracer
 from ..transport import Listener, listen
 from ..transport.base import local_identity, peer_identity
-from .apps.echo import echo_app
-from .config import ServerConfig
-from .http import HttpConnection, ListenContext, ServerState, app_tasks
-from .run import DEFAULT_CONFIG, server_address
+from .echo import echo_app
 from .sniff import SNIFF_TIMEOUT, SniffProtocol
-from .websocket import handle_websocket
 
 log = logging.getLogger("trunkline.server")
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ..cycle import Message, Receive, Scope, Send
+from ..server.cycle import Message, Receive, Scope, Send
 from ._respond import respond
 
 MAX_BACKLOG = 256  # messages queued for one member before it is dropped

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..cycle import Receive, Scope, Send
+from ..server.cycle import Receive, Scope, Send
 from ._respond import read_body, respond_json
 
 MAX_BODY = 64 * 1024
