@@ -16,7 +16,7 @@
     └── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
 
 Subclasses for the HTTP client (timeouts per phase, server disconnects, certificate
-failures) live in ``trunkline.client.exceptions``, each under one of the classes above.
+failures) live in ``trunkline.client.errors``, each under one of the classes above.
 
 Foreign errors (OSError from the kernel, ssl errors, asyncio timeouts) are translated at the
 edge where they happen, so callers only ever catch these.

@@ -33,7 +33,7 @@ from ..protocol.http_client import HeaderPairs, ResponseParser
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from ..transport.tcp import Resolver
-from .exceptions import (
+from .errors import (
     CertificateVerifyError,
     ConnectTimeoutError,
     ReadTimeoutError,

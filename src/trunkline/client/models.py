@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrunklineError
-from .exceptions import HTTPStatusError
+from .errors import HTTPStatusError
 
 if TYPE_CHECKING:
     from .connection import HttpConnection

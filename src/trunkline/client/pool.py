@@ -21,7 +21,7 @@ from ..address import StreamAddress
 from ..trace import Step, Tracer
 from ..transport.tcp import Resolver
 from .connection import HttpConnection, open_connection
-from .exceptions import PoolTimeoutError
+from .errors import PoolTimeoutError
 from .models import Limits
 
 PoolKey = tuple[StreamAddress, bool, str | None]

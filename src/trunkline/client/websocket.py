@@ -50,14 +50,14 @@ from ..protocol.websocket_handshake import client_core
 from ..trace import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from .connection import _tls_error, client_ssl_context
-from .exceptions import ConnectTimeoutError
+from .errors import ConnectTimeoutError
 
 MiB = 1024 * 1024
 DEFAULT_MAX_SIZE = 1 * MiB
 
 
 def _user_agent() -> str:
-    from .api import USER_AGENT
+    from .client import USER_AGENT
 
     return USER_AGENT
 

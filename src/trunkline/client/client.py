@@ -66,7 +66,7 @@ from ..protocol.http_client import (
 from ..trace import Step, Tracer
 from ..transport.tcp import Resolver
 from .connection import client_ssl_context
-from .exceptions import ServerDisconnectedError
+from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .pool import Pool, PoolKey
 
