@@ -20,7 +20,8 @@ import pytest
 from test_trace_calls import traced_echo_call
 from test_trace_render import arrows
 from trunkline.resolve import DnsResolver
-from trunkline.trace import render_html, render_mermaid
+from trunkline.trace.html import render_html
+from trunkline.trace.mermaid import render_mermaid
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",

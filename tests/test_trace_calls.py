@@ -17,16 +17,8 @@ import pytest
 import trunkline
 from trunkline.errors import ResolveError
 from trunkline.resolve import DnsResolver
-from trunkline.trace import (
-    JsonLinesSink,
-    MemorySink,
-    Step,
-    TraceEvent,
-    Tracer,
-    merge,
-    read_json_lines,
-    summarize,
-)
+from trunkline.trace import JsonLinesSink, MemorySink, Step, TraceEvent, Tracer, read_json_lines
+from trunkline.trace.summary import merge, summarize
 
 BOTH_LOOPS = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 

@@ -26,7 +26,8 @@ import trustme
 import trunkline
 from trunkline.resolve import DnsResolver
 from trunkline.server import AppServer, ServerConfig, load_app
-from trunkline.trace import Step, TraceEvent, Tracer, merge, summarize
+from trunkline.trace import Step, TraceEvent, Tracer
+from trunkline.trace.summary import merge, summarize
 
 if TYPE_CHECKING:
     from dnsserver import DnsServer

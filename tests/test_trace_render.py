@@ -19,16 +19,12 @@ from trunkline.trace import (
     TraceEvent,
     Tracer,
     format_duration,
-    merge,
     parse_traceparent,
-    render_html,
-    render_json,
-    render_mermaid,
-    render_timeline,
-    summarize,
 )
-from trunkline.trace.html import mermaid_js
-from trunkline.trace.mermaid import escape
+from trunkline.trace.html import mermaid_js, render_html
+from trunkline.trace.mermaid import escape, render_mermaid
+from trunkline.trace.summary import merge, summarize
+from trunkline.trace.timeline import render_json, render_timeline
 
 MS = 1_000_000
 
@@ -300,7 +296,7 @@ async def test_real_call_renders(dns_server: DnsServer) -> None:
 
 
 def test_render_dispatches_on_the_trace_format() -> None:
-    from trunkline.trace import RENDERERS, render
+    from trunkline.trace.render import RENDERERS, render
 
     events = http_events()
     assert set(RENDERERS) == {"text", "json", "mermaid", "html"}
@@ -312,7 +308,7 @@ def test_render_dispatches_on_the_trace_format() -> None:
 
 
 def test_a_reused_connection_has_no_connect_phase() -> None:
-    from trunkline.trace import write_out
+    from trunkline.trace.writeout import write_out
 
     t = Tracer()
     t.record(Step.REUSE, "client", 0, 3, 10_000, requests=1)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 
 import trunkline
-from trunkline.trace import ResponseFacts, Step, Tracer, load_format, write_out
-from trunkline.trace.writeout import format_seconds
+from trunkline.trace import Step, Tracer
+from trunkline.trace.writeout import ResponseFacts, format_seconds, load_format, write_out
 
 BODY = b"ok"
 HEADERS = [("Content-Type", "text/plain"), ("X-A", "one"), ("X-A", "two"),

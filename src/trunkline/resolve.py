@@ -22,7 +22,7 @@ import socket
 import time
 
 from .errors import ResolveError, TrunklineTimeoutError, UnsupportedError
-from .trace import Step, Tracer
+from .trace.events import Step, Tracer
 
 __all__ = ["DnsResolver", "parse_dns_server"]
 

@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 from .._loop.resume import resume_now
 from ..address import Address, Identity, UdpAddress, UnixAddress, format_address
 from ..errors import TransportError, TrunklineTimeoutError, UnsupportedError
-from ..trace import Side, Step, Tracer
+from ..trace.events import Side, Step, Tracer
 from ..transport.base import ListenOptions
 from ..transport.datagram import (
     DatagramSocket,

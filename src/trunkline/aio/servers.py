@@ -16,7 +16,7 @@ from types import TracebackType
 
 from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
 from ..errors import UnsupportedError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver

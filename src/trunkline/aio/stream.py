@@ -27,7 +27,7 @@ from types import TracebackType
 from .._loop.resume import resume_failed
 from ..address import Identity, PeerCredentials
 from ..errors import ProtocolError, TransportError, UnsupportedError
-from ..trace import Side, Step, Tracer
+from ..trace.events import Side, Step, Tracer
 from ..transport.base import local_identity, peer_credentials, peer_identity
 
 # asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword,

@@ -49,7 +49,7 @@ from ..protocol.websocket import (
     WebSocketHandshakeError,
     WebSocketOptions,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.base import local_identity, peer_identity
 
 READ_BUFFER = 64 * 1024

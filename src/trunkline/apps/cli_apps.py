@@ -22,7 +22,7 @@ from ..address import Address
 from ..server.config import ServerConfig
 from ..server.loader import is_import_spec, load_app
 from ..server.run import DEFAULT_CONFIG, AppServer
-from ..trace import Tracer
+from ..trace.events import Tracer
 from ..transport.base import ListenOptions
 from .builtin import BUILTIN_APPS
 

@@ -44,7 +44,7 @@ from ..server.config import ServerConfig
 from ..server.http import HttpConnection, ListenContext, ServerState, app_tasks
 from ..server.run import DEFAULT_CONFIG, server_address
 from ..server.websocket import handle_websocket
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import Listener, listen
 from ..transport.base import local_identity, peer_identity
 from .echo import echo_app

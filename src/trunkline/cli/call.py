@@ -29,7 +29,7 @@ from ..errors import (
     TrunklineTimeoutError,
 )
 from ..resolve import DnsResolver
-from ..trace import Tracer
+from ..trace.events import Tracer
 from . import call_trace
 from .main import cli
 

@@ -21,7 +21,7 @@ from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
 from ..errors import TrunklineError
 from ..server.run import DEFAULT_CONFIG
-from ..trace import Tracer
+from ..trace.events import Tracer
 from ..transport import ListenOptions
 from ._support import (
     EXIT_OK,

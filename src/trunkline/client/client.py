@@ -63,7 +63,7 @@ from ..protocol.http_client import (
     encode_request_head,
     encode_target,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
 from .connection import client_ssl_context
 from .errors import ServerDisconnectedError

@@ -30,7 +30,7 @@ from ..errors import (
     TrunklineTimeoutError,
 )
 from ..protocol.http_client import HeaderPairs, ResponseParser
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from ..transport.tcp import Resolver
 from .errors import (

@@ -18,7 +18,7 @@ import time
 from collections import deque
 
 from ..address import StreamAddress
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
 from .connection import HttpConnection, open_connection
 from .errors import PoolTimeoutError

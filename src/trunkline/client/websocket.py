@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
 from ..protocol.websocket_handshake import client_core
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from .connection import _tls_error, client_ssl_context
 from .errors import ConnectTimeoutError

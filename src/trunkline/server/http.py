@@ -42,7 +42,7 @@ from ..protocol.http_server import (
     Upgraded,
     error_response,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
 from .config import ServerConfig

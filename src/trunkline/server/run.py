@@ -39,7 +39,7 @@ from ..address import (
     parse_address,
 )
 from ..errors import AddressError, UnsupportedError
-from ..trace import Tracer
+from ..trace.events import Tracer
 from ..transport import Listener, listen
 from .config import ServerConfig
 from .cycle import ASGIApp

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from ..address import Address, format_address
 from ..errors import ProtocolError, TrunklineError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .legs import Leg, TourContext, register_leg
 from .model import Latency, LegResult
 

@@ -32,7 +32,7 @@ from ..aio.datagram import DatagramEndpoint, open_datagram
 from ..aio.servers import connect
 from ..aio.stream import Stream
 from ..errors import ProtocolError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .echo import ServerView, WatchedEcho
 from .model import Latency, LegResult, StepTiming
 

@@ -94,7 +94,7 @@ class Tracer:
 
     ``trace_id`` names this trace across processes: a client sends it (e.g. in a
     ``traceparent`` header) and the server records it, so both sides' events can be merged
-    (``trunkline.trace.merge``). Timestamps are ``time.monotonic_ns()``, which is one clock for
+    (``trunkline.trace.summary.merge``). Timestamps are ``time.monotonic_ns()``, which is one clock for
     every process on the host; ``epoch_offset_ns`` turns them into wall-clock time.
     """
 
@@ -145,3 +145,10 @@ def parse_traceparent(value: str) -> str | None:
     except ValueError:
         return None
     return parts[1].lower()
+
+
+def format_duration(ns: int) -> str:
+    """``"0.08 ms"``, ``"12.35 ms"``, ``"1.204 s"``: short, and the same everywhere."""
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.3f} s"
+    return f"{ns / 1e6:.2f} ms"

@@ -19,7 +19,7 @@ from ..address import (
     is_datagram,
 )
 from ..errors import TrunklineTimeoutError, UnsupportedError
-from ..trace import Tracer
+from ..trace.events import Tracer
 from . import fd, fifo, tcp, unix
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
 

@@ -34,7 +34,7 @@ from ..errors import (
     TransportError,
     UnsupportedError,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory, sock_identity
 from .tcp import SocketListener
 

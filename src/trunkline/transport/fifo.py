@@ -53,7 +53,7 @@ from ..errors import (
     TransportError,
     TrunklineError,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import (
     CREDENTIALS,
     KIND,

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from ..address import TcpAddress
 from ..errors import AddressInUseError, ConnectError, HandshakeError, ResolveError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
 
 #: (host, port) -> list of (family, sockaddr). Replaceable, e.g. by a resolver that asks a

@@ -24,7 +24,7 @@ import time
 
 from ..address import UnixAddress, format_address
 from ..errors import AddressInUseError, ConnectError, NotASocketError, TransportError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory
 from .tcp import SocketListener
 
