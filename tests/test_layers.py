@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,52 @@ def test_protocol_is_sans_io() -> None:
 def test_transport_does_not_reach_up() -> None:
     no_violations(violations("transport", {"transport", "address", "errors", "trace", "_loop"},
                       {"uvloop"}))
+
+
+def test_loop_imports_stdlib_only() -> None:
+    """_loop/ is the private event-loop machinery: the stdlib (and uvloop, lazily, to run
+    on it), nothing from trunkline outside itself."""
+    no_violations(violations("_loop", {"_loop"}, set(), lazy_foreign=True))
+
+
+def test_aio_sits_on_transport_and_protocol() -> None:
+    no_violations(violations("aio", {"aio", "transport", "protocol", "_loop", "trace",
+                                     "address", "errors"}, set()))
+
+
+# The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.
+TOOLS = {"cli", "bench", "tour", "apps", "sockmap", "dashboard"}
+LIBRARY = {"", "__main__", "errors", "address", "resolve", "_loop", "protocol", "transport",
+           "aio", "host", "server", "client", "relay", "registry", "trace"}
+# trace/ modules that render events; the trace package root holds events and sinks only.
+TRACE_RENDERERS = {f"trunkline.trace.{name}" for name in
+                   ("summary", "timeline", "mermaid", "html", "writeout", "otel", "render")}
+
+
+def test_library_never_imports_tools_at_module_level() -> None:
+    found = []
+    for module in MODULES:
+        if module.layer not in LIBRARY or module.name == "trunkline.__main__":
+            continue
+        for name, node, lazy in imports(module):
+            if not lazy and layer_of(name) in TOOLS:
+                found.append(f"{module.where(node)}: {module.name} imports {name}")
+    no_violations(found)
+
+
+def test_every_package_is_library_or_tool() -> None:
+    """A new package must be placed on one side (and get its rules above)."""
+    assert {m.layer for m in MODULES} <= LIBRARY | TOOLS
+
+
+def test_import_trunkline_loads_no_tools_nor_renderers() -> None:
+    code = ("import sys, trunkline; "
+            "print(sorted(m for m in sys.modules if m.startswith('trunkline')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert {"trunkline.aio.stream", "trunkline.trace.events"} <= loaded  # it sees the imports
+    assert sorted(m for m in loaded if layer_of(m) in TOOLS or m in TRACE_RENDERERS) == []
 
 
 # --------------------------------------------------------------------------- print and exit
