@@ -61,7 +61,7 @@ from pathlib import Path
 DEFAULT_BASELINE = "d14499128b317053d9dbfc759003916d32cef11c"
 REPO = Path(__file__).resolve().parent.parent
 #: Guards a keep-alive request passes that record nothing: the head's first-bytes stamp
-#: (HttpConnection.data_received) and the app's start stamp (HttpConnection._run).
+#: (HttpServerConnection.data_received) and the app's start stamp (HttpServerConnection._run).
 EXTRA_GUARDS = 2
 
 # Runs in the server process; argv: URL MODE. Works on the baseline's tree and on HEAD's.

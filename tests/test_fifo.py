@@ -463,7 +463,7 @@ async def test_plain_and_buffered_protocols(tmp_path: Path, client_kind: type) -
     address = FifoAddress(str(tmp_path / "p"))
     listener = await fifo.listen(address, EchoProtocol, ListenOptions())
     try:
-        transport, proto = await fifo.open(address, client_kind, ConnectOptions())
+        transport, proto = await fifo.open_fifo(address, client_kind, ConnectOptions())
         assert isinstance(proto, client_kind)
         assert transport.can_write_eof()
         transport.set_write_buffer_limits(high=1 << 16)
@@ -486,7 +486,7 @@ async def test_close_and_abort_report_lost_once(tmp_path: Path) -> None:
     listener = await fifo.listen(address, EchoProtocol, ListenOptions())
     try:
         for how in ("close", "abort"):
-            transport, proto = await fifo.open(address, Recorder, ConnectOptions())
+            transport, proto = await fifo.open_fifo(address, Recorder, ConnectOptions())
             transport.write(b"x")
             getattr(transport, how)()
             getattr(transport, how)()  # twice is harmless
@@ -499,7 +499,7 @@ async def test_close_and_abort_report_lost_once(tmp_path: Path) -> None:
 
 async def test_pause_reading_applies_backpressure(rv: str) -> None:
     address = FifoAddress(rv.removeprefix("fifo://"))
-    transport, proto = await fifo.open(address, Recorder, ConnectOptions())
+    transport, proto = await fifo.open_fifo(address, Recorder, ConnectOptions())
     assert isinstance(proto, Recorder)
     transport.pause_reading()
     assert not transport.is_reading()  # type: ignore[attr-defined]

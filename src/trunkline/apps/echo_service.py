@@ -41,7 +41,7 @@ from ..aio.datagram_server import serve_datagram
 from ..aio.stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
 from ..errors import UnsupportedError
 from ..server.config import ServerConfig
-from ..server.http import HttpConnection, ListenContext, ServerState, app_tasks
+from ..server.http import HttpServerConnection, ListenContext, ServerState, app_tasks
 from ..server.run import DEFAULT_CONFIG, server_address
 from ..server.websocket import handle_websocket
 from ..trace.events import Step, Tracer
@@ -179,8 +179,8 @@ class EchoServer:
         raw_type = ByteEcho if tls else PlainByteEcho  # as stream_protocol() picks
         timeout = self.sniff_timeout
 
-        def http() -> HttpConnection:
-            return HttpConnection(state, context)
+        def http() -> HttpServerConnection:
+            return HttpServerConnection(state, context)
 
         def raw() -> ByteEcho:
             return raw_type(state, limit)

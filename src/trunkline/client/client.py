@@ -65,7 +65,7 @@ from ..protocol.http_client import (
 )
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import client_ssl_context
+from .connection import http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .pool import Pool, PoolKey
@@ -375,7 +375,7 @@ class Client:
         ssl_context = None
         if key[1]:
             if self._ssl is None:
-                self._ssl = client_ssl_context(self._verify, self._cert)
+                self._ssl = http_client_tls_context(self._verify, self._cert)
             ssl_context = self._ssl
         pool = self._pools[key] = Pool(key, self.limits, ssl_context, self.resolver)
         return pool

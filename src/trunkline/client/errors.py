@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
 from ..errors import HandshakeError, TransportError, TrunklineError, TrunklineTimeoutError
@@ -66,7 +67,23 @@ class HTTPStatusError(TrunklineError):
         self.response = response
 
 
+def tls_handshake_error(exc: BaseException, where: str) -> HandshakeError:
+    """A failed client TLS handshake over ``where`` as our error: ``CertificateVerifyError``
+    (with how to trust the CA) when the certificate did not verify, else ``HandshakeError``."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return CertificateVerifyError(
+            f"TLS: the certificate of {where} is not trusted: {cause.verify_message}. Trust its "
+            "CA with verify='ca.pem' (CLI: --cacert ca.pem); verify=False (-k) turns checking "
+            "off, for testing only")
+    if isinstance(exc, HandshakeError):
+        return exc
+    return HandshakeError(f"TLS handshake over {where} failed: {exc}")
+
+
 __all__ = [
     "CertificateVerifyError", "ConnectTimeoutError", "HTTPStatusError", "PoolTimeoutError",
-    "ReadTimeoutError", "ServerDisconnectedError", "WriteTimeoutError",
+    "ReadTimeoutError", "ServerDisconnectedError", "WriteTimeoutError", "tls_handshake_error",
 ]

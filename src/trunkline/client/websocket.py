@@ -49,8 +49,8 @@ from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from .connection import _tls_error, client_ssl_context
-from .errors import ConnectTimeoutError
+from .connection import http_client_tls_context
+from .errors import ConnectTimeoutError, tls_handshake_error
 
 MiB = 1024 * 1024
 DEFAULT_MAX_SIZE = 1 * MiB
@@ -139,7 +139,7 @@ class WebSocketConnect:
                                   conn_id=conn_id)
         server_hostname = _hostname(target.host) if target.tls else (
             address.host if isinstance(address, TcpAddress) else None)
-        context = client_ssl_context(self.verify) if tls else None
+        context = http_client_tls_context(self.verify) if tls else None
         tcp_tls = isinstance(address, TcpAddress)
         if tls and isinstance(address, TcpAddress) and not address.tls:
             address = TcpAddress(address.host, address.port, tls=True)
@@ -164,11 +164,11 @@ class WebSocketConnect:
                 transport.abort()
             if isinstance(exc, WebSocketHandshakeError):
                 raise
-            raise _tls_error(exc, where) from exc
+            raise tls_handshake_error(exc, where) from exc
         except ssl.SSLError as exc:
             if transport is not None:
                 transport.abort()
-            raise _tls_error(exc, where) from exc
+            raise tls_handshake_error(exc, where) from exc
         except BaseException:
             if transport is not None:
                 transport.abort()

@@ -178,14 +178,6 @@ class ResponseParser:
         self._framed = False
         self._headers = []
 
-    @property
-    def in_message(self) -> bool:
-        return self._in_message
-
-    @property
-    def head_done(self) -> bool:
-        return self._head_done
-
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not self._in_message:
             raise ProtocolError(f"the server sent {len(data)} bytes while no request was "
