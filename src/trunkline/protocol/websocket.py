@@ -241,12 +241,16 @@ class _Assembler:
             self._parts = self._decoder = None
 
 
-class _ServerProtocol(_Assembler, ServerProtocol):
+class AssemblingServerProtocol(_Assembler, ServerProtocol):
+    """websockets' server protocol that hands on whole messages (see ``_Assembler``)."""
+
     def super_recv_frame(self, frame: Frame) -> None:
         ServerProtocol.recv_frame(self, frame)
 
 
-class _ClientProtocol(_Assembler, ClientProtocol):
+class AssemblingClientProtocol(_Assembler, ClientProtocol):
+    """websockets' client protocol that hands on whole messages (see ``_Assembler``)."""
+
     def super_recv_frame(self, frame: Frame) -> None:
         ClientProtocol.recv_frame(self, frame)
 
@@ -264,8 +268,8 @@ class WebSocketCore:
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
                  "_send_masked", "simple")
 
-    def __init__(self, proto: _ServerProtocol | _ClientProtocol, options: WebSocketOptions,
-                 side: Literal["client", "server"]) -> None:
+    def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
+                 options: WebSocketOptions, side: Literal["client", "server"]) -> None:
         self._proto = proto
         proto.max_fragments = options.max_fragments
         self.side = side
@@ -514,6 +518,7 @@ def _sendable_code(code: int) -> bool:
 
 __all__ = [
     "ABNORMAL", "CLOSED", "CLOSING", "NO_STATUS", "OK_CLOSE_CODES", "OPEN", "SEND_EOF",
-    "CloseReceived", "Event", "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
+    "AssemblingClientProtocol", "AssemblingServerProtocol", "CloseReceived", "Event",
+    "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
     "WebSocketClosed", "WebSocketCore", "WebSocketHandshakeError", "WebSocketOptions",
 ]
