@@ -224,6 +224,35 @@ def test_import_trunkline_loads_no_tools_nor_renderers() -> None:
     assert sorted(m for m in loaded if layer_of(m) in TOOLS or m in TRACE_RENDERERS) == []
 
 
+# --------------------------------------------------------------------------- one error tree
+
+ERROR_MODULES = {"trunkline.errors", "trunkline.client.errors"}
+
+
+def test_library_errors_live_in_the_error_modules() -> None:
+    """Every public error class of the library is in errors.py (or client/errors.py for the
+    HTTP client's own), so the tree drawn there is the whole tree. Private control-flow
+    exceptions (a leading underscore) may stay where they are raised and caught."""
+    import trunkline.client.errors
+    import trunkline.errors
+
+    ours = {name for m in (trunkline.errors, trunkline.client.errors) for name in dir(m)
+            if isinstance(getattr(m, name), type)
+            and issubclass(getattr(m, name), BaseException)}
+    roots = ours | {"Exception", "BaseException", "ValueError", "OSError", "TimeoutError"}
+    found = []
+    for module in MODULES:
+        if module.layer not in LIBRARY or module.name in ERROR_MODULES:
+            continue
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                         for b in node.bases}
+                if bases & roots:
+                    found.append(f"{module.where(node)}: {node.name} belongs in errors.py")
+    no_violations(found)
+
+
 # --------------------------------------------------------------------------- print and exit
 
 MAY_PRINT = {"cli", "bench"}

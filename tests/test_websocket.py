@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 import trunkline
 from trunkline import WebSocketClosed, WebSocketHandshakeError
 from trunkline.client import ConnectTimeoutError
-from trunkline.errors import AddressError, ConnectError
+from trunkline.errors import AddressError, AsgiWebSocketClosed, ConnectError, TransportError
 from trunkline.trace import Step, Tracer
 from websocket_support import echo_app, serving, ws_url
 
@@ -165,9 +165,33 @@ async def test_an_error_close_is_raised_by_iteration() -> None:
             async for _ in ws:
                 pass
         assert closed.value.code == 4001 and closed.value.reason == "bye now"
-        assert closed.value.by == "server" and isinstance(closed.value, OSError)
+        assert closed.value.by == "server" and not isinstance(closed.value, TransportError)
         with pytest.raises(WebSocketClosed):
             await ws.send("too late")
+
+
+async def test_an_asgi_send_after_the_end_raises_an_oserror() -> None:
+    """ASGI asks a server to raise an OSError subclass from ``send`` once the WebSocket is
+    gone (Starlette turns it into its WebSocketDisconnect): ours is a WebSocketClosed too."""
+    raised: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        try:
+            await send({"type": "websocket.send", "text": "too late"})
+        except Exception as exc:
+            raised.set_result(exc)
+            raise
+        raised.set_result(None)
+
+    async with serving(app) as server:
+        async with trunkline.websocket(ws_url(server)) as ws:
+            await ws.close(1000, "done")
+        error = await asyncio.wait_for(raised, 10)
+    assert isinstance(error, AsgiWebSocketClosed) and isinstance(error, OSError)
+    assert isinstance(error, WebSocketClosed) and error.code == 1000
 
 
 async def test_transport_override_keeps_the_host_header(short_tmp: Path) -> None:

@@ -44,8 +44,8 @@ from .client import (
     WriteTimeoutError,
 )
 from .client.websocket import websocket
-from .errors import TrunklineError
-from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
+from .errors import TrunklineError, WebSocketClosed, WebSocketHandshakeError
+from .protocol.websocket import WebSocketOptions
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .transport import ConnectOptions, ListenOptions

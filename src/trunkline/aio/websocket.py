@@ -38,15 +38,14 @@ from typing import Any, Literal
 
 from .._loop.resume import resume_failed, resume_now
 from ..address import Identity
+from ..errors import WebSocketClosed, WebSocketHandshakeError
 from ..protocol.websocket import (
     SEND_EOF,
     CloseReceived,
     HandshakeDone,
     HandshakeFailed,
     Pong,
-    WebSocketClosed,
     WebSocketCore,
-    WebSocketHandshakeError,
     WebSocketOptions,
 )
 from ..trace.events import Step, Tracer

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..errors import AppLoadError
 from ..server.cycle import ASGIApp
-from ..server.loader import AppLoadError
 
 
 def _static(args: Sequence[str]) -> ASGIApp:

@@ -44,8 +44,9 @@ from ..errors import (
     HandshakeError,
     TransportError,
     UnsupportedError,
+    WebSocketHandshakeError,
 )
-from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
+from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import httptools
 
-from ..errors import ProtocolError
+from ..errors import InvalidHeaderError, ProtocolError
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 128
@@ -42,10 +42,6 @@ CHUNK_END = b"0\r\n\r\n"
 _FRAMING_NAMES = (b"content-length", b"transfer-encoding")
 _KNOWN_METHODS = {m: m.encode() for m in
                   ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")}
-
-
-class InvalidHeaderError(ProtocolError, ValueError):
-    """A request header name or value that cannot go on the wire."""
 
 
 # --------------------------------------------------------------------------- requests

@@ -20,6 +20,7 @@ TCP/TLS and ``None`` otherwise (the peer process is in the extension).
 
 from __future__ import annotations
 
+from ..errors import AppLoadError, LifespanError
 from .config import ServerConfig
 from .http import (
     HttpServerConnection,
@@ -28,8 +29,8 @@ from .http import (
     WebSocketHandler,
     WebSocketHandoff,
 )
-from .lifespan import Lifespan, LifespanError
-from .loader import AppLoadError, load_app
+from .lifespan import Lifespan
+from .loader import load_app
 from .run import AppServer, install_signal_handlers, serve_app, server_address
 from .websocket import websocket_handler
 

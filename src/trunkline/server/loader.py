@@ -15,12 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import TrunklineError
+from ..errors import AppLoadError
 from .cycle import ASGIApp
-
-
-class AppLoadError(TrunklineError):
-    """The app spec does not name an app that can be loaded."""
 
 
 def builtin_apps() -> dict[str, tuple[str, str, Callable[[Sequence[str]], ASGIApp]]]:
