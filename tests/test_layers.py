@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md, checked on the source's imports and calls (ast, no import).
+"""The layer rules of ARCHITECTURE.md, checked on the source's imports and calls (ast, no import).
 
 | layer       | may import                                                               |
 |-------------|--------------------------------------------------------------------------|
@@ -6,10 +6,15 @@
 | trace/      | stdlib only, nothing from trunkline outside trace/; optional extras and  |
 |             | trunkline.errors only lazily (inside functions, or TYPE_CHECKING)        |
 | address     | stdlib, and trunkline.errors                                             |
+| _loop/      | stdlib only (uvloop lazily), nothing from trunkline outside _loop/       |
 | protocol/   | stdlib (never asyncio, socket, selectors), httptools, websockets' sans-I/O |
 |             | modules; from trunkline only address, errors, trace and protocol/ itself |
 | transport/  | stdlib, uvloop; from trunkline only address, errors, trace, _loop and    |
 |             | transport/ itself (never cli/, protocol/ or anything above)              |
+| aio/        | from trunkline only transport, protocol, _loop, trace, address, errors   |
+| library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
+|             | ``import trunkline`` loads no tool and no trace renderer                 |
+| errors      | public error classes of the library live in errors.py, client/errors.py  |
 | everywhere  | only cli/ (and bench/) call print() or exit the process                  |
 """
 
@@ -134,7 +139,7 @@ def violations(layer: str, allowed_trunkline: set[str], allowed_foreign: set[str
 
 def no_violations(found: list[str]) -> None:
     if found:
-        pytest.fail("layer rule broken (see DESIGN.md):\n  " + "\n  ".join(found),
+        pytest.fail("layer rule broken (see ARCHITECTURE.md):\n  " + "\n  ".join(found),
                     pytrace=False)
 
 
