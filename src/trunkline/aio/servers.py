@@ -137,8 +137,7 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
             if is_datagram(address):
                 assert datagram_handler is not None
                 server.listeners.append(
-                    await serve_datagram(address, datagram_handler, options,
-                                                   tracer=tracer))
+                    await serve_datagram(address, datagram_handler, options, tracer=tracer))
             else:
                 server.listeners.append(await listen(address, on_connection, options))
     except BaseException:
