@@ -247,8 +247,8 @@ class ServiceHost:
                          "abort", sig.name)
                 self.request_shutdown()
             else:
-                log.warning("aborting (%s): %d connections cut", sig.name,
-                            len(self.connections))
+                log.warning("aborting (%s): cutting %d connections and %d tasks", sig.name,
+                            len(self.connections), len(self.connections.tasks))
                 self.abort()
 
         for sig in signals:
@@ -314,8 +314,8 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         registry = self.connections
         if registry.live or registry.tasks:
-            log.info("waiting up to %g s for %d connections and %d tasks in flight", grace,
-                     len(registry.live), len(registry.tasks))
+            log.info("waiting up to %g s for what is in flight (%d connections, %d tasks)",
+                     grace, len(registry.live), len(registry.tasks))
         if not await registry.wait_empty(loop.time() + grace):
             registry.abort_all()
             await registry.wait_empty(loop.time() + SETTLE_TIMEOUT)
