@@ -431,3 +431,40 @@ async def test_abort_cuts_at_once_during_a_long_grace() -> None:
     await asyncio.wait_for(stopping, BOUND)
     await work.cut()
     assert registry_empty(server)
+
+
+@pytest.mark.parametrize("released", [True, False])
+async def test_app_work_after_its_response_counts_in_the_drain(released: bool) -> None:
+    """An ASGI call that goes on after its response (background work) is in the host's task
+    set: a stop waits for it, and cancels it when the grace is over."""
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("finished")
+
+    server = await AppServer(app, "tcp://127.0.0.1:0",
+                             config=ServerConfig(lifespan="off", access_log=False)).start()
+    stream = await trunkline.connect(server.urls[0], timeout=BOUND)
+    stream.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await asyncio.wait_for(stream.readuntil(b"\r\n\r\n"), BOUND)).startswith(
+        b"HTTP/1.1 200 ")
+    assert await asyncio.wait_for(stream.readexactly(2), BOUND) == b"ok"
+    assert len(server.host.connections.tasks) == 1
+    stopping = asyncio.create_task(server.aclose(grace=60 if released else 0.2))
+    assert await asyncio.wait_for(stream.read(), BOUND) == b""  # the idle connection closed
+    stream.close()
+    if released:
+        assert not stopping.done()  # the app is still at work
+        release.set()
+    await asyncio.wait_for(stopping, BOUND)
+    assert seen == (["finished"] if released else ["cancelled"])
+    assert registry_empty(server)

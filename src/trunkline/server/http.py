@@ -403,10 +403,10 @@ class HttpServerConnection(asyncio.Protocol):
         if cycle.head.upgrade == b"websocket" and handler is not None:
             self._hand_off(cycle, handler)
             return
-        task = self.loop.create_task(self._run(cycle))
-        tasks = self._app_tasks  # a graceful stop waits for these (or cancels them)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        # A graceful stop waits for (or cancels) the app calls in this set. _run takes its
+        # own task out as it ends: a done callback would cost a loop pass per request.
+        cycle.task = task = self.loop.create_task(self._run(cycle))
+        self._app_tasks.add(task)
 
     async def _run(self, cycle: Cycle) -> None:
         tracer = self.tracer
@@ -435,6 +435,7 @@ class HttpServerConnection(asyncio.Protocol):
                           cycle.head.target.decode("latin-1"))
                 self._app_failed(cycle)
         finally:
+            self._app_tasks.discard(cycle.task)
             if tracer is not None:
                 self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
