@@ -69,7 +69,10 @@ class Connection(Protocol):
 class ConnectionRegistry:
     """The live connections and in-flight tasks of one host. A connection adds itself when
     it is made and calls ``forget`` when it is gone; ``discard`` drops one that lives on
-    under another object (a protocol switch) without waking a drain."""
+    under another object (a protocol switch) without waking a drain. ``track`` counts a
+    task until it is done (a done callback drops it); a hot path may add to ``tasks``
+    itself and discard its own task as it ends (the HTTP server does: a done callback
+    costs a loop pass per request). A done task left in ``tasks`` counts as gone."""
 
     __slots__ = ("draining", "live", "tasks", "_waiter")
 
