@@ -126,7 +126,9 @@ def assemble(scan: procfs.Scan, inet: list[InetRow], unix: list[UnixRow],
     for conn in connections:
         if conn.kind != "fifo":
             peers[conn.client.socket] = conn.server.socket
-            peers[conn.server.socket] = conn.client.socket
+            if conn.kind in ("tcp", "unix", "unixseq") or not conn.directed:
+                # a datagram server has no one peer: it answers whoever sent
+                peers[conn.server.socket] = conn.client.socket
     sockets = [replace(s, peer=peers.get(s.id)) for s in sockets]
 
     held_by: dict[int, set[str]] = defaultdict(set)

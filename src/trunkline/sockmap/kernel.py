@@ -115,10 +115,14 @@ def _unix_row(m: Any) -> UnixRow | None:
     kind = _UNIX_KINDS.get(m["udiag_type"])
     if kind is None:
         return None
-    return UnixRow(kind=kind, state=TCP_STATES.get(m["udiag_state"], str(m["udiag_state"])),
-                   name=unix_name(m.get_attr("UNIX_DIAG_NAME")), inode=m["udiag_ino"],
-                   peer_inode=m.get_attr("UNIX_DIAG_PEER") or None,
-                   uid=m.get_attr("UNIX_DIAG_UID"))
+    peer = m.get_attr("UNIX_DIAG_PEER") or None
+    state = TCP_STATES.get(m["udiag_state"], str(m["udiag_state"]))
+    if kind == "unixgram":
+        # connect() on a datagram socket marks both ends ESTABLISHED (since Linux 5.x); only
+        # the one that connected has a peer
+        state = "ESTAB" if peer else "UNCONN"
+    return UnixRow(kind=kind, state=state, name=unix_name(m.get_attr("UNIX_DIAG_NAME")),
+                   inode=m["udiag_ino"], peer_inode=peer, uid=m.get_attr("UNIX_DIAG_UID"))
 
 
 def unix_name(raw: bytes | None) -> str:

@@ -17,10 +17,6 @@ from typing import Any
 #: The kinds ``trunkline map`` knows, in the order tables list them.
 KINDS = ("tcp", "udp", "unix", "unixgram", "unixseq", "fifo")
 
-#: States that mean "waiting for peers": LISTEN (stream sockets and FIFO rendezvous) and
-#: UNCONN (a bound datagram socket that takes datagrams from anyone).
-WAITING_STATES = frozenset({"LISTEN", "UNCONN"})
-
 
 @dataclass(frozen=True)
 class Process:
@@ -63,7 +59,7 @@ class Socket:
     @property
     def waiting(self) -> bool:
         """Listening (stream), or bound and unconnected (datagram): waiting for peers."""
-        return self.state in WAITING_STATES and (self.kind != "udp" or self.local != "")
+        return self.state == "LISTEN" or (self.state == "UNCONN" and self.local != "")
 
 
 @dataclass(frozen=True)
