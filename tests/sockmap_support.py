@@ -4,6 +4,7 @@ never by sleeping. Every wait has a deadline; every process is killed at the end
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -90,10 +91,8 @@ class Peer:
         self.proc.wait(timeout=DEADLINE)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
-                try:
+                with contextlib.suppress(BrokenPipeError):
                     pipe.close()
-                except BrokenPipeError:
-                    pass
 
 
 def connect_client(url: str, *, user: str | None = None) -> Peer:

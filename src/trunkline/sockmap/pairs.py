@@ -140,15 +140,17 @@ def fifo_connections(fifos: Iterable[Fifo], end: EndMaker) -> list[Connection]:
         rendezvous = by_key.get((int(match.group(1), 16), int(match.group(2), 16)))
         address = rendezvous.path if rendezvous is not None else directory
         c2s, s2c = pair.get("c2s"), pair.get("s2c")
-        # the client writes c2s and reads s2c; the server the other way round
+        # the client writes c2s and reads s2c; the server the other way round. Each end is
+        # given with the FIFO it reads.
         client = _first(c2s, "w") or _first(s2c, "r")
         server = _first(c2s, "r") or _first(s2c, "w")
-        if client is None or server is None or client[0] == server[0]:
+        if client is None or server is None or client == server:
             single.extend(f for f in (c2s, s2c) if f is not None)
             continue
+        reads = {"client": (s2c or c2s), "server": (c2s or s2c)}
         found.append(Connection(kind="fifo", address=address,
-                                client=end(client[1], directory, client[0]),
-                                server=end(server[1], address, server[0])))
+                                client=end(_id(reads["client"]), directory, client),
+                                server=end(_id(reads["server"]), address, server)))
     for fifo in single:
         writers = sorted({h.pid for h in fifo.holders if "w" in h.mode})
         readers = sorted({h.pid for h in fifo.holders if "r" in h.mode})
@@ -161,12 +163,16 @@ def fifo_connections(fifos: Iterable[Fifo], end: EndMaker) -> list[Connection]:
     return found
 
 
-def _first(fifo: Fifo | None, mode: str) -> tuple[int, str] | None:
-    """(pid, FIFO id) of the first process holding ``fifo`` with ``mode`` in its open mode."""
+def _first(fifo: Fifo | None, mode: str) -> int | None:
+    """The first process holding ``fifo`` with ``mode`` in its open mode."""
     if fifo is None:
         return None
-    pid = next((h.pid for h in fifo.holders if mode in h.mode), None)
-    return None if pid is None else (pid, fifo.id)
+    return next((h.pid for h in fifo.holders if mode in h.mode), None)
+
+
+def _id(fifo: Fifo | None) -> str:
+    assert fifo is not None
+    return fifo.id
 
 
 def fifo_state(fifo: Fifo) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import stat
 from collections import defaultdict
@@ -27,6 +28,7 @@ from .model import Holder, Process
 
 _MODES = {os.O_RDONLY: "r", os.O_WRONLY: "w", os.O_RDWR: "rw"}
 COMMAND_WIDTH = 60  # a command line is shortened to this for display
+_INTERPRETER = re.compile(r"^(python|perl|ruby|node|bash|sh)[\d.]*$")
 
 
 @dataclass(frozen=True)
@@ -144,5 +146,7 @@ def _command(cmdline: list[str] | None, name: str | None) -> str:
     if not cmdline:
         return f"[{name or '?'}]"  # kernel threads and zombies have no command line
     words = [os.path.basename(cmdline[0]), *cmdline[1:]]
+    if _INTERPRETER.match(words[0]) and len(words) > 1 and not words[1].startswith("-"):
+        words = [os.path.basename(words[1]), *words[2:]]  # a script: name it, not python
     text = shlex.join(words)
     return text if len(text) <= COMMAND_WIDTH else text[:COMMAND_WIDTH - 1] + "…"
