@@ -109,6 +109,7 @@ def assemble(scan: procfs.Scan, inet: list[InetRow], unix: list[UnixRow],
 
     connections = []
     inside = 0
+    internal: set[str] = set()
     for conn in (inet_connections(inet, end) + unix_connections(unix, end)
                  + fifo_connections(scan.fifos, end)):
         ends = (by_id[conn.client.socket], by_id[conn.server.socket])
@@ -117,6 +118,7 @@ def assemble(scan: procfs.Scan, inet: list[InetRow], unix: list[UnixRow],
         if conn.kind != "fifo" and not conn.address and not conn.directed and (
                 conn.client.pid == conn.server.pid):
             inside += 1  # a socketpair inside one process (an event loop's wake-up pipe)
+            internal.update((conn.client.socket, conn.server.socket))
             continue
         labelled = _sorted(*(s.services for s in ends),
                         labels.for_address(conn.kind, conn.address),
@@ -144,9 +146,13 @@ def assemble(scan: procfs.Scan, inet: list[InetRow], unix: list[UnixRow],
     others, unmapped = _outside_tables(scan, {s.inode for s in sockets if s.family != "fifo"},
                                        own_netns, netns_names)
     hidden = sum(1 for s in sockets if s.hidden)
+    shown = [s for s in sockets if not s.hidden and s.id not in internal]
+    named = ({pid for s in shown for pid in s.pids} | {p for c in connections for p in c.pids}
+             | {pid for ns in others for pid in ns.pids})
     return SocketMap(
-        netns=own_netns, processes=tuple(sorted(processes, key=lambda p: p.pid)),
-        sockets=tuple(sorted((s for s in sockets if not s.hidden), key=_socket_order)),
+        netns=own_netns,
+        processes=tuple(sorted((p for p in processes if p.pid in named), key=lambda p: p.pid)),
+        sockets=tuple(sorted(shown, key=_socket_order)),
         connections=tuple(sorted(connections, key=_connection_order)),
         other_namespaces=others, hidden_sockets=hidden,
         unreadable_processes=len(scan.unreadable), unmapped_sockets=unmapped,
@@ -197,7 +203,7 @@ def _notes(hidden: int, unreadable: int, others: tuple[OtherNamespace, ...],
                      "packet, raw...) not shown")
     if inside:
         notes.append(f"{inside} unnamed {_plural(inside, 'socketpair')} with both ends in one "
-                     "process (event-loop wake-ups) not shown as connections")
+                     "process (event-loop wake-ups) not shown")
     if time_wait:
         notes.append(f"{time_wait} closed TCP {_plural(time_wait, 'connection')} in TIME-WAIT "
                      "(no process holds them) not listed")
