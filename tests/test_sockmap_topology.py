@@ -227,3 +227,39 @@ def test_import_trunkline_does_not_load_the_map() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_records_by_pid_label_both_ends(echo_topology: EchoTopology) -> None:
+    """Records fed to the map directly (the registry's hook): by pid alone, a caller's
+    sockets carry its own service and the connection carries both; the filter keeps it."""
+    topo = echo_topology
+    records = [ServiceRecord("callers", pids=(topo.clients["tcp"],)),
+               ServiceRecord("echo", pids=(topo.server_pid,))]
+    the_map = build_map(MapFilter(services=frozenset({"callers"})), records)
+    assert [(c.kind, c.client.pid, c.server.pid, c.services) for c in the_map.connections] == [
+        ("tcp", topo.clients["tcp"], topo.server_pid, ("callers", "echo"))]
+    assert {p.pid: p.services for p in the_map.processes} == {
+        topo.clients["tcp"]: ("callers",), topo.server_pid: ("echo",)}
+
+
+@pytest.mark.parametrize(("url", "kind", "local", "ip", "port", "labelled"), [
+    ("tcp://127.0.0.1:7000", "tcp", "127.0.0.1:7000", "127.0.0.1", 7000, True),
+    ("tcp://127.0.0.1:7000", "tcp", "127.0.0.2:7000", "127.0.0.2", 7000, False),
+    ("tcp://0.0.0.0:7000", "tcp", "127.0.0.1:7000", "127.0.0.1", 7000, True),  # accepted
+    ("tcp://127.0.0.1:7000", "tcp", "0.0.0.0:7000", "0.0.0.0", 7000, True),  # its listener
+    ("tcp://localhost:7000", "tcp", "[::1]:7000", "::1", 7000, True),  # a name: port alone
+    ("tcp://[::1]:7000", "tcp", "[::1]:7001", "::1", 7001, False),
+    ("udp://127.0.0.1:7000", "tcp", "127.0.0.1:7000", "127.0.0.1", 7000, False),
+    ("unix:@svc", "unix", "@svc", None, None, True),
+    ("unix:///run/svc.sock", "unix", "/run/svc.sock", None, None, True),
+    ("unix:///run/svc.sock", "unix", "@/run/svc.sock", None, None, False),
+    ("unixgram:@svc", "unixgram", "@svc", None, None, True),
+    ("unixgram:@svc", "unix", "@svc", None, None, False),
+    ("fifo:///run/svc.fifo", "fifo", "/run/svc.fifo", None, None, True),
+])
+def test_service_urls_match_local_addresses(url: str, kind: str, local: str, ip: str | None,
+                                            port: int | None, labelled: bool) -> None:
+    from trunkline.sockmap.services import ServiceLabels
+
+    labels = ServiceLabels([ServiceRecord("svc", urls=(url,))])
+    assert labels.for_address(kind, local, ip, port) == ({"svc"} if labelled else set())

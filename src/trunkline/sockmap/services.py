@@ -7,19 +7,22 @@ A socket matches a record when a process of the record holds it, or its local ad
 of the record's URLs (``tcp://127.0.0.1:7000`` matches the listener and every connection it
 accepted, which share its local address; ``unix:@name``, ``unix:///path``,
 ``unixgram:...``, ``udp://...`` and ``fifo:///path`` alike). A host that is a name rather than
-an IP literal matches on the port alone.
+an IP literal matches on the port alone, and so does a wildcard (``tcp://0.0.0.0:7000`` is the
+listener and every connection it accepted on any address).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..address import FifoAddress, TcpAddress, UdpAddress, UnixAddress, parse_address
 from ..errors import AddressError, TrunklineError
 from .kernel import plain_ip
+
+_WILDCARD = {"0.0.0.0", "::"}  # a service bound there is reached on every address
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ class ServiceLabels:
             if place.kind != kind:
                 continue
             if place.port is not None:
-                if port == place.port and (place.host is None or ip == place.host
-                                           or ip in ("0.0.0.0", "::")):
+                if port == place.port and (place.host in (None, ip) or _WILDCARD & {
+                        place.host, ip}):
                     found.add(name)
             elif place.name == local:
                 found.add(name)
@@ -128,7 +131,3 @@ def load_records(text: str, source: str) -> list[ServiceRecord]:
 def _list_of(value: object, kind: type) -> bool:
     return isinstance(value, list) and all(
         isinstance(v, kind) and not isinstance(v, bool) for v in value)
-
-
-def record_names(records: Sequence[ServiceRecord]) -> list[str]:
-    return sorted({r.name for r in records})
