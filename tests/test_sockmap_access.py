@@ -19,7 +19,15 @@ from collections.abc import Iterator
 import pytest
 
 from cli_helpers import TRUNKLINE
-from sockmap_support import DEADLINE, Peer, socat_client, socat_server, stop_all, unique
+from sockmap_support import (
+    DEADLINE,
+    Peer,
+    socat_client,
+    socat_server,
+    stop_all,
+    unique,
+    user_group,
+)
 from trunkline.sockmap import build_map
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: creates a network "
@@ -90,8 +98,8 @@ def test_as_nobody_root_sockets_are_hidden_and_counted() -> None:
         nobody_client = socat_client(f"TCP:{listening}", user="nobody")
         peers.append(nobody_client)
 
-        seen = _map_json(prefix=("setpriv", "--reuid=nobody", "--regid=nogroup",
-                                 "--clear-groups"))
+        seen = _map_json(prefix=("setpriv", "--reuid=nobody",
+                                 f"--regid={user_group('nobody')}", "--clear-groups"))
         sockets = seen["sockets"]
         assert isinstance(sockets, list)
         held = {pid for s in sockets for pid in s["pids"]}
