@@ -121,8 +121,8 @@ def assemble(scan: procfs.Scan, inet: list[InetRow], unix: list[UnixRow],
             internal.update((conn.client.socket, conn.server.socket))
             continue
         labelled = _sorted(*(s.services for s in ends),
-                        labels.for_address(conn.kind, conn.address),
-                        *(labels.for_pid(p) for p in conn.pids))
+                           labels.for_address(conn.kind, conn.address),
+                           *(labels.for_pid(p) for p in conn.pids))
         connections.append(replace(conn, services=labelled))
     peers = {}
     for conn in connections:
