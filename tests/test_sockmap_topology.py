@@ -1,9 +1,9 @@
 """``trunkline map`` on real topologies: the pairs it finds, per kind.
 
-One ``trunkline serve echo`` listens on TCP, a Unix path, an abstract name, a FIFO, UDP and a
-Unix datagram abstract name, with one ``trunkline connect`` client on each (each proven
-connected by an echo round trip); plain socat pairs over TCP and a Unix path; a plain FIFO
-between two ``cat``s. The map is read by the library call the CLI and the dashboard use.
+One ``trunkline serve echo`` listens on TCP and UDP (IPv4 and IPv6), a Unix path, an abstract
+name, a FIFO and a Unix datagram abstract name, with one ``trunkline connect`` client on each
+(each proven connected by an echo round trip); plain socat pairs over TCP and a Unix path; a
+plain FIFO between two ``cat``s. The map is read by the library call the CLI and the dashboard use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from cli_helpers import Service
 from sockmap_support import Peer, connect_client, socat_client, socat_server, stop_all, unique
 from trunkline.sockmap import Connection, MapFilter, ServiceRecord, SocketMap, build_map
 
-KINDS = ["tcp", "unix", "abstract", "fifo", "udp", "unixgram"]
+KINDS = ["tcp", "tcp6", "unix", "abstract", "fifo", "udp", "udp6", "unixgram"]
+WIRE_KINDS = {"abstract": "unix", "tcp6": "tcp", "udp6": "udp"}
 
 
 @dataclass
@@ -48,7 +49,8 @@ def echo_topology() -> Iterator[EchoTopology]:
     name = unique()
     asked = {"tcp": "tcp://127.0.0.1:0", "unix": f"unix://{tmp / 'echo.sock'}",
              "abstract": f"unix:@{name}", "fifo": f"fifo://{tmp / 'echo.fifo'}",
-             "udp": "udp://127.0.0.1:0", "unixgram": f"unixgram:@{name}-dgram"}
+             "udp": "udp://127.0.0.1:0", "unixgram": f"unixgram:@{name}-dgram",
+             "tcp6": "tcp://[::1]:0", "udp6": "udp://[::1]:0"}
     clients: list[Peer] = []
     try:
         with Service(["serve", "echo", *[a for u in asked.values() for a in ("--on", u)]]
@@ -59,6 +61,7 @@ def echo_topology() -> Iterator[EchoTopology]:
                 u.split(":")[0] for u in asked.values()], ready
             for kind in KINDS:
                 clients.append(connect_client(urls[kind]))
+            assert urls["tcp6"].startswith("tcp://[::1]:")
             record = ServiceRecord("echo", urls=tuple(urls.values()))
             yield EchoTopology(
                 server_pid=server.proc.pid, urls=urls,
@@ -82,7 +85,7 @@ def _between(the_map: SocketMap, client: int, server: int) -> list[Connection]:
 def test_each_client_is_paired_with_the_service(echo_topology: EchoTopology, kind: str) -> None:
     topo = echo_topology
     found = _between(topo.the_map, topo.clients[kind], topo.server_pid)
-    wire_kind = {"abstract": "unix"}.get(kind, kind)
+    wire_kind = WIRE_KINDS.get(kind, kind)
     assert [(c.kind, c.address, c.directed) for c in found] == [
         (wire_kind, topo.addresses[kind], True)], topo.the_map.connections
     conn = found[0]
@@ -97,13 +100,13 @@ def test_each_client_is_paired_with_the_service(echo_topology: EchoTopology, kin
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_service_waits_on_each_address(echo_topology: EchoTopology, kind: str) -> None:
     topo = echo_topology
-    wire_kind = {"abstract": "unix"}.get(kind, kind)
+    wire_kind = WIRE_KINDS.get(kind, kind)
     waiting = [s for s in topo.the_map.sockets if s.waiting and s.kind == wire_kind
                and s.local == topo.addresses[kind]]
     assert len(waiting) == 1, [s for s in topo.the_map.sockets if s.kind == wire_kind]
     assert waiting[0].pids == (topo.server_pid,)
     assert waiting[0].services == ("echo",)
-    assert waiting[0].state == ("UNCONN" if kind in ("udp", "unixgram") else "LISTEN")
+    assert waiting[0].state == ("UNCONN" if kind in ("udp", "udp6", "unixgram") else "LISTEN")
 
 
 def test_stream_ends_name_each_other(echo_topology: EchoTopology) -> None:
@@ -111,7 +114,7 @@ def test_stream_ends_name_each_other(echo_topology: EchoTopology) -> None:
     remote is the server's address."""
     topo = echo_topology
     by_id = {s.id: s for s in topo.the_map.sockets}
-    for kind in ("tcp", "unix", "abstract"):
+    for kind in ("tcp", "tcp6", "unix", "abstract"):
         conn = _between(topo.the_map, topo.clients[kind], topo.server_pid)[0]
         client, server = by_id[conn.client.socket], by_id[conn.server.socket]
         assert (client.peer, server.peer) == (server.id, client.id)
