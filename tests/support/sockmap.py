@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from cli_helpers import TRUNKLINE
+from tests.support.cli_helpers import TRUNKLINE
 
 DEADLINE = 20.0
 

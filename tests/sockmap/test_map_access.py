@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli_helpers import TRUNKLINE
-from sockmap_support import (
+from tests.support.cli_helpers import TRUNKLINE
+from tests.support.sockmap import (
     DEADLINE,
     Peer,
     socat_client,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Service, run
-from sockmap_support import Peer, connect_client, socat_client, socat_server, stop_all, unique
+from tests.support.cli_helpers import Service, run
+from tests.support.sockmap import Peer, connect_client, socat_client, socat_server, stop_all, unique
 
 
 @dataclass

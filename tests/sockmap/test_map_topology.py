@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import Service
-from sockmap_support import Peer, connect_client, socat_client, socat_server, stop_all, unique
+from tests.support.cli_helpers import Service
+from tests.support.sockmap import Peer, connect_client, socat_client, socat_server, stop_all, unique
 from trunkline.sockmap import Connection, MapFilter, ServiceRecord, SocketMap, build_map
 
 KINDS = ["tcp", "tcp6", "unix", "abstract", "fifo", "udp", "udp6", "unixgram"]

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Service
-from sockmap_support import Peer, connect_client, socat_client, socat_server, stop_all, unique
-from test_websocket_browser import evaluate, headless_chromium
+from tests.server.test_websocket_browser import evaluate, headless_chromium
+from tests.support.cli_helpers import Service
+from tests.support.sockmap import Peer, connect_client, socat_client, socat_server, stop_all, unique
 from trunkline.sockmap import MapFilter, ServiceRecord, SocketMap, build_map
 from trunkline.sockmap.render import address_text, render_html
 
