@@ -22,6 +22,7 @@ from typing import Any
 
 from .._loop.eager import EagerRunner
 from ..address import Address, Identity, format_address
+from ..host import Endpoint
 from ..trace.events import Step, Tracer
 from ..transport.base import Listener, ListenOptions
 from ..transport.datagram import (
@@ -179,4 +180,13 @@ async def serve_datagram(address: Address, handler: DatagramHandler,
     return DatagramListener(transport, protocol, dsock)
 
 
-__all__ = ["DEFAULT_MAX_INFLIGHT", "DatagramHandler", "DatagramListener", "serve_datagram"]
+def datagram_endpoint(address: Address, handler: DatagramHandler,
+                      options: ListenOptions | None = None, *, tracer: Tracer | None = None,
+                      max_inflight: int = DEFAULT_MAX_INFLIGHT) -> Endpoint:
+    """``address`` served with ``handler``, for a ``ServiceHost`` to bind."""
+    return Endpoint(address, lambda: serve_datagram(address, handler, options, tracer=tracer,
+                                                    max_inflight=max_inflight))
+
+
+__all__ = ["DEFAULT_MAX_INFLIGHT", "DatagramHandler", "DatagramListener", "datagram_endpoint",
+           "serve_datagram"]

@@ -7,8 +7,6 @@ apps (``hello``, ``static DIR``, ASGI ``module:app``) plug in without touching t
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -20,9 +18,10 @@ from ..address import Address
 from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
 from ..errors import TrunklineError
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..server.run import DEFAULT_CONFIG
 from ..trace.events import Tracer
-from ..transport import ListenOptions
+from ..transport import Listener, ListenOptions
 from ._support import (
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -41,14 +40,20 @@ from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
 
 class Serving(Protocol):
-    """What a started app gives back (``trunkline.Server`` fits)."""
+    """What a started app gives back: a server on a ``ServiceHost`` (``trunkline.Server``,
+    ``AppServer`` and ``EchoServer`` fit)."""
 
     @property
     def urls(self) -> list[str]: ...
 
-    def close(self) -> None: ...
+    @property
+    def listeners(self) -> list[Listener]: ...
 
-    async def wait_closed(self, grace: float | None = 5.0) -> None: ...
+    def install_signal_handlers(self) -> Callable[[], None]: ...
+
+    async def serve_forever(self, grace: float | None = None) -> None: ...
+
+    async def aclose(self, grace: float | None = None) -> None: ...
 
 
 class StartApp(Protocol):
@@ -99,7 +104,7 @@ async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
                       options: ListenOptions, *, tracer: Tracer | None = None) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
-    config = replace(DEFAULT_CONFIG, listen=options, ssl_context=options.ssl)
+    config = replace(DEFAULT_CONFIG, listen=options)
     return await EchoServer(*addresses, config=config, tracer=tracer).start()
 
 
@@ -129,8 +134,10 @@ either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
 
 \b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
-port), then serves until SIGINT or SIGTERM, closes cleanly (socket files removed) and
-exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
+port), then serves until SIGINT or SIGTERM: stops accepting (socket files removed), lets
+requests and connections in flight finish for up to --grace seconds, aborts the rest and
+exits 0. A second signal aborts at once. Exit 1: an address could not be bound; exit 2:
+bad usage or address."""
 
 
 class _ServeCommand(click.Command):
@@ -151,8 +158,9 @@ class _ServeCommand(click.Command):
 @click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
               help="An address to serve on (repeatable; stream and datagram kinds mix).")
 @listen_flags
-@click.option("--grace", type=float, default=5.0, show_default=True,
-              help="Seconds to let open connections finish after a stop signal.")
+@click.option("--grace", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
+              help="Seconds to let open connections finish after a stop signal (a second "
+                   "signal aborts them at once).")
 @click.option("--app-dir", metavar="DIR", default=None,
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
@@ -191,24 +199,13 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     except (TrunklineError, OSError) as exc:
         code = exit_code_for(exc)
         fail("serve", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    remove = server.install_signal_handlers()  # a second signal aborts what is left
     try:
-        listeners = getattr(server, "listeners", None)
-        if listeners is not None and len(listeners) == len(server.urls):
-            for url, listener in zip(server.urls, listeners, strict=True):
-                local = getattr(listener, "local", None)  # an inherited socket's real address
-                ready(url, f" ({local})" if local is not None else "")
-        else:
-            for url in server.urls:
-                ready(url)
-        await stop.wait()
+        for url, listener in zip(server.urls, server.listeners, strict=True):
+            local = getattr(listener, "local", None)  # an inherited socket's real address
+            ready(url, f" ({local})" if local is not None else "")
+        await server.serve_forever(grace)
     finally:
-        server.close()
-        await server.wait_closed(grace)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        remove()
+        await server.aclose(grace)  # at once when serve_forever has stopped it
     return EXIT_OK
-
