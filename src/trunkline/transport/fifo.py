@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import select
@@ -66,7 +65,7 @@ from .base import (
     is_admitted,
 )
 from .pipepair import PIPE_READ_SIZE, attach_pipes
-from .unix import _gid, _uid, unlink_if_ours
+from .unix import _gid, _uid, path_claim, unlink_if_ours
 
 log = logging.getLogger("trunkline.transport.fifo")
 
@@ -399,35 +398,11 @@ def _open_pipe(name: str, flags: int, dfd: int, uid: int) -> int:
 
 async def listen(address: FifoAddress, factory: ProtocolFactory, options: ListenOptions
                  ) -> FifoListener:
-    # Competing servers in one directory take turns (flock on the directory), so two of them
-    # reclaiming the same stale FIFO cannot both believe they own the new one.
-    parent = os.path.dirname(os.path.abspath(address.path))
-    try:
-        lock = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        lock = -1  # e.g. a write-only drop directory: go on without the lock
-    try:
-        if lock >= 0:
-            await _flock(lock)
+    # Competing servers in one directory take turns, so two of them reclaiming the same stale
+    # FIFO cannot both believe they own the new one.
+    async with path_claim(address.path):
         rfd, wfd, st = _create_rendezvous(address, options)
-    finally:
-        if lock >= 0:
-            os.close(lock)
     return FifoListener(address, factory, options, rfd, wfd, st)
-
-
-async def _flock(fd: int, wait: float = 2.0) -> None:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return  # someone else holds it for long: not one of us; proceed unlocked
-            await asyncio.sleep(0.002)
-        except OSError:
-            return  # the filesystem cannot lock directories
 
 
 def _create_rendezvous(address: FifoAddress, options: ListenOptions
