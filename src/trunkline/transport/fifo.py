@@ -20,7 +20,9 @@ Rules:
 - The server trusts nothing in an announcement. DIR must be a 0700 directory (not a symlink)
   whose name carries this rendezvous' device and inode, so a pair meant for another server
   cannot be redirected here; c2s and s2c must be FIFOs owned by DIR's owner, whose uid/gid are
-  the peer's credentials (the pid is as claimed by the client). Garbage lines are skipped.
+  the peer's credentials (the pid is as claimed by the client). Garbage lines are skipped,
+  and an announcement is found by its prefix wherever it lands (after someone's
+  unterminated junk too), so no writer can cost an announced client its connection.
 - Rendezvous hygiene, as for Unix sockets: a live one (it has a reader) is never stolen, a stale
   one is reclaimed, a non-FIFO is never removed, the file is never looser than ``mode``, and it
   is unlinked on close only if it is still ours (same inode).
@@ -258,8 +260,7 @@ class FifoListener(Listener):
         self._prefix = _pair_prefix(st)
         self._handshakes: set[asyncio.Task[None]] = set()
         self._claimed: set[tuple[int, int]] = set()  # pair dirs mid-handshake: no double use
-        self._partial = bytearray()
-        self._skipping = False  # inside an over-long line: drop until its newline
+        self._partial = bytearray()  # an unterminated line, kept from its last MAGIC
         self._closed = False
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(rfd, self._on_readable)
@@ -278,6 +279,12 @@ class FifoListener(Listener):
                 task.add_done_callback(self._handshakes.discard)
 
     def _read_lines(self) -> list[bytes]:
+        """Complete lines read so far, each cut to start at its last announcement prefix.
+
+        An announcement is one atomic write, so it arrives whole, but anyone who may write
+        the FIFO can leave unterminated bytes just before it. The announcement is then the
+        line's tail from its last ``MAGIC``: junk before it never costs the client its turn,
+        and junk cannot follow it within the line (its own newline ends the line)."""
         lines: list[bytes] = []
         while True:
             try:
@@ -290,21 +297,28 @@ class FifoListener(Listener):
                 break
             self._partial += chunk
             while (i := self._partial.find(b"\n")) >= 0:
-                if not self._skipping:
-                    lines.append(bytes(self._partial[:i]))
-                self._skipping = False
+                start = self._partial.rfind(MAGIC, 0, i)
+                if start >= 0:
+                    lines.append(bytes(self._partial[start:i]))
                 del self._partial[:i + 1]
             if len(self._partial) > _MAX_LINE:
-                self._partial.clear()
-                self._skipping = True
+                self._trim_partial()
             if len(chunk) < PIPE_READ_SIZE:
                 break
         return lines
 
+    def _trim_partial(self) -> None:
+        """Bound an unterminated line: keep only what could still begin an announcement
+        (from its last ``MAGIC``, or the few bytes that could be the start of one)."""
+        start = self._partial.rfind(MAGIC)
+        if start < 0 or len(self._partial) - start > _MAX_LINE:
+            start = len(self._partial) - (len(MAGIC) - 1)
+        del self._partial[:start]
+
     def _parse(self, line: bytes) -> tuple[int, str] | None:
         head, _, rest = line.partition(MAGIC + b" ")
         pid, _, path = rest.partition(b" ")
-        if head or not pid.isdigit() or not path.startswith(b"/"):
+        if head or not pid.isdigit() or not path.startswith(b"/") or b"\0" in path:
             return None
         pair_dir = os.fsdecode(path)
         if not os.path.basename(pair_dir).startswith(self._prefix):
