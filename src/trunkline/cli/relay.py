@@ -56,13 +56,14 @@ Runs until SIGINT/SIGTERM. Exit 1: cannot listen; exit 2: bad usage or address."
               help="Seconds to let open connections finish after a stop signal.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-connection log lines.")
 def relay_command(listen_url: Address, target_url: Address, mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, timeout: float, cafile: str | None, buffer_size: int,
-                  grace: float, quiet: bool) -> None:
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
+                  cert: str | None, key: str | None, timeout: float, cafile: str | None,
+                  buffer_size: int, grace: float, quiet: bool) -> None:
     """Accept clients on LISTEN_URL and relay each to TARGET_URL."""
     import ssl
 
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, [listen_url])
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, [listen_url],
+                             allow_any_user)
     context = ssl.create_default_context(cafile=cafile) if cafile else None
     connect_options = ConnectOptions(timeout=timeout, ssl=context)
     setup_logging(quiet=quiet)

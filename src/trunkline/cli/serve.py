@@ -160,15 +160,15 @@ class _ServeCommand(click.Command):
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, grace: float, app_dir: str | None, factory: bool,
-                  quiet: bool, trace: str | None, trace_file: str | None) -> None:
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
+                  cert: str | None, key: str | None, grace: float, app_dir: str | None,
+                  factory: bool, quiet: bool, trace: str | None, trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     addresses = list(on)
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
     setup_logging(quiet=quiet)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:

@@ -60,11 +60,11 @@ from .base import (
     KIND,
     LOCAL,
     PEER,
+    Admission,
     ConnectOptions,
     Listener,
     ListenOptions,
     ProtocolFactory,
-    is_admitted,
 )
 from .pipepair import PIPE_READ_SIZE, attach_pipes
 from .unix import _gid, _uid, path_claim, unlink_if_ours
@@ -255,6 +255,7 @@ class FifoListener(Listener):
         self._path = address.path
         self._factory = factory
         self._options = options
+        self._admission = Admission(options, format_address(address))
         self._rfd, self._wfd = rfd, wfd
         self._inode = (st.st_dev, st.st_ino)
         self._prefix = _pair_prefix(st)
@@ -342,7 +343,7 @@ class FifoListener(Listener):
             fds.append(wfd)
             st = os.fstat(rfd)
             creds = PeerCredentials(pid, st.st_uid, st.st_gid)
-            if not is_admitted(creds, self._options):
+            if not self._admission.admits(creds):
                 os.write(wfd, b"!uid %d gid %d is not admitted\n" % (st.st_uid, st.st_gid))
                 raise PeerNotAllowedError(errno.EACCES, f"uid {st.st_uid} not admitted")
             os.write(wfd, b"+%d\n" % os.getpid())

@@ -11,7 +11,8 @@ Socket-file hygiene, for path sockets:
   looser than asked; owner/group are applied right after, before listen();
 - on close the file is unlinked, but only if it is still ours (same inode).
 Peer credentials come from SO_PEERCRED; ``allow_uids``/``allow_gids`` admit only listed peers,
-which is the only access control an abstract socket has.
+which is the only access control an abstract socket has: without lists (or
+``allow_any_user``) an abstract name admits only the server's own uid (``admit_defaults``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import AsyncIterator
 from ..address import UnixAddress, format_address
 from ..errors import AddressInUseError, ConnectError, NotASocketError, TransportError
 from ..trace import Step, Tracer
-from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory
+from .base import Admission, ConnectOptions, ListenOptions, ProtocolFactory, admit_defaults
 from .tcp import SocketListener
 
 log = logging.getLogger("trunkline.transport")
@@ -220,9 +221,10 @@ async def listen(address: UnixAddress, factory: ProtocolFactory, options: Listen
         st = os.lstat(address.path)
         inode = (st.st_dev, st.st_ino)
         on_close = lambda: unlink_if_ours(address.path, inode)  # noqa: E731
+    options = admit_defaults(options, abstract=address.abstract)
     gated: ProtocolFactory = factory
-    if options.allow_uids is not None or options.allow_gids is not None:
-        gated = lambda: AdmitGate(factory, options)  # noqa: E731
+    if options.checks_peers:
+        gated = Admission(options, format_address(address)).gate(factory)
     try:
         server = await loop.create_unix_server(gated, sock=sock, backlog=options.backlog)
     except BaseException:
