@@ -39,7 +39,8 @@ _SKB = 256  # SKB_TRUESIZE overhead: struct sk_buff and its alignment
 _MAX_LINEAR = 16 * 1024 - _SHINFO  # SKB_MAX_ALLOC: beyond it the kernel adds pages
 _MAX_PAGED = 17 * 4096  # MAX_SKB_FRAGS * PAGE_SIZE
 _PEERS_KEPT = 1024  # past this many destinations with a balance, forget the settled ones
-_DUMP_INTERVAL = 0.1  # at least this long between dumps of every Unix socket
+_DUMPS_PER_SECOND = 20.0  # dumps of every Unix socket (to find a new peer's), on average,
+_DUMP_BURST = 8.0  # ... and at most this many at once
 
 
 def charge(size: int) -> int:
@@ -73,7 +74,8 @@ class ReplyBudget:
         self._unread = 0  # upper bound of our unread bytes in total (SIOCOUTQ plus since)
         self._diag: UnixDiag | None = None
         self._refs: dict[Any, SocketRef] = {}
-        self._last_dump = 0.0
+        self._dump_tokens = _DUMP_BURST
+        self._dump_time = time.monotonic()
 
     def allows(self, peer: Any, size: int) -> bool:
         """Whether a ``size``-byte datagram to ``peer`` may be sent now."""
@@ -160,14 +162,18 @@ class ReplyBudget:
         return self._diag if self._diag.available else None
 
     def _dump(self, also: Any = None) -> dict[Any, tuple[SocketRef, bool]]:
-        """The kernel's view of our destinations (and ``also``), at most every
-        ``_DUMP_INTERVAL``; those it does not know are gone (or in another network namespace,
-        where sock_diag cannot see: then we cannot bound them) and are forgotten."""
+        """The kernel's view of our destinations (and ``also``); those it does not know are
+        gone (or in another network namespace, where sock_diag cannot see: then we cannot
+        bound them) and are forgotten. A dump walks every Unix socket of the namespace, so
+        they are rationed (a token bucket): a flood of new peers cannot make us spin."""
         now = time.monotonic()
+        self._dump_tokens = min(_DUMP_BURST, self._dump_tokens
+                                + (now - self._dump_time) * _DUMPS_PER_SECOND)
+        self._dump_time = now
         diag = self._diag_socket()
-        if diag is None or now - self._last_dump < _DUMP_INTERVAL:
+        if diag is None or self._dump_tokens < 1:
             return {}
-        self._last_dump = now
+        self._dump_tokens -= 1
         wanted = {p for p in (*self._held, also) if isinstance(p, str | bytes) and p}
         found = diag.dump(wanted)
         self._refs = {name: ref for name, (ref, _) in found.items()}
