@@ -45,12 +45,15 @@ _DUMP_BURST = 8.0  # ... and at most this many at once
 
 def charge(size: int) -> int:
     """What the kernel charges our send buffer for one ``size``-byte unixgram datagram."""
-    paged = 0
-    if size > _MAX_LINEAR:
-        paged = min(size - _MAX_LINEAR, _MAX_PAGED)
-        paged = (paged + 4095) & ~4095
-    linear = max(size - paged, 0) + _SHINFO
-    return (1 << (linear - 1).bit_length()) + _SKB + paged
+    if size <= _MAX_LINEAR:
+        return _LINEAR[(size + _SHINFO - 1).bit_length()]
+    paged = min(size - _MAX_LINEAR, _MAX_PAGED)
+    paged = (paged + 4095) & ~4095
+    return (1 << (size - paged + _SHINFO - 1).bit_length()) + _SKB + paged
+
+
+# a linear datagram's data buffer is a power of two (kmalloc): one charge per bit length
+_LINEAR = [(1 << bits) + _SKB for bits in range((_MAX_LINEAR + _SHINFO).bit_length() + 1)]
 
 
 class PeerBacklogError(BlockingIOError):
@@ -77,12 +80,18 @@ class ReplyBudget:
         self._dump_tokens = _DUMP_BURST
         self._dump_time = time.monotonic()
 
-    def allows(self, peer: Any, size: int) -> bool:
-        """Whether a ``size``-byte datagram to ``peer`` may be sent now."""
-        cost = charge(size)
-        if self._fits(peer, cost, self._unread):
-            return True
-        unread = self._measure()  # the estimates say no: look at the real figures
+    def allows(self, peer: Any, size: int) -> int:
+        """The charge of a ``size``-byte datagram to ``peer`` if it may be sent now, else 0
+        (give the charge to ``sent`` once it is)."""
+        cost = _LINEAR[(size + _SHINFO - 1).bit_length()] if size <= _MAX_LINEAR else (
+            charge(size))
+        held = self._held.get(peer, 0)
+        if (held == 0 or held + cost <= self.per_peer) and self._unread + cost <= self.pressure:
+            return cost
+        return cost if self._allows_after_all(peer, cost) else 0
+
+    def _allows_after_all(self, peer: Any, cost: int) -> bool:
+        unread = self._measure()  # the estimates said no: look at the real figures
         self._clamp(peer, unread)
         if self._fits(peer, cost, unread):
             return True
@@ -99,13 +108,13 @@ class ReplyBudget:
         held = self._held.get(peer, 0)
         return (held == 0 or held + cost <= self.per_peer) and unread + cost <= self.pressure
 
-    def sent(self, peer: Any, size: int) -> None:
-        cost = charge(size)
-        self._held[peer] = self._held.get(peer, 0) + cost
+    def sent(self, peer: Any, cost: int, empty: bool = False) -> None:
+        held = self._held
+        held[peer] = held.get(peer, 0) + cost
         self._unread += cost
-        if not size:
+        if empty:
             self._empty_sent.add(peer)
-        if len(self._held) > _PEERS_KEPT:
+        if len(held) > _PEERS_KEPT:
             self._settle_all()
 
     def forget(self, peer: Any) -> None:

@@ -108,9 +108,12 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
             self._queue(data)
             return
         budget = self._budget
-        if budget is not None and addr is not None and not budget.allows(addr, len(data)):
-            self._protocol.error_received(PeerBacklogError(addr))
-            return
+        cost = 0
+        if budget is not None and addr is not None:
+            cost = budget.allows(addr, len(data))
+            if not cost:
+                self._protocol.error_received(PeerBacklogError(addr))
+                return
         try:
             if addr is None:
                 self._sock.send(data)
@@ -127,8 +130,8 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
                 budget.forget(addr)  # gone, and what it held with it
             self._protocol.error_received(exc)
         else:
-            if budget is not None and addr is not None:
-                budget.sent(addr, len(data))
+            if cost:
+                budget.sent(addr, cost, not len(data))  # type: ignore[union-attr]
 
     def _queue(self, data: Any) -> None:
         data = bytes(data)
