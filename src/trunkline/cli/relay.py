@@ -33,6 +33,8 @@ Examples:
   trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
   trunkline relay fifo:///tmp/app.fifo tcp://127.0.0.1:8000
   trunkline relay tcp://127.0.0.1:0 unix:@app --quiet
+  trunkline relay unix:@front tcp://127.0.0.1:8000 --allow-uid 1000   (abstract: own uid
+                                                                      by default)
 
 \b
 Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes flow both

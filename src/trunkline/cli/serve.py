@@ -115,6 +115,7 @@ Examples:
   trunkline serve echo --on tcp://127.0.0.1:7000
   trunkline serve echo --on unix:///tmp/echo.sock --on unix:@echo --on udp://127.0.0.1:7001
   trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
+  trunkline serve echo --on unix:@echo --allow-any-user   (abstract: own uid by default)
   trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
   curl --unix-socket /tmp/echo.sock http://x/path?q=1      (against the echo above)
   trunkline serve main:app --on unix:///tmp/api.sock --on fifo:///tmp/api.fifo
@@ -126,6 +127,13 @@ echo sniffs each stream connection's first bytes: a method of A-Z, a space and
 JSON; WebSocket messages back as sent), so a raw client that sends such a line gets
 HTTP too. Anything else is echoed byte for byte at once; a prefix that could still be
 either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
+
+\b
+Who may connect: a socket path or FIFO admits whoever its --mode lets in; an abstract
+name (unix:@name) only this server's uid, unless --allow-uid/--allow-gid widen it or
+--allow-any-user opens it. Refused peers are closed at once and logged. The admit flags
+apply to Unix stream sockets, FIFOs and inherited Unix sockets (a usage error where no
+address can take them). Datagram replies a peer does not read are dropped and counted.
 
 \b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
