@@ -33,13 +33,13 @@ Examples:
   trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
   trunkline relay fifo:///tmp/app.fifo tcp://127.0.0.1:8000
   trunkline relay tcp://127.0.0.1:0 unix:@app --quiet
-  trunkline relay unix:@front tcp://127.0.0.1:8000 --allow-uid 1000   (abstract: own uid
-                                                                      by default)
+  trunkline relay unix:@front tcp://127.0.0.1:8000 --allow-uid 1000
 
 \b
 Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes flow both
 ways. EOF on one side half-closes the other; a pair closes when both directions have
-ended. Prints "listening on URL" on stderr once bound, and one log line per connection
+ended. An abstract LISTEN_URL admits only this user's uid unless --allow-uid/--allow-gid
+or --allow-any-user say otherwise. Prints "listening on URL" on stderr once bound, and one log line per connection
 at close (bytes up = client to target, bytes down = target to client, duration).
 Runs until SIGINT/SIGTERM. Exit 1: cannot listen; exit 2: bad usage or address."""
 
