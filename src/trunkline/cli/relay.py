@@ -39,8 +39,9 @@ Examples:
 Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes flow both
 ways. EOF on one side half-closes the other; a pair closes when both directions have
 ended. An abstract LISTEN_URL admits only this user's uid unless --allow-uid/--allow-gid
-or --allow-any-user say otherwise. Prints "listening on URL" on stderr once bound, and one log line per connection
-at close (bytes up = client to target, bytes down = target to client, duration).
+or --allow-any-user say otherwise. Prints "listening on URL" on stderr once bound, and
+one log line per connection at close (bytes up = client to target, bytes down = target
+to client, duration).
 Runs until SIGINT/SIGTERM. Exit 1: cannot listen; exit 2: bad usage or address."""
 
 
