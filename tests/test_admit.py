@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -170,6 +171,24 @@ def test_allow_any_user_flag_opens_the_name() -> None:
         done = subprocess.run(trunkline_as_nobody("connect", f"unix:@{name}"), input=b"hi\n",
                               capture_output=True, timeout=30, check=False)
         assert (done.returncode, done.stdout) == (0, b"hi\n"), done.stderr
+        assert server.stop() == 0
+
+
+def test_a_refused_fifo_writer_does_not_cost_admitted_clients(short_tmp: Path) -> None:
+    os.chmod(short_tmp, 0o755)  # nobody may reach the FIFO (mode 0622) and announce itself
+    url = f"fifo://{short_tmp}/rv"
+    with Service(["serve", "echo", "--on", url, "--mode", "0622", "--allow-uid", "0"]
+                 ) as server:
+        server.wait_ready()
+        refused = subprocess.Popen(trunkline_as_nobody("connect", url), stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        admitted = run(["connect", url], input=b"root\n", timeout=30)
+        out, err = refused.communicate(b"nobody\n", timeout=30)
+        assert (admitted.returncode, admitted.stdout) == (0, b"root\n"), admitted.stderr
+        assert refused.returncode == 4 and out == b"", err
+        assert b"not admitted" in err, err
+        line = server.wait_for_line("refused")
+        assert f"uid {UID}" in line.string
         assert server.stop() == 0
 
 
