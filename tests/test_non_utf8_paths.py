@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import trunkline
-from cli_helpers import Service, run
+from tests.support.cli_helpers import Service, run
 from trunkline.address import UnixAddress, format_address
 
 
