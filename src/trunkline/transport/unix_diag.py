@@ -15,6 +15,10 @@ netlink is unavailable (some sandboxes) ``UnixDiag.available`` is False.
 
 Names are given as Python's socket module gives source addresses: ``bytes`` with a leading
 NUL for abstract names, ``str`` for paths.
+
+Why not pyroute2 (``trunkline map`` uses it): the transport must not need an optional extra
+(it takes ~0.3 s to import), and its ``DiagSocket.get_sock_stats`` only dumps (marked
+work in progress), while a budget check asks about one socket by inode, many times a second.
 """
 
 from __future__ import annotations
