@@ -59,14 +59,21 @@ class Contender:
 
 async def _start_pair(url: str) -> list[Contender]:
     gate_r, gate_w = os.pipe()
+    procs: list[asyncio.subprocess.Process] = []
     try:
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-c", GATED_MAIN, str(gate_r), "serve", "echo", "--on", url,
-            pass_fds=(gate_r,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE) for _ in range(2)]
+        for _ in range(2):
+            procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-c", GATED_MAIN, str(gate_r), "serve", "echo", "--on", url,
+                pass_fds=(gate_r,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE))
         for proc in procs:
             assert proc.stdout is not None
             assert await proc.stdout.readline() == b"ready\n"
+    except BaseException:  # failed or cancelled (another lane failed): leave nothing running
+        for proc in procs:
+            proc.kill()
+            await proc.wait()
+        raise
     finally:
         os.close(gate_r)
         os.close(gate_w)  # both wake now
