@@ -31,12 +31,15 @@ Examples:
   trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
   trunkline relay fifo:///tmp/app.fifo tcp://127.0.0.1:8000
   trunkline relay tcp://127.0.0.1:0 unix:@app --quiet
+  trunkline relay unix:@front tcp://127.0.0.1:8000 --allow-uid 1000
 
 \b
 Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes flow both
 ways. EOF on one side half-closes the other; a pair closes when both directions have
-ended. Prints "listening on URL" on stderr once bound, and one log line per connection
-at close (bytes up = client to target, bytes down = target to client, duration).
+ended. An abstract LISTEN_URL admits only this user's uid unless --allow-uid/--allow-gid
+or --allow-any-user say otherwise. Prints "listening on URL" on stderr once bound, and
+one log line per connection at close (bytes up = client to target, bytes down = target
+to client, duration).
 Runs until SIGINT/SIGTERM, then lets relayed connections finish for up to --grace
 seconds and aborts the rest (a second signal aborts at once). Exit 1: cannot listen;
 exit 2: bad usage or address."""
@@ -57,13 +60,14 @@ exit 2: bad usage or address."""
                    "signal aborts them at once).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-connection log lines.")
 def relay_command(listen_url: Address, target_url: Address, mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, timeout: float, cafile: str | None, buffer_size: int,
-                  grace: float, quiet: bool) -> None:
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
+                  cert: str | None, key: str | None, timeout: float, cafile: str | None,
+                  buffer_size: int, grace: float, quiet: bool) -> None:
     """Accept clients on LISTEN_URL and relay each to TARGET_URL."""
     import ssl
 
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, [listen_url])
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, [listen_url],
+                             allow_any_user)
     context = ssl.create_default_context(cafile=cafile) if cafile else None
     connect_options = ConnectOptions(timeout=timeout, ssl=context)
     setup_logging(quiet=quiet)

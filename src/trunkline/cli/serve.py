@@ -120,6 +120,7 @@ Examples:
   trunkline serve echo --on tcp://127.0.0.1:7000
   trunkline serve echo --on unix:///tmp/echo.sock --on unix:@echo --on udp://127.0.0.1:7001
   trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
+  trunkline serve echo --on unix:@echo --allow-any-user   (abstract: own uid by default)
   trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
   curl --unix-socket /tmp/echo.sock http://x/path?q=1      (against the echo above)
   trunkline serve main:app --on unix:///tmp/api.sock --on fifo:///tmp/api.fifo
@@ -131,6 +132,13 @@ echo sniffs each stream connection's first bytes: a method of A-Z, a space and
 JSON; WebSocket messages back as sent), so a raw client that sends such a line gets
 HTTP too. Anything else is echoed byte for byte at once; a prefix that could still be
 either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
+
+\b
+Who may connect: a socket path or FIFO admits whoever its --mode lets in; an abstract
+name (unix:@name) only this server's uid, unless --allow-uid/--allow-gid widen it or
+--allow-any-user opens it. Refused peers are closed at once and logged. The admit flags
+apply to Unix stream sockets, FIFOs and inherited Unix sockets (a usage error where no
+address can take them). Datagram replies a peer does not read are dropped and counted.
 
 \b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
@@ -168,15 +176,15 @@ class _ServeCommand(click.Command):
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, grace: float, app_dir: str | None, factory: bool,
-                  quiet: bool, trace: str | None, trace_file: str | None) -> None:
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
+                  cert: str | None, key: str | None, grace: float, app_dir: str | None,
+                  factory: bool, quiet: bool, trace: str | None, trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     addresses = list(on)
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
     setup_logging(quiet=quiet)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:
