@@ -14,7 +14,8 @@ from ..bench.pingpong import KINDS, PLACEMENTS, run_pingpong
 from ..bench.process import BenchError
 from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
 from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
-from ._support import EXIT_USAGE, fail
+from ._support import fail
+from .exits import Exit
 from .main import cli
 
 GROUP_EPILOG = """\b
@@ -123,7 +124,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
             results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
                                    size=size, block=block, progress=progress)
     except BenchError as exc:
-        fail("bench pingpong", str(exc), EXIT_USAGE)
+        fail("bench pingpong", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), "rounds": rounds, "size": size,
                                "results": pingpong_json(results)}, indent=2))
@@ -154,7 +155,7 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         with _progress(not as_json) as progress:
             result = run_relay_bulk(size, relay_list, repeat=repeat, progress=progress)
     except BenchError as exc:
-        fail("bench relay", str(exc), EXIT_USAGE)
+        fail("bench relay", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **relay_json(result)}, indent=2))
     else:
@@ -215,7 +216,7 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
                 _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
                 warmup=warmup, size=size, inflight=inflight, progress=progress)
     except BenchError as exc:
-        fail("bench ws", str(exc), EXIT_USAGE)
+        fail("bench ws", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:

@@ -13,21 +13,17 @@ from ..errors import TrunklineError
 from ..relay import DEFAULT_BUFFER, start_relay
 from ..transport import ConnectOptions, ListenOptions
 from ._support import (
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
     AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
     listen_flags,
     listen_options,
     ready,
+    report,
     setup_logging,
 )
+from .exits import Exit, exit_help
 from .main import cli
 
-EXAMPLES = """\b
+EXAMPLES = f"""\b
 Examples:
   trunkline relay tcp://127.0.0.1:8000 unix:///run/app.sock     (TCP clients reach a UDS app)
   trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
@@ -39,7 +35,10 @@ Each client accepted on LISTEN_URL gets its own connection to TARGET_URL; bytes 
 ways. EOF on one side half-closes the other; a pair closes when both directions have
 ended. Prints "listening on URL" on stderr once bound, and one log line per connection
 at close (bytes up = client to target, bytes down = target to client, duration).
-Runs until SIGINT/SIGTERM. Exit 1: cannot listen; exit 2: bad usage or address."""
+Runs until SIGINT/SIGTERM, then exits 0. A target that cannot be reached fails that client's
+connection (logged), not the relay.
+
+{exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.BAD_ADDRESS)}"""
 
 
 @cli.command("relay", epilog=EXAMPLES)
@@ -70,7 +69,7 @@ def relay_command(listen_url: Address, target_url: Address, mode: int,
         code = _loop.run(_relay(listen_url, target_url, options, connect_options,
                                 buffer_size, grace))
     except KeyboardInterrupt:
-        code = EXIT_OK
+        code = Exit.OK
     raise SystemExit(code)
 
 
@@ -80,8 +79,7 @@ async def _relay(listen_url: Address, target_url: Address, options: ListenOption
         relay = await start_relay(listen_url, target_url, listen_options=options,
                                   connect_options=connect_options, buffer_size=buffer_size)
     except (TrunklineError, OSError) as exc:
-        code = exit_code_for(exc)
-        fail("relay", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+        report("relay", exc, listening=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,4 +94,4 @@ async def _relay(listen_url: Address, target_url: Address, options: ListenOption
         await relay.wait_closed(grace)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return EXIT_OK
+    return Exit.OK

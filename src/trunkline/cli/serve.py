@@ -24,18 +24,14 @@ from ..server.run import DEFAULT_CONFIG
 from ..trace import Tracer
 from ..transport import ListenOptions
 from ._support import (
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
     AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
     listen_flags,
     listen_options,
     ready,
+    report,
     setup_logging,
 )
+from .exits import Exit, exit_help
 from .main import cli
 from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
@@ -130,7 +126,9 @@ either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
 \b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
 port), then serves until SIGINT or SIGTERM, closes cleanly (socket files removed) and
-exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
+exits 0.
+
+{EXITS}"""
 
 
 class _ServeCommand(click.Command):
@@ -143,6 +141,10 @@ class _ServeCommand(click.Command):
                 ("module:app", "any ASGI 3 app (FastAPI, Starlette, ...) imported as uvicorn "
                  "does: the current directory (or --app-dir) on the import path; --factory "
                  "calls it to get the app")])
+
+
+EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
+                                           Exit.BAD_ADDRESS))
 
 
 @cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
@@ -174,7 +176,7 @@ def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], 
     try:
         code = _loop.run(_serve(found, app_args, addresses, options, grace, tracer))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
-        code = EXIT_OK
+        code = Exit.OK
     finally:
         close_trace()
     raise SystemExit(code)
@@ -189,8 +191,7 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     except click.UsageError:
         raise
     except (TrunklineError, OSError) as exc:
-        code = exit_code_for(exc)
-        fail("serve", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+        report("serve", exc, listening=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,5 +211,5 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
         await server.wait_closed(grace)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return EXIT_OK
+    return Exit.OK
 

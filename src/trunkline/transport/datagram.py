@@ -55,9 +55,10 @@ from ..errors import (
     TransportError,
     TrunklineError,
     UnsupportedError,
+    os_error_words,
 )
 from ..trace import Step, Tracer
-from .base import Listener, ListenOptions
+from .base import Listener, ListenOptions, check_dialable
 from .eager import EagerRunner
 from .unix import bind_unix_socket, unlink_if_ours
 from .unixgram import UnixDatagramTransport
@@ -118,7 +119,8 @@ async def resolve_udp(host: str, port: int, *, passive: bool = False
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_DGRAM, flags=flags)
         except socket.gaierror as exc:
-            raise ResolveError(f"could not resolve {host!r}: {exc.strerror}") from exc
+            raise ResolveError(f"could not resolve the host name {host!r}: "
+                               f"{os_error_words(exc)}") from exc
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
@@ -188,6 +190,7 @@ async def open_socket(address: UdpAddress | UnixAddress, *,
         raise UnsupportedError(f"cannot bind {format_address(bind)} to talk to "
                                f"{format_address(address)}: both must be udp or both unixgram")
     if isinstance(address, UdpAddress):
+        check_dialable(address)
         family, sockaddr = await resolve_udp(address.host, address.port)
         if bind is not None:
             dsock = await bind_socket(bind, options)
@@ -229,8 +232,8 @@ def _why(exc: OSError) -> str:
     if exc.errno == errno.EPERM:
         return "that socket is connected to another peer and accepts datagrams only from it"
     if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
-        return f"{exc.strerror} (is the server running?)"
-    return exc.strerror or str(exc)
+        return os_error_words(exc)
+    return os_error_words(exc)
 
 
 def _as_address(identity: Identity) -> UdpAddress | UnixAddress:

@@ -52,6 +52,7 @@ from ..errors import (
     PeerNotAllowedError,
     TransportError,
     TrunklineError,
+    os_error_words,
 )
 from ..trace import Step, Tracer
 from .base import (
@@ -172,7 +173,7 @@ async def open(address: FifoAddress, factory: ProtocolFactory, options: ConnectO
         raise
     except OSError as exc:
         _close_all(fds)
-        raise ConnectError(exc.errno, f"could not connect to {url}: {exc.strerror or exc}"
+        raise ConnectError(exc.errno, f"could not connect to {url}: {os_error_words(exc)}"
                            ) from exc
     except BaseException:
         _close_all(fds)
