@@ -51,6 +51,8 @@ class Exit(IntEnum):
     SEND = 55
     RECEIVE = 56
     CERTIFICATE = 60
+    BAD_ENCODING = 61
+    SEND_REWIND = 65
     INTERRUPTED = 130
 
 
@@ -73,6 +75,8 @@ MEANING: dict[Exit, str] = {
     Exit.SEND: "the connection broke while sending",
     Exit.RECEIVE: "the connection broke while receiving (reset, closed abnormally)",
     Exit.CERTIFICATE: "the server's TLS certificate is not trusted (--cacert, or -k)",
+    Exit.BAD_ENCODING: "a --compressed body in an encoding we cannot (or could not) decode",
+    Exit.SEND_REWIND: "a redirect needs the body again, and it came from stdin",
     Exit.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

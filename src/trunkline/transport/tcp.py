@@ -82,7 +82,7 @@ async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOp
             if tracer is not None:
                 tracer.record(Step.SOCKET, "client", time.monotonic_ns(), conn,
                               family="ipv6" if family == socket.AF_INET6 else "ipv4",
-                              protocol="tcp")
+                              protocol="tcp", peer=format_hostport(sockaddr[0], sockaddr[1]))
             t_connect = time.monotonic_ns()
             await loop.sock_connect(sock, sockaddr)
             if tracer is not None:
