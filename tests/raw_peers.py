@@ -6,6 +6,7 @@ binds port 0 and is closed (threads joined) when the ``with`` block ends.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -62,10 +63,8 @@ class ScriptedServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stopped.set()
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        except OSError:
-            pass
         self.listener.close()
         self._acceptor.join(5)
         for thread in self._threads:

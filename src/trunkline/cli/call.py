@@ -248,9 +248,11 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
         max_redirs=max_redirs, compressed=compressed, retry=retry, retry_delay=retry_delay,
         retry_max_time=retry_max_time, retry_connrefused=retry_connrefused,
         progress=not (silent or no_progress_meter), pretty=True,
-        trace_headers=trace_headers or server_trace is not None)
+        trace_headers=trace_headers or server_trace is not None,
+        silent=silent)
     tracer = Tracer() if choice is not None or wout is not None else None
-    result = run(options, tracer)
+    # --trace-headers alone: a tracer only to carry the id onto the wire
+    result = run(options, tracer or (Tracer(keep=False) if options.trace_headers else None))
     if not silent or show_error:
         for message in result.messages:
             click.echo(f"trunkline call: {message}", err=True)
@@ -258,7 +260,8 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
     if tracer is not None:
         events = call_trace.gather(tracer, server_trace, None if silent else sys.stderr)
         facts = call_trace.facts(options.method, options.url, options.transport,
-                                 result.response, code, result.messages, events)
+                                 result.response, code, result.messages, events,
+                                 result.redirects)
         title = f"trunkline call {options.method} {options.url}"
         written = call_trace.emit(choice, wout, events, tracer, facts, title, silent=silent,
                                   stdout=sys.stdout, stderr=sys.stderr)

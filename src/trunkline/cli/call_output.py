@@ -189,7 +189,9 @@ def verbose_sink(err: IO[str], dial: StreamAddress) -> Sink:
             where = detail.get("peer") or _where(dial)
             err.write(f"*   Trying {where}...\n")
         elif event.step is Step.CONNECT:
-            peer = detail.get("peer") or _where(dial)
+            peer = str(detail.get("peer") or _where(dial))
+            if isinstance(dial, TcpAddress):  # curl shows the IP without its port here
+                peer = peer.rpartition(":")[0].strip("[]") or peer
             name = dial.host if isinstance(dial, TcpAddress) else "localhost"
             shown = f"[{name}]" if ":" in name else name
             err.write(f"* Connected to {shown} ({peer}) port {port} (#{event.conn - 1})\n")

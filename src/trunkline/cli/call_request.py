@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote_plus, unquote
 
 import click
 
@@ -65,8 +65,8 @@ def in_command_line_order(argv: Sequence[str], given: dict[DataKind, Sequence[st
 
 
 def _escape(data: str | bytes) -> str:
-    """curl_easy_escape: everything but A-Z a-z 0-9 - . _ ~ as %XX (a space is %20)."""
-    return quote(data, safe="")
+    """As curl's --data-urlencode: everything but A-Z a-z 0-9 - . _ ~ as %XX, a space as +."""
+    return quote_plus(data, safe="")
 
 
 def _read(path: str, stdin: IO[bytes]) -> bytes:

@@ -10,8 +10,9 @@ curl's rules.
   ``--location-trusted``. More than ``--max-redirs`` hops: exit 47.
 - ``--retry N``: curl's transient errors are retried (a timeout, HTTP 408, 429, 500, 502, 503,
   504; a refused connection with ``--retry-connrefused``), waiting ``--retry-delay`` seconds
-  or 1, 2, 4... s (a Retry-After header wins), within ``--retry-max-time``. The body of a
-  response that is retried is not written.
+  or 1, 2, 4... s (a Retry-After header wins), within ``--retry-max-time``. As curl, the
+  body of an answer that is retried is written too (not with ``--fail``); a file given with
+  ``-o`` starts over.
 - Failures while the body arrives are the network's (28 timeout, 18 cut short, 56 reset),
   never "cannot write the output" (23), which is only for the output itself.
 """
@@ -78,6 +79,7 @@ class CallOptions:
     progress: bool = True
     pretty: bool = True
     trace_headers: bool = False
+    silent: bool = False  # -s: no retry warnings (-S brings back errors only, as curl)
 
 
 @dataclass
@@ -86,6 +88,7 @@ class CallResult:
     response: Response | None = None
     error: BaseException | None = None
     messages: list[str] = field(default_factory=list)
+    redirects: int = 0  # followed (-L)
 
 
 class _Stop(Exception):
@@ -128,12 +131,15 @@ async def perform(options: CallOptions, tracer: Tracer | None = None, *,
         if wait is None or attempt >= options.retry:
             return result
         if options.retry_max_time and loop.time() - started + wait > options.retry_max_time:
+            if result.exit_code == Exit.OK:
+                result.messages = []  # the answer stands: it was only a reason to retry
             return result
         left = options.retry - attempt
-        err.write(f"Warning: Problem : {result.messages[0] if result.messages else 'error'}. "
-                  f"Will retry in {wait:g} seconds. {left} retr{'y' if left == 1 else 'ies'} "
-                  "left.\n")
-        err.flush()
+        if not options.silent:
+            err.write(f"Warning: Problem : {result.messages[0] if result.messages else 'error'}. "
+                      f"Will retry in {wait:g} seconds. {left} retr{'y' if left == 1 else 'ies'} "
+                      "left.\n")
+            err.flush()
         await asyncio.sleep(wait)
         attempt += 1
 
@@ -159,9 +165,11 @@ async def _attempt(options: CallOptions, tracer: Tracer | None, out: IO[bytes], 
     exchange = _Exchange(options, client, tracer, output, err, attempt)
     try:
         result = await exchange.run()
+        result.redirects = exchange.redirects
         return result, exchange.retry_wait
     except _Stop as stop:
-        return CallResult(stop.code, exchange.response, stop, [str(stop)]), None
+        return CallResult(stop.code, exchange.response, stop, [str(stop)],
+                          exchange.redirects), None
     except (TrunklineError, OSError) as exc:
         found = failure(exc, address=dial, timeout_hint="")
         message = found.message
@@ -175,7 +183,7 @@ async def _attempt(options: CallOptions, tracer: Tracer | None, out: IO[bytes], 
                 options.retry_connrefused and isinstance(exc, ConnectError)
                 and exc.errno == errno.ECONNREFUSED)):
             wait = exchange.backoff()
-        return CallResult(found.code, response, exc, [message]), wait
+        return CallResult(found.code, response, exc, [message], exchange.redirects), wait
     finally:
         output.close()
         await client.aclose()
@@ -196,6 +204,7 @@ class _Exchange:
         self.retrying = attempt < options.retry
         self.response: Response | None = None
         self.retry_wait: float | None = None
+        self.redirects = 0
 
     def backoff(self) -> float:
         """curl's wait before retry N: --retry-delay, else 1 s doubling each time."""
@@ -220,10 +229,9 @@ class _Exchange:
                 status = response.status_code
                 location = response.headers.get("location")
                 redirect = o.follow and status in REDIRECTS and location
-                if o.retry and self.retrying and status in TRANSIENT_STATUSES:
+                transient = bool(o.retry and self.retrying and status in TRANSIENT_STATUSES)
+                if transient:  # curl writes this answer as any other, then tries again
                     self.retry_wait = _retry_after(response) or self.backoff()
-                    return CallResult(Exit.OK, response, messages=[
-                        f"HTTP error {status}"])
                 if o.include or o.head_only:
                     self._write(lambda: self.output.write_head(response.head_bytes))
                 if redirect:
@@ -234,13 +242,18 @@ class _Exchange:
                     await _discard(response)
                     url, method, body, upload, headers = self._follow(
                         url, location, status, method, body, upload, headers)
+                    self.redirects += 1
                     continue
                 if o.fail and status >= 400:
-                    raise _Stop(Exit.HTTP_ERROR, f"the server answered {status} "
-                                                 f"{response.reason_phrase}")
+                    message = f"the server answered {status} {response.reason_phrase}"
+                    if transient:
+                        return CallResult(Exit.HTTP_ERROR, response, messages=[message])
+                    raise _Stop(Exit.HTTP_ERROR, message)
                 if not o.head_only and method != "HEAD":
                     await self._write_body(response)
                 self._write(self.output.finish)
+                if transient:
+                    return CallResult(Exit.OK, response, messages=[f"HTTP error {status}"])
                 return CallResult(Exit.OK, response)
         raise AssertionError("unreachable: the loop returns or raises")
 

@@ -196,6 +196,8 @@ class HttpConnection(asyncio.BufferedProtocol):
         response = self._response
         assert response is not None
         self._response = None
+        if self._rescue_fd is not None:
+            self._drop_descriptor()
         response._complete = True
         response._conn = None
         timer = self._timer
@@ -265,7 +267,6 @@ class HttpConnection(asyncio.BufferedProtocol):
     def wait_response(self) -> None:
         """The request is fully sent: from now on the read timeout counts."""
         self._sending = False
-        self._drop_descriptor()  # reads go through the transport again, which sees them
         if self._read_timeout is None and self._deadline is None:
             return
         loop = self.loop
