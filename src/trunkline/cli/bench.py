@@ -15,7 +15,7 @@ from ..bench.process import BenchError
 from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
 from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
 from ._support import fail
-from .exits import Exit
+from .exits import Exit, exit_help
 from .main import cli
 
 GROUP_EPILOG = """\b
@@ -93,7 +93,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
-@cli.group("bench", epilog=GROUP_EPILOG)
+@cli.group("bench", epilog=GROUP_EPILOG + "\n\n" + exit_help(Exit.OK, Exit.CANNOT_LISTEN,
+                                                              Exit.USAGE, Exit.INTERRUPTED))
 def bench_group() -> None:
     """Measure trunkline against raw baselines, side by side."""
 
@@ -133,7 +134,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
                   "warm-up[/]")
         out.print(pingpong_table(results, size))
     if check and any(r.meets_target is not True for r in results):
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 @bench_group.command("relay", epilog=RELAY_EPILOG)
@@ -162,7 +163,7 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         out.print(f"[dim]{host_line()}[/]")
         out.print(relay_table(result))
     if check and result.meets_target is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 WS_EPILOG = """\b
@@ -225,4 +226,4 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
         for what, error in result.errors.items():
             out.print(f"[dim]n/a {what}: {error}[/]", soft_wrap=True)
     if check and result.meets_target() is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)

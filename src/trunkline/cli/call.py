@@ -189,7 +189,7 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
         raise click.UsageError(f"expected [METHOD] URL, got {len(args)} arguments: "
                                + " ".join(args))
     url, userinfo = split_userinfo(args[-1])
-    if "://" not in url:
+    if "://" not in url and not url.startswith(("/", ".")):
         url = "http://" + url  # curl's guess for a URL without a scheme
     method_arg = args[0] if len(args) == 2 else None
     if method_arg and method_option and method_option.upper() != method_arg.upper():

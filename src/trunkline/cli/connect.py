@@ -39,7 +39,7 @@ Each reply datagram is written to stdout followed by a newline, unless it alread
 with one. After stdin ends, replies are awaited for --wait seconds (default 1).
 
 {exit_help(Exit.OK, Exit.USAGE, Exit.BAD_ADDRESS, Exit.RESOLVE, Exit.CONNECT, Exit.TIMEOUT,
-           Exit.TLS, Exit.CERTIFICATE, Exit.SEND, Exit.RECEIVE, Exit.INTERRUPTED)}
+           Exit.TLS, Exit.CERTIFICATE, Exit.RECEIVE, Exit.INTERRUPTED)}
 Writing to a reader that went away (| head) is not an error: the command ends, status 0."""
 
 

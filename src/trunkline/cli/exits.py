@@ -34,7 +34,9 @@ from ..errors import (
 
 class Exit(IntEnum):
     OK = 0
-    CANNOT_LISTEN = 1  # not curl's (its 1 is "unsupported protocol"): curl never listens
+    # not curl's (its 1 is "unsupported protocol"): curl never listens; tour and bench use it
+    # for "a leg / a run failed", their own job not done, as serve's is not when it cannot bind
+    CANNOT_LISTEN = 1
     USAGE = 2
     BAD_ADDRESS = 3
     RESOLVE = 6
@@ -48,7 +50,6 @@ class Exit(IntEnum):
     TLS = 35
     TOO_MANY_REDIRECTS = 47
     EMPTY_REPLY = 52
-    SEND = 55
     RECEIVE = 56
     CERTIFICATE = 60
     BAD_ENCODING = 61
@@ -58,7 +59,8 @@ class Exit(IntEnum):
 
 MEANING: dict[Exit, str] = {
     Exit.OK: "success",
-    Exit.CANNOT_LISTEN: "could not listen: the address is in use, or permission denied",
+    Exit.CANNOT_LISTEN: "could not listen (the address is in use, permission denied); tour, "
+                        "bench: a leg or a run failed",
     Exit.USAGE: "bad usage (an unknown option, a missing argument)",
     Exit.BAD_ADDRESS: "malformed URL or address, or one of a kind the command cannot use",
     Exit.RESOLVE: "could not resolve the host name",
@@ -72,7 +74,6 @@ MEANING: dict[Exit, str] = {
     Exit.TLS: "the TLS handshake failed",
     Exit.TOO_MANY_REDIRECTS: "more redirects than --max-redirs",
     Exit.EMPTY_REPLY: "the server closed the connection without replying",
-    Exit.SEND: "the connection broke while sending",
     Exit.RECEIVE: "the connection broke while receiving (reset, closed abnormally)",
     Exit.CERTIFICATE: "the server's TLS certificate is not trusted (--cacert, or -k)",
     Exit.BAD_ENCODING: "a --compressed body in an encoding we cannot (or could not) decode",

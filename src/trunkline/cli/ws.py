@@ -24,6 +24,7 @@ from ..trace import Tracer, describe_event
 from ..ws_connection import WebSocket
 from ._support import fail, report, restore_blocking, saved_blocking
 from .exits import Exit, exit_help
+from .hints import suggest_http_url, with_suggestion
 from .main import cli
 from .stdio import CHUNK, Output, open_stdin
 
@@ -103,6 +104,10 @@ def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tup
     """Open a WebSocket to URL: stdin lines become messages, messages go to stdout."""
     if wait < 0:
         raise click.BadParameter("must be >= 0", param_hint="--wait")
+    try:
+        parse_http_url(url)
+    except AddressError as exc:
+        fail("ws", str(with_suggestion(exc, suggest_http_url(url, "ws"))), Exit.BAD_ADDRESS)
     pairs = []
     for header in headers:
         name, sep, value = header.partition(":")
