@@ -16,7 +16,7 @@ import click
 from .. import _loop
 from ..address import parse_address, parse_http_url
 from ..errors import AddressError
-from ..trace import Tracer
+from ..trace.events import Tracer
 from . import call_trace
 from .call_request import (
     InputError,

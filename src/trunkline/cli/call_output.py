@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from ..address import StreamAddress, TcpAddress, UnixAddress, format_address
-from ..trace import Sink, Step, TraceEvent
+from ..trace.events import Sink, Step, TraceEvent
 
 #: Largest body held back to be shown as indented JSON; a bigger one is written as it came.
 PRETTY_LIMIT = 8 * 1024 * 1024

@@ -31,10 +31,10 @@ from urllib.parse import urljoin
 
 from ..address import StreamAddress, format_http_url, parse_address, parse_http_url
 from ..client import Client, Response, Timeout
-from ..client.api import USER_AGENT
+from ..client.client import USER_AGENT
 from ..errors import AddressError, ConnectError, TrunklineError
 from ..resolve import DnsResolver
-from ..trace import Tracer
+from ..trace.events import Tracer
 from .call_output import BodyOutput, Decoder, verbose_sink
 from .exits import Exit, failure
 

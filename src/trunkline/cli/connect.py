@@ -11,8 +11,8 @@ import click
 
 from .. import _loop
 from ..address import Address, format_address, is_datagram
-from ..api import connect
-from ..datagram import open_datagram
+from ..aio.datagram import open_datagram
+from ..aio.servers import connect
 from ..errors import TransportError, TrunklineError, os_error_words
 from ..transport import ConnectOptions
 from ._support import AddressParam, report, restore_blocking, saved_blocking

@@ -17,11 +17,10 @@ import click
 
 from .. import _loop
 from ..address import format_address, parse_http_url
+from ..aio.websocket import WebSocket
 from ..client.websocket import websocket
-from ..errors import AddressError, TrunklineError
-from ..protocol.websocket import WebSocketClosed
+from ..errors import AddressError, TrunklineError, WebSocketClosed
 from ..trace import Tracer, describe_event
-from ..ws_connection import WebSocket
 from ._support import fail, report, restore_blocking, saved_blocking
 from .exits import Exit, exit_help
 from .hints import suggest_http_url, with_suggestion
