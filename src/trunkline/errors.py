@@ -78,6 +78,10 @@ class UnsupportedError(TrunklineError):
 class TransportError(TrunklineError, OSError):
     """The kernel refused an operation on a socket or pipe."""
 
+    def __str__(self) -> str:
+        # OSError(errno, text) prints "[Errno N] text"; our text says it in words already
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
+
 
 class ConnectError(TransportError):
     """Could not reach the peer."""
@@ -105,6 +109,9 @@ class HandshakeError(TransportError):
 
 class ResolveError(TrunklineError, OSError):
     """A name that did not resolve."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
 
 
 class TrunklineTimeoutError(TrunklineError, TimeoutError):

@@ -140,15 +140,14 @@ def failure(exc: BaseException, *, address: Address | str | None = None,
 def _text(exc: BaseException) -> str:
     if isinstance(exc, TransportError | ResolveError | AddressError) or not isinstance(
             exc, OSError):
-        text = str(exc)
-        if isinstance(exc, OSError) and exc.strerror and exc.errno is not None:
-            text = exc.strerror  # OSError(errno, message) prints as "[Errno N] message"
-        return text or type(exc).__name__
-    return os_error_words(exc)
+        return str(exc) or type(exc).__name__
+    return os_error_words(exc)  # a kernel error that was not translated: words, no errno
 
 
 def _serve_hint(exc: ConnectError, where: str | None) -> str:
     if exc.errno in (errno.ECONNREFUSED, errno.ENOENT) and where:
+        if "server running" in str(exc):  # the library asked already; give the command
+            return f": trunkline serve echo --on {where}"
         return f"; is the server running? (trunkline serve echo --on {where})"
     return ""
 

@@ -219,7 +219,7 @@ def _why(exc: OSError) -> str:
     if exc.errno == errno.EPERM:
         return "that socket is connected to another peer and accepts datagrams only from it"
     if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
-        return os_error_words(exc)
+        return f"{os_error_words(exc)} (is the server running?)"
     return os_error_words(exc)
 
 
