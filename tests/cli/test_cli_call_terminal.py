@@ -79,7 +79,7 @@ def test_progress_meter_when_writing_a_file(tmp_path: Path) -> None:
 
 def test_every_command_takes_no_color() -> None:
     for command in (["serve"], ["connect"], ["relay"], ["tour"], ["call"], ["ws"],
-                    ["bench", "pingpong"], ["bench"]):
+                    ["bench", "pingpong"], ["bench"], ["map"]):
         done = subprocess.run([sys.executable, "-m", "trunkline", *command, "--help"],
                               capture_output=True, timeout=30, check=True)
         assert b"--no-color" in done.stdout, command

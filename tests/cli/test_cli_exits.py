@@ -13,7 +13,7 @@ from tests.support.cli_helpers import free_port, run
 from trunkline.cli.exits import MEANING
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-COMMANDS = [["serve"], ["connect"], ["relay"], ["call"], ["ws"], ["tour"], ["bench"]]
+COMMANDS = [["serve"], ["connect"], ["relay"], ["call"], ["ws"], ["tour"], ["bench"], ["map"]]
 
 
 def test_readme_table_is_the_code_table() -> None:

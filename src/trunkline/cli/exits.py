@@ -34,8 +34,9 @@ from ..errors import (
 
 class Exit(IntEnum):
     OK = 0
-    # not curl's (its 1 is "unsupported protocol"): curl never listens; tour and bench use it
-    # for "a leg / a run failed", their own job not done, as serve's is not when it cannot bind
+    # not curl's (its 1 is "unsupported protocol"): curl never listens; tour, bench and map use
+    # it for their own job not done (a leg, a run, the map), as serve's is not when it cannot
+    # bind
     CANNOT_LISTEN = 1
     USAGE = 2
     BAD_ADDRESS = 3
@@ -60,7 +61,7 @@ class Exit(IntEnum):
 MEANING: dict[Exit, str] = {
     Exit.OK: "success",
     Exit.CANNOT_LISTEN: "could not listen (the address is in use, permission denied); tour, "
-                        "bench: a leg or a run failed",
+                        "bench, map: a leg, a run or the map failed",
     Exit.USAGE: "bad usage (an unknown option, a missing argument)",
     Exit.BAD_ADDRESS: "malformed URL or address, or one of a kind the command cannot use",
     Exit.RESOLVE: "could not resolve the host name",
