@@ -44,6 +44,7 @@ from .serve_options import (
 )
 from .serve_reload import (
     RELOAD_HELP,
+    in_reload_child,
     reload_child_addresses,
     reload_options,
     run_reloader,
@@ -161,9 +162,8 @@ address can take them). Datagram replies a peer does not read are dropped and co
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
 port), then serves until SIGINT or SIGTERM: stops accepting (socket files removed), lets
 requests and connections in flight finish for up to --grace seconds, aborts the rest and
-exits 0. A second signal aborts at once.
-
-{EXITS}"""
+exits 0. A second signal aborts at once. The log says what the stop waits for:
+"waiting for 2 connections (up to 10 s), Ctrl-C again to force"."""
 
 
 class _ServeCommand(click.Command):
@@ -178,8 +178,7 @@ class _ServeCommand(click.Command):
                  "calls it to get the app")])
 
 
-EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
-                                           Exit.BAD_ADDRESS))
+EXITS = exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.BAD_ADDRESS)
 
 PROXY_HELP = """\b
 Behind a reverse proxy: --proxy-headers takes the client's address and the scheme
@@ -191,7 +190,8 @@ is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
 
 
 @cli.command("serve", cls=_ServeCommand,
-             epilog="\n\n".join([EXAMPLES, TRACE_EXAMPLES, PROXY_HELP, RELOAD_HELP, ENV_HELP]),
+             epilog="\n\n".join([EXAMPLES, TRACE_EXAMPLES, PROXY_HELP, RELOAD_HELP, ENV_HELP,
+                                 EXITS]),
              context_settings={"auto_envvar_prefix": "TRUNKLINE_SERVE"})
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
@@ -225,7 +225,7 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
     addresses = list(on)
     options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
     setup_logging(level=log_level(http["log_level"], quiet))
-    if reload:  # this process only watches; each child imports the app afresh
+    if reload and not in_reload_child():  # only watch here; each child imports the app
         raise SystemExit(run_reloader(addresses, reload_dirs or (app_dir or ".",),
                                       reload_include, reload_exclude, grace))
     addresses = reload_child_addresses(addresses)

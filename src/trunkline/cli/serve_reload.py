@@ -13,7 +13,7 @@ between the old child closing and the new one binding is refused. (A socket boun
 from serving, ``transport.bind``, is coming with ``--workers``; the watcher can then hold
 the sockets the same way.)
 
-Signals: the child runs in its own process group, so a Ctrl-C at the terminal reaches only
+Signals: the child runs in its own session (no terminal), so a Ctrl-C at the terminal reaches only
 this process, which passes each SIGINT/SIGTERM on: the first stops the child gracefully
 (it logs what it waits for), a second aborts it, as without ``--reload``. The child's
 stdin is a pipe from here; when it reads EOF (this process died) it stops too.
@@ -73,6 +73,12 @@ def reload_options(command: F) -> F:
     return command
 
 
+def in_reload_child() -> bool:
+    """True in the server a watcher started (it runs the watcher's own command line, whose
+    --reload it ignores)."""
+    return CHILD_ENV in os.environ
+
+
 def reload_child_addresses(addresses: list[Address]) -> list[Address]:
     """In a ``--reload`` child: the addresses its watcher pinned; otherwise ``addresses``."""
     pinned = os.environ.get(CHILD_ENV)
@@ -109,8 +115,6 @@ def stop_with_parent(server: _Stoppable) -> None:
 def run_reloader(addresses: Sequence[Address], dirs: Sequence[str], include: Sequence[str],
                  exclude: Sequence[str], grace: float) -> int:
     """Watch and restart until stopped; the exit status of the last child."""
-    if CHILD_ENV in os.environ:  # inherited by accident: never watch in a child
-        raise click.UsageError("--reload inside a --reload child")
     try:
         import watchfiles  # noqa: F401
     except ImportError:
@@ -190,7 +194,8 @@ class _Reloader:
         self.ready = 0
         child = self.child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "trunkline", *sys.argv[1:], env=env,
-            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, process_group=0)
+            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)
         relay = asyncio.ensure_future(self._pass_stderr(child))
         exited = asyncio.ensure_future(child.wait())
         change = asyncio.ensure_future(self.changes.get())
@@ -246,5 +251,5 @@ class _Reloader:
         await self._finish(child, relay)
 
 
-__all__ = ["CHILD_ENV", "RELOAD_HELP", "reload_child_addresses", "reload_options",
+__all__ = ["CHILD_ENV", "RELOAD_HELP", "in_reload_child", "reload_child_addresses", "reload_options",
            "run_reloader", "stop_with_parent"]
