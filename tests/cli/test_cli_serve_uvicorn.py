@@ -166,7 +166,8 @@ def test_timeout_keep_alive_closes_an_idle_connection(server: str, app_dir: Path
     with start(args, app_dir) as (service, url), \
             socket.create_connection(_tcp(url), timeout=20) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = closed_by_server(sock)  # the reply, then the close after 1 s idle (uvicorn takes whole seconds)
+        # the reply, then the close after 1 s idle (uvicorn takes whole seconds)
+        answer = closed_by_server(sock)
         assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
 
 

@@ -154,7 +154,8 @@ def test_sigterm_finishes_work_in_flight_then_exits_0(kind: str, short_tmp: Path
         work = Conversation(url, http=kind == "app")
         service.proc.send_signal(signal.SIGTERM)
         service.wait_for_line(r"stopping \(SIGTERM\)")
-        service.wait_for_line(r"waiting for .* \(up to 600 s\), send SIGTERM again")  # not accepting
+        # not accepting
+        service.wait_for_line(r"waiting for .* \(up to 600 s\), send SIGTERM again")
         assert refused(url)
         work.exchange(b"more")  # still served while the grace lasts
         work.end()

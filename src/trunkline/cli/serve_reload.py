@@ -251,5 +251,5 @@ class _Reloader:
         await self._finish(child, relay)
 
 
-__all__ = ["CHILD_ENV", "RELOAD_HELP", "in_reload_child", "reload_child_addresses", "reload_options",
-           "run_reloader", "stop_with_parent"]
+__all__ = ["CHILD_ENV", "RELOAD_HELP", "in_reload_child", "reload_child_addresses",
+           "reload_options", "run_reloader", "stop_with_parent"]
