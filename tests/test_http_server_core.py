@@ -287,3 +287,30 @@ def test_error_response_closes() -> None:
     out = error_response(431, "too many fields")
     assert out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert b"connection: close\r\n" in out
+
+
+def test_one_read_of_many_pipelined_requests_is_parsed_a_few_heads_at_a_time() -> None:
+    """A read of thousands of pipelined requests must not become thousands of parsed
+    requests at once: at most ``max_heads`` per call, the rest held as bytes, in order."""
+    wire = b"".join(b"POST /%d HTTP/1.1\r\n" % i + H + b"Content-Length: 1\r\n\r\nx"
+                    for i in range(1000))
+    core = HttpServerProtocol(max_heads=8)
+    events = core.receive_data(wire)
+    paths = [e.path for e in events if isinstance(e, RequestHead)]
+    assert paths == [f"/{i}" for i in range(8)]
+    assert events[-1] is END_OF_MESSAGE and wire.endswith(b"".join(
+        b"POST /%d HTTP/1.1\r\n" % i + H + b"Content-Length: 1\r\n\r\nx" for i in range(8, 1000)))
+    assert core.held == len(wire) - wire.index(b"POST /8 ")
+    while core.held:
+        more = core.receive_data(b"")
+        heads = [e.path for e in more if isinstance(e, RequestHead)]
+        assert 1 <= len(heads) <= 8
+        paths += heads
+    assert paths == [f"/{i}" for i in range(1000)]
+    # bytes arriving while some are held come after them
+    tail = core.receive_data(wire + b"GET /late HTTP/1.1\r\n" + H + b"\r\n")
+    tail += core.receive_data(b"GET /later HTTP/1.1\r\n" + H + b"\r\n")
+    while core.held:
+        tail += core.receive_data(b"")
+    paths = [e.path for e in tail if isinstance(e, RequestHead)]
+    assert paths == [f"/{i}" for i in range(1000)] + ["/late", "/later"]

@@ -6,7 +6,11 @@ Rules:
   wait (bounded by ``max_pipelined``); the next one starts when a response is complete, even
   if the app keeps running (background work after the response).
 - Backpressure both ways: request body held for the app is bounded by ``body_buffer``
-  (reading pauses above it); ``send`` waits while the transport's write buffer is full.
+  (reading pauses above it); ``send`` waits while the transport's write buffer is full,
+  the last body message too. While writing is paused (a client that pipelines and never
+  reads) reading stays paused and no next request starts: what we hold for a client is
+  its unsent answers up to the high-water mark, plus the requests parsed ahead (at most
+  ``max_pipelined`` after one read; the core holds the rest of a read as bytes).
 - Timeouts use one lazy timer per connection: moving a deadline is a float store; the timer
   notices when it fires. The header deadline starts at a head's first byte and is never
   pushed back by more bytes (slowloris); the idle deadline starts when a response ends.
@@ -163,7 +167,8 @@ class HttpConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.app: Any = state.app  # Any: the return value is checked (must be None)
         self.tracer = state.tracer
-        self.core = HttpServerProtocol(state.limits, state.server_header)
+        self.core = HttpServerProtocol(state.limits, state.server_header,
+                                       state.config.max_pipelined)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.conn_id = 0
         self._head_ns = 0
@@ -171,6 +176,7 @@ class HttpConnection(asyncio.Protocol):
         self._config = state.config
         self._queue: deque[Cycle] = deque()
         self._current: Cycle | None = None
+        self._stalled: Cycle | None = None  # done while writing was paused: resume_writing
         self._parsing: Cycle | None = None
         self._buffered = 0
         self._read_paused = False
@@ -278,8 +284,10 @@ class HttpConnection(asyncio.Protocol):
                 break  # nothing follows a reject; requests before it are still answered
         if self._closing:
             return
-        if self._current is None and self._queue:
+        if self._current is None and self._queue and not self.write_paused:
             self._start_next()
+        if self.core.held:
+            self._pause_reading()  # _more() goes on with them when the queue has room
         if self._current is not None:
             self._phase = _BUSY  # no deadline while the app works (the timer finds None)
             self._deadline = None
@@ -323,7 +331,10 @@ class HttpConnection(asyncio.Protocol):
                                **detail)
 
     def pause_writing(self) -> None:
+        # The client does not read its answers: read no more questions from it.
         self.write_paused = True
+        if not self._detached:
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -331,6 +342,16 @@ class HttpConnection(asyncio.Protocol):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if self._closing or self._detached or self.lost:
+            return
+        stalled = self._stalled
+        if stalled is not None:
+            self._stalled = None
+            self._next_after(stalled)
+        elif self._current is None and self._queue:
+            self._start_next()
+        else:
+            self._more(self._config.body_buffer // 2)
 
     async def drain(self) -> None:
         if self.write_paused and not self.lost:
@@ -487,6 +508,13 @@ class HttpConnection(asyncio.Protocol):
             self._current = None
         if self._closing:
             return
+        if self.write_paused:  # the client is not reading: go on when it does
+            self._stalled = cycle
+            return
+        self._next_after(cycle)
+
+    def _next_after(self, cycle: Cycle) -> None:
+        """After a response: the next request, more reading, or the close."""
         if not self.core.keep_alive or self._draining or self._peer_eof or \
                 self._rejected is not None or (not cycle.complete and cycle.head.expect_continue):
             self._after_last_response(cycle)
@@ -494,8 +522,9 @@ class HttpConnection(asyncio.Protocol):
         if self._queue:
             self._start_next()
             return
-        if self._read_paused and self._buffered <= self._config.body_buffer:
-            self._resume_reading()
+        self._more(self._config.body_buffer)
+        if self._current is not None or self._queue or self._closing:
+            return  # the held bytes had a request: it runs
         if self._phase != _IDLE and not self.core.has_partial_head:
             self._set_deadline(_IDLE, self._keepalive)
         else:
@@ -517,10 +546,22 @@ class HttpConnection(asyncio.Protocol):
     def consumed(self, size: int) -> None:
         """The app took ``size`` buffered body bytes: maybe read again."""
         self._buffered -= size
-        if self._read_paused and self._buffered <= self._config.body_buffer // 2 and \
-                len(self._queue) <= self._config.max_pipelined and self._rejected is None \
-                and not self.core.switched:
+        if self._read_paused:
+            self._more(self._config.body_buffer // 2)
+
+    def _more(self, body_room: int) -> None:
+        """Take more requests when nothing holds them back (writing paused, too many
+        parsed ahead, body held over ``body_room``, a reject, an upgrade): first the bytes
+        the core held back, then the transport."""
+        if self.core.held and self._may_read(body_room):
+            self.data_received(b"")
+        if self._read_paused and not self.core.held and self._may_read(body_room):
             self._resume_reading()
+
+    def _may_read(self, body_room: int) -> bool:
+        return not (self.write_paused or self._closing or self._detached or self.lost or
+                    self._rejected is not None or self.core.switched or
+                    self._buffered > body_room or len(self._queue) > self._max_pipelined)
 
     def _hand_off(self, cycle: Cycle, handler: Callable[[WebSocketHandoff], None]) -> None:
         self._detached = True
