@@ -314,3 +314,36 @@ def test_one_read_of_many_pipelined_requests_is_parsed_a_few_heads_at_a_time() -
         tail += core.receive_data(b"")
     paths = [e.path for e in tail if isinstance(e, RequestHead)]
     assert paths == [f"/{i}" for i in range(1000)] + ["/late", "/later"]
+
+
+GOOD_HOSTS = [b"example.com", b"example.com:8080", b"127.0.0.1", b"127.0.0.1:80", b"[::1]",
+              b"[::1]:8080", b"[2001:db8::1]", b"[::ffff:127.0.0.1]", b"[v1.name]", b"",
+              b"a-b_c~d.e", b"%41bc", b"h:", b"x!$&'()*+,;=y", b"example.com "]
+BAD_HOSTS = [b"bad host", b"a b", b"host/path", b"user@host", b"[::1", b"::1", b"[:::]",
+             b"a:b:c", b"[::1]x", b"a%4", b"a%zz", b"x:80a", b"a\"b", b"<x>", b"a{b}",
+             b"\xffhost", b"a\\b", b"a#b", b"a?b"]
+
+
+@pytest.mark.parametrize("split", ["whole", "bytewise"])
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_an_invalid_host_is_400(host: bytes, split: str) -> None:
+    """RFC 9112 3.2: a Host that is not uri-host[:port] (RFC 3986) is answered 400, on the
+    plain path (a GET with nothing else to weigh) and on the slow one (with a body)."""
+    for wire in (b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 1\r\n\r\nx"):
+        found = rejects(feed(wire, split))
+        assert found and found[0].status == 400 and "Host" in found[0].reason, (host, wire)
+
+
+@pytest.mark.parametrize("host", GOOD_HOSTS)
+def test_a_valid_host_is_accepted(host: bytes) -> None:
+    for wire in (b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 1\r\n\r\nx"):
+        events = feed(wire, "whole")
+        assert not rejects(events) and events[-1] is END_OF_MESSAGE, (host, events)
+
+
+def test_a_bad_host_after_good_ones_on_one_connection_is_400() -> None:
+    core = HttpServerProtocol()
+    assert not rejects(core.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 2))
+    assert rejects(core.receive_data(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"))[0].status == 400

@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from dataclasses import dataclass
@@ -118,6 +119,11 @@ _WATCHED = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
                                     "OPTIONS", "CONNECT", "TRACE")}
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): an IP-literal in brackets
+# (IPv6, checked further by ipaddress; or IPvFuture), or a reg-name (unreserved,
+# pct-encoded, sub-delims; IPv4 addresses are reg-names by this syntax), possibly empty.
+_HOST = re.compile(rb"(?:\[([0-9A-Fa-f:.]+)\]|\[[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
+                   rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -151,6 +157,20 @@ def date_line() -> bytes:
 _valid_names: set[bytes] = set()
 _valid_values: set[bytes] = set()
 _CACHE_MAX = 4096  # validated response header names/values remembered (apps repeat them)
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether ``value`` (a Host field value) is ``uri-host [":" port]``."""
+    match = _HOST.fullmatch(value.rstrip(b" \t"))
+    if match is None:
+        return False
+    literal = match.group(1)
+    if literal is not None:
+        try:
+            ipaddress.IPv6Address(literal.decode("ascii"))
+        except ValueError:
+            return False
+    return True
 
 
 def _check_field(name: bytes, value: bytes) -> None:
@@ -216,6 +236,7 @@ class HttpServerProtocol:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._watched: list[tuple[bytes, bytes]] = []
+        self._last_host: bytes | None = None  # the last valid Host value on this connection
         self._in_body = False
         self._body_left = 0
         self._body_total = 0
@@ -528,8 +549,15 @@ class HttpServerProtocol:
             return
         watched = self._watched
         if len(watched) == 1 and watched[0][0] == b"host" and target.startswith(b"/"):
-            # The usual request: a Host, no body, an origin-form target. Nothing to weigh.
+            # The usual request: a Host, no body, an origin-form target. Nothing to weigh
+            # but the Host's syntax (checked once per value seen last on this connection).
+            host = watched[0][1]
             watched.clear()
+            if host != self._last_host:
+                if not valid_host(host):
+                    self._bad_host(host)
+                    return
+                self._last_host = host
             method = _METHODS.get(raw_method) or raw_method.decode("ascii")
             raw_path, _, query = target.partition(b"?")
             try:
@@ -550,11 +578,13 @@ class HttpServerProtocol:
         chunked = expect = False
         upgrade_token = trace_id = None
         hosts = 0
+        host = b""
         self._watched = []
         if watched:
             for name, value in watched:
                 if name == b"host":
                     hosts += 1
+                    host = value
                 elif name == b"content-length":
                     if value.strip().isdigit():  # llhttp refuses anything else
                         length = int(value)
@@ -575,6 +605,11 @@ class HttpServerProtocol:
         if hosts != 1 and (hosts or version == "1.1"):
             self._reject(400, "an HTTP/1.1 request needs exactly one Host header")
             return
+        if hosts and host != self._last_host:
+            if not valid_host(host):
+                self._bad_host(host)
+                return
+            self._last_host = host
         if length is not None:
             maximum = self.limits.max_body_bytes
             if maximum is not None and length > maximum:
@@ -624,6 +659,12 @@ class HttpServerProtocol:
         if upgrade is not None:
             head.upgrade = upgrade
         self._events.append(head)
+
+    def _bad_host(self, host: bytes) -> None:
+        shown = host.decode("latin-1")
+        shown = repr(shown if len(shown) <= 64 else shown[:64] + "...")
+        self._reject(400, f"invalid Host header {shown}: it must be host[:port] "
+                     "(RFC 9112 3.2, RFC 3986 3.2.2), e.g. 'example.com:8080'")
 
     def on_body(self, body: bytes) -> None:
         if self._state != _ERROR:
