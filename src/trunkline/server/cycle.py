@@ -68,6 +68,7 @@ class Cycle:
             self.expect = False
             if not self.started and not self.complete and not self.disconnected:
                 self.conn.write(CONTINUE)
+                self.conn.body_wanted(self)
         while True:
             if self.disconnected or self.done:
                 return {"type": _DISCONNECT}

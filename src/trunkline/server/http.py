@@ -49,13 +49,13 @@ from ..protocol.http_server import (
 from ..trace import Step, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
+from .clock import BUSY, HEADER, IDLE, ConnectionClock
 from .config import ServerConfig
 from .cycle import ASGIApp, Cycle, Scope
 
 log = logging.getLogger("trunkline.server")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
-_HEADER, _IDLE, _BUSY = range(3)
 
 
 @dataclass
@@ -158,7 +158,7 @@ def app_tasks(state: ServerState) -> list[asyncio.Task[Any]]:
     return found
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(ConnectionClock, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -187,8 +187,9 @@ class HttpConnection(asyncio.Protocol):
         self._draining = False
         self._peer_eof = False
         self._rejected: Reject | None = None
-        self._phase = _HEADER
+        self._phase = HEADER
         self._deadline: float | None = None
+        self._send_left = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._scheme = "http"
@@ -222,7 +223,7 @@ class HttpConnection(asyncio.Protocol):
             self._rejected = Reject(503, "the server is at its connection limit"
                                     if not state.draining else "the server is shutting down")
         # Even a refused connection gets the header deadline: a silent one is then closed.
-        self._set_deadline(_HEADER, self._config.header_timeout)
+        self._set_deadline(HEADER, self._config.header_timeout)
 
     def _describe_transport(self) -> None:
         transport = self.transport
@@ -288,11 +289,11 @@ class HttpConnection(asyncio.Protocol):
             self._start_next()
         if self.core.held:
             self._pause_reading()  # _more() goes on with them when the queue has room
-        if self._current is not None:
-            self._phase = _BUSY  # no deadline while the app works (the timer finds None)
+        if self._current is not None and self._parsing is None and not self.write_paused:
+            self._phase = BUSY  # no deadline while the app works (the timer finds None)
             self._deadline = None
         else:
-            self._update_deadline()
+            self._update_deadline()  # a body to wait for, the next head, idle...
 
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close. (TLS cannot
@@ -335,6 +336,7 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = True
         if not self._detached:
             self._pause_reading()
+            self._start_send_clock()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -344,6 +346,7 @@ class HttpConnection(asyncio.Protocol):
                 waiter.set_result(None)
         if self._closing or self._detached or self.lost:
             return
+        self._stop_send_clock()
         stalled = self._stalled
         if stalled is not None:
             self._stalled = None
@@ -352,6 +355,8 @@ class HttpConnection(asyncio.Protocol):
             self._start_next()
         else:
             self._more(self._config.body_buffer // 2)
+        if not self._closing and not self.write_paused:
+            self._update_deadline()
 
     async def drain(self) -> None:
         if self.write_paused and not self.lost:
@@ -525,8 +530,8 @@ class HttpConnection(asyncio.Protocol):
         self._more(self._config.body_buffer)
         if self._current is not None or self._queue or self._closing:
             return  # the held bytes had a request: it runs
-        if self._phase != _IDLE and not self.core.has_partial_head:
-            self._set_deadline(_IDLE, self._keepalive)
+        if self._phase != IDLE and not self.core.has_partial_head:
+            self._set_deadline(IDLE, self._keepalive)
         else:
             self._update_deadline()
 
@@ -586,6 +591,8 @@ class HttpConnection(asyncio.Protocol):
                 self._timer.cancel()
                 self._timer = None
             self.transport.close()
+            if not self.lost and self.transport.get_write_buffer_size():
+                self._start_send_clock()  # the rest must still go, or the close never ends
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
@@ -602,46 +609,19 @@ class HttpConnection(asyncio.Protocol):
         if not self._read_paused and not self.lost:
             self._read_paused = True
             self.transport.pause_reading()
+            self._reading_paused()
 
     def _resume_reading(self) -> None:
         if self._read_paused and not self.lost and not self._closing:
             self._read_paused = False
             self.transport.resume_reading()
+            if self._parsing is not None:
+                self._update_deadline()  # the body clock runs again
 
-    def _update_deadline(self) -> None:
-        if self._current is not None or self._queue:
-            self._phase = _BUSY
-            self._deadline = None
-        elif self.core.has_partial_head:
-            if self._phase != _HEADER:
-                self._set_deadline(_HEADER, self._config.header_timeout)
-        elif self._phase != _IDLE:
-            self._set_deadline(_IDLE, self._config.keepalive_timeout)
-
-    def _set_deadline(self, phase: int, delay: float) -> None:
-        self._phase = phase
-        when = self.loop.time() + delay
-        self._deadline = when
-        if self._timer is None or self._timer_when > when:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_when = when
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        when = self._deadline
-        if when is None or self._closing:
-            return
-        if self.loop.time() < when:
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_when = when
-            return
-        if self._phase == _HEADER and self.core.has_partial_head:
-            self._send_error(Reject(408, f"the request head did not arrive within "
-                                    f"{self._config.header_timeout:g} s"))
-        else:
-            self.close()
+    def body_wanted(self, cycle: Cycle) -> None:
+        """``100 Continue`` went out: the client's body is awaited from now on."""
+        if cycle is self._parsing:
+            self._update_deadline()
 
     def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> None:
         assert self.tracer is not None

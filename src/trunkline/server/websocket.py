@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from ..protocol.websocket import WebSocketClosed, WebSocketOptions
@@ -245,14 +247,23 @@ def _close_reason(reason: object) -> str:
     return data[:123].decode(errors="ignore")
 
 
-def websocket_handler(options: WebSocketOptions = SERVER_OPTIONS) -> WebSocketHandler:
+def websocket_handler(options: WebSocketOptions | None = None) -> WebSocketHandler:
     """The HTTP server's upgrade hook, running the ASGI ``websocket`` scope with
-    ``options`` (limits, keepalive, compression) for every connection."""
+    ``options`` (limits, keepalive, compression) for every connection; None: the server
+    defaults (``SERVER_OPTIONS``) with ``ServerConfig.ws_max_size``."""
 
     def handle(handoff: WebSocketHandoff) -> None:
-        AsgiWebSocket(handoff, options).start()
+        chosen = options or _server_options(handoff.state.config.ws_max_size)
+        AsgiWebSocket(handoff, chosen).start()
 
     return handle
+
+
+@lru_cache(maxsize=16)
+def _server_options(max_size: int | None) -> WebSocketOptions:
+    if max_size == SERVER_OPTIONS.max_size:
+        return SERVER_OPTIONS
+    return replace(SERVER_OPTIONS, max_size=max_size)
 
 
 #: The hook with the default options.
