@@ -167,6 +167,9 @@ class _ServeCommand(click.Command):
 @click.option("--ws-max-size", type=click.IntRange(min=1),
               default=DEFAULT_CONFIG.ws_max_size, show_default=True, metavar="BYTES",
               help="Largest WebSocket message accepted; a bigger one closes with 1009.")
+@click.option("--ws-max-fragments", type=click.IntRange(min=1),
+              default=DEFAULT_CONFIG.ws_max_fragments, show_default=True, metavar="N",
+              help="Most frames one WebSocket message may come in (1009 beyond).")
 @click.option("--app-dir", metavar="DIR", default=None,
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
@@ -176,7 +179,7 @@ class _ServeCommand(click.Command):
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
                   allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
                   key: str | None, grace: float, timeout_body: float, timeout_send: float,
-                  ws_max_size: int, app_dir: str | None, factory: bool,
+                  ws_max_size: int, ws_max_fragments: int, app_dir: str | None, factory: bool,
                   quiet: bool, trace: str | None, trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app, app_dir, factory)
@@ -185,7 +188,7 @@ def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], 
     addresses = list(on)
     options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
     config = replace(DEFAULT_CONFIG, body_timeout=timeout_body, send_timeout=timeout_send,
-                     ws_max_size=ws_max_size)
+                     ws_max_size=ws_max_size, ws_max_fragments=ws_max_fragments)
     setup_logging(quiet=quiet)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:

@@ -42,6 +42,7 @@ class ServerConfig:
     max_pipelined: int = 32  # parsed requests waiting behind the one in flight
     # WebSocket (the default upgrade handler; websocket_handler(options) overrides it).
     ws_max_size: int | None = 1 * MiB  # largest incoming message; 1009 beyond; None: no limit
+    ws_max_fragments: int | None = 4096  # most frames in one incoming message; 1009 beyond
     # ASGI.
     lifespan: Literal["auto", "on", "off"] = "auto"
     root_path: str = ""
