@@ -19,7 +19,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_websocket_core import request_headers
+from tests.protocol.test_websocket_core import request_headers
+from tests.support.websocket_support import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    TEXT,
+    accept_key,
+    close_payload,
+    frame,
+)
 from trunkline.address import format_address, format_http_url, parse_address, parse_http_url
 from trunkline.errors import AddressError, ProtocolError
 from trunkline.protocol.http_client import ResponseParser
@@ -42,17 +53,6 @@ from trunkline.protocol.websocket import (
     WebSocketOptions,
 )
 from trunkline.protocol.websocket_handshake import ServerHandshake, client_core
-from websocket_support import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    TEXT,
-    accept_key,
-    close_payload,
-    frame,
-)
 
 _RELEASE = int(os.environ.get("TRUNKLINE_FUZZ_EXAMPLES", "0"))
 
@@ -290,6 +290,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.in_head = False
+        self.complete = False  # the response expected last has ended
 
     def on_response_head(self, status: int, reason: bytes, version: str,
                          headers: list[tuple[bytes, bytes]]) -> None:
@@ -306,6 +307,7 @@ class Recorder:
 
     def on_response_complete(self, keep_alive: bool) -> None:
         self.in_head = False
+        self.complete = True
         self.events.append(("done", keep_alive))
 
 
@@ -315,7 +317,8 @@ def client_events(pieces: list[bytes], head: bool) -> list[Any]:
     parser.expect(head=head)
     try:
         for piece in pieces:
-            if not parser.in_message and piece:
+            if recorder.complete and piece:
+                recorder.complete = False
                 parser.expect(head=head)  # the next response: as the client's next request
             parser.feed(piece)
         parser.feed_eof()

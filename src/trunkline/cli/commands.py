@@ -12,3 +12,4 @@ from . import tour
 from . import call
 from . import bench
 from . import ws
+from . import map

@@ -1,4 +1,4 @@
-"""The timeouts of one HTTP connection, on one lazy timer (mixed into ``HttpConnection``).
+"""The timeouts of one HTTP connection, on one lazy timer (mixed into ``HttpServerConnection``).
 
 Phases, one at a time, each with its own deadline:
 - HEADER (``header_timeout``): from a head's first byte to its end; trickling does not
@@ -34,7 +34,7 @@ HEADER, IDLE, BUSY, BODY, SEND = range(5)
 
 
 class ConnectionClock:
-    """The deadline half of ``HttpConnection`` (which provides the attributes below)."""
+    """The deadline half of ``HttpServerConnection`` (which provides the attributes below)."""
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport

@@ -1,4 +1,4 @@
-"""``HttpConnection``: the asyncio protocol that joins the HTTP/1.1 core to a transport and
+"""``HttpServerConnection``: the asyncio protocol that joins the HTTP/1.1 core to a transport and
 runs one ASGI cycle per request.
 
 Rules:
@@ -46,7 +46,7 @@ from ..protocol.http_server import (
     Upgraded,
     error_response,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
 from .clock import BUSY, HEADER, IDLE, ConnectionClock
@@ -153,12 +153,12 @@ def app_tasks(state: ServerState) -> list[asyncio.Task[Any]]:
         frame = getattr(coro, "cr_frame", None)
         if getattr(coro, "cr_code", None) is _RUN_CODE and frame is not None:
             owner = frame.f_locals.get("self")
-            if isinstance(owner, HttpConnection) and owner.state is state:
+            if isinstance(owner, HttpServerConnection) and owner.state is state:
                 found.append(task)
     return found
 
 
-class HttpConnection(ConnectionClock, asyncio.Protocol):
+class HttpServerConnection(ConnectionClock, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -634,7 +634,7 @@ class HttpConnection(ConnectionClock, asyncio.Protocol):
                     status=cycle.status)
 
 
-_RUN_CODE = HttpConnection._run.__code__
+_RUN_CODE = HttpServerConnection._run.__code__
 
-__all__ = ["ASGI_VERSION", "app_tasks", "HttpConnection", "ListenContext", "ServerState",
+__all__ = ["ASGI_VERSION", "app_tasks", "HttpServerConnection", "ListenContext", "ServerState",
            "WebSocketHandler", "WebSocketHandoff"]
