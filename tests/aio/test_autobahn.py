@@ -1,8 +1,9 @@
 """Autobahn|Testsuite (through kosoku) against ``trunkline serve`` (an ASGI WebSocket echo,
 over TCP and over a Unix socket relayed by ``trunkline relay``, as kosoku speaks TCP only) and
-against trunkline's client. No case may FAIL; NON-STRICT and INFORMATIONAL verdicts are
-allowed and listed in the summary saved under the artifacts directory (``.ci/run`` prints
-where). CI runs ``CI_CASES``; the full suite is the ``autobahn_full`` job:
+against trunkline's client. No case may FAIL (or end with a bad close); NON-STRICT,
+INFORMATIONAL and UNIMPLEMENTED verdicts are allowed and listed in the summary saved under
+the artifacts directory (``.ci/run`` prints where). CI runs ``CI_CASES``; the full suite
+is the ``autobahn_full`` job:
 
     TRUNKLINE_AUTOBAHN_FULL=1 .venv/bin/python -m pytest -m autobahn_full tests/aio/test_autobahn.py
 """
