@@ -7,10 +7,13 @@ Rules:
   resolve (a received message, a pong, drained writes, the end of the connection).
 - Bounded both ways. Received messages wait in a queue; above ``max_queue`` bytes the
   transport stops reading until the app catches up. ``send`` waits while the transport's
-  write buffer is over ``write_limit``. While the transport's writing is paused (the peer
-  does not read) we read nothing from it: a peer that pings or sends without reading makes
-  us answer at most one read's worth (reads are taken in slices; the rest of a slice-taken
-  read is held until writing resumes), so it cannot grow our memory.
+  write buffer is over ``write_limit``. Automatic answers (pongs, close echoes) written
+  while the peer does not read count against ``write_limit`` too: past it we stop reading,
+  so a peer that pings without reading cannot grow our memory. Reading goes on while only
+  the app's sends wait (they are bounded by waiting): a WebSocket is full duplex, and two
+  peers that each stopped reading while their writing is paused would wait on each other
+  forever (a sender and a reader task on each side, both sending more than the buffers
+  hold).
 - Writes: a small frame goes straight to the transport. While the task that received a
   read of several messages runs inside that read's callback, the frames it sends are held
   and written in batches of half that many (the peer starts on the first half while we
@@ -56,7 +59,7 @@ READ_BUFFER = 64 * 1024
 _Future = asyncio.Future
 Message = str | bytes
 
-_QUEUE, _WRITE, _EARLY = 1, 2, 4  # reasons to stop reading
+_QUEUE, _BACKLOG, _EARLY = 1, 2, 4  # reasons to stop reading
 _EARLY_LIMIT = 64 * 1024  # bytes a client may send before the server accepted
 
 
@@ -84,6 +87,9 @@ class WebSocket(asyncio.BufferedProtocol):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._paused = 0  # bit set of reasons reading is paused
         self._write_paused = False
+        self._backlog = 0  # automatic answers written while the peer did not read
+        #: the read size while writing is paused (see get_buffer and _receive_large)
+        self._paused_step = max(1024, min(READ_BUFFER, options.write_limit // 2))
         self._drain_waiters: list[asyncio.Future[None]] = []
         #: frames held while a read of several messages is being answered: written in two
         #: halves (the peer starts on the first while we answer the rest), not one each
@@ -370,6 +376,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._write_paused:  # smaller reads: what each makes us answer stays small
+            return self._view[:self._paused_step]
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -410,7 +418,7 @@ class WebSocket(asyncio.BufferedProtocol):
                     self._write_batch()
 
     def data_received(self, data: bytes | memoryview) -> None:
-        if len(data) > READ_BUFFER:
+        if len(data) > READ_BUFFER or self._write_paused and len(data) > self._paused_step:
             self._receive_large(data)
             return
         core = self.core
@@ -444,19 +452,19 @@ class WebSocket(asyncio.BufferedProtocol):
         size = len(view)
         at = 0
         while at < size:
-            if self._paused & _WRITE and not self.lost:
+            if self._paused & _BACKLOG and not self.lost:
                 self._held = bytes(view[at:])
                 return
             # smaller steps once the peer stopped reading: the check above comes sooner
-            step = READ_BUFFER if not self._write_paused else self.options.write_limit // 2
-            self.data_received(view[at:at + max(step, 1024)])
-            at += max(step, 1024)
+            step = READ_BUFFER if not self._write_paused else self._paused_step
+            self.data_received(view[at:at + step])
+            at += step
 
     def _received(self, events: list[Any]) -> None:
         """After a read that was not only whole messages (or while tracing)."""
         if events:
             self._dispatch(events)
-        self._flush()
+        self._flush(auto=True)
 
     def eof_received(self) -> bool | None:
         core = self.core
@@ -464,7 +472,7 @@ class WebSocket(asyncio.BufferedProtocol):
             events = core.receive_eof()
             if events:
                 self._dispatch(events)
-            self._flush()
+            self._flush(auto=True)
         self._wake_receiver()
         return None  # WebSocket never writes after the peer's EOF: let the transport close
 
@@ -505,20 +513,17 @@ class WebSocket(asyncio.BufferedProtocol):
             self.on_lost(self)
 
     def pause_writing(self) -> None:
-        # The peer does not read what we send: read nothing more from it meanwhile (what
-        # it sends could only make us answer more, pongs or the app's replies).
         self._write_paused = True
-        if not self._paused & _WRITE:
-            self._pause(_WRITE)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._paused & _WRITE:
+        self._backlog = 0
+        if self._paused & _BACKLOG:
             held, self._held = self._held, None
             if held is None:
-                self._resume(_WRITE)
+                self._resume(_BACKLOG)
             else:  # the bytes held back come first; the transport stays paused meanwhile
-                self._paused &= ~_WRITE
+                self._paused &= ~_BACKLOG
                 self._receive_large(held)
                 if not self._paused and not self.lost and not self.transport.is_closing():
                     self.transport.resume_reading()
@@ -577,7 +582,7 @@ class WebSocket(asyncio.BufferedProtocol):
             if not transport.is_closing():
                 transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
 
-    def _flush(self) -> None:
+    def _flush(self, auto: bool = False) -> None:
         if self._batch is not None:
             self._write_batch()  # frames held earlier go first
         core = self.core
@@ -596,6 +601,11 @@ class WebSocket(asyncio.BufferedProtocol):
                         transport.close()  # TLS cannot half-close
                 elif not transport.is_closing():
                     transport.write(chunk)
+                    if auto and self._write_paused:
+                        self._backlog += len(chunk)
+            if auto and self._backlog > self.options.write_limit and \
+                    not self._paused & _BACKLOG:
+                self._pause(_BACKLOG)  # the peer pings but does not read: stop reading it
         if self._close_timer is None and not self.lost and core.close_expected():
             self._close_timer = self.loop.call_later(self.options.close_timeout,
                                                      self._on_close_timeout)
@@ -692,9 +702,9 @@ class WebSocket(asyncio.BufferedProtocol):
         assert interval is not None
         now = self.loop.time()
         if self._ka_payload is not None:  # a keepalive ping waits for its pong
-            if self._paused & ~_WRITE:
+            if self._paused & ~_BACKLOG:
                 # the app holds our reading: no pong can come, through no fault of the peer
-                # (paused for writing only, the peer does not read: the timeout runs)
+                # (paused for our unread answers, the peer does not read: the timeout runs)
                 self._ka_deadline = now + (timeout or 0.0)
             elif timeout is not None and now >= self._ka_deadline:
                 core.fail(1011, "keepalive ping timeout")
