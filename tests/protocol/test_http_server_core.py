@@ -347,3 +347,13 @@ def test_a_bad_host_after_good_ones_on_one_connection_is_400() -> None:
     core = HttpServerProtocol()
     assert not rejects(core.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 2))
     assert rejects(core.receive_data(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"))[0].status == 400
+
+
+def test_a_malformed_head_over_a_limit_gets_the_same_status_however_it_is_split() -> None:
+    """Found by tests/test_fuzz.py: a head with a bad line and too many fields got 400 in
+    one read (llhttp's error came first) but 431 in pieces (the field count ran first)."""
+    wire = (b"POST / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n"
+            + b"".join(b"X%d: 1\r\n" % i for i in range(6)) + b"\r\n")
+    whole = rejects(feed(wire, "whole", SMALL))
+    pieces = rejects(feed(wire, "bytewise", SMALL))
+    assert [r.status for r in whole] == [r.status for r in pieces] == [431]

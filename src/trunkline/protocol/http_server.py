@@ -401,6 +401,11 @@ class HttpServerProtocol:
             raise
         except httptools.HttpParserError as exc:
             if self._state != _ERROR:
+                # A head over a limit is answered as such, whatever else is wrong in it, as
+                # when it arrives in pieces (_check_partial runs first then): the status
+                # must not depend on how the bytes were split.
+                self._check_partial(data[pos:end + 2])
+            if self._state != _ERROR:
                 self._reject(400, f"malformed request: {exc}")
         return head_end
 
