@@ -41,7 +41,7 @@ def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG, *, app_dir: str | 
                     options: ListenOptions, *, tracer: Tracer | None = None,
                     config: ServerConfig | None = None) -> AppServer:
         app = load_app(spec, args, app_dir=app_dir, factory=factory)
-        server_config = replace(config or default, listen=options, ssl_context=options.ssl)
+        server_config = replace(config or default, listen=options)
         server = AppServer(app, *addresses, config=server_config, tracer=tracer)
         await server.start()
         return server

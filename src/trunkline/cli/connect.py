@@ -13,8 +13,9 @@ from .. import _loop
 from ..address import Address, is_datagram
 from ..aio.datagram import open_datagram
 from ..aio.servers import connect
-from ..errors import TrunklineError
+from ..errors import PeerNotAllowedError, TrunklineError
 from ..transport import ConnectOptions
+from ..transport.base import refusal_hint
 from ._support import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -87,6 +88,8 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
 
 async def _stream(address: Address, options: ConnectOptions, wait: float | None) -> None:
     stream = await connect(address, options=options)
+    hint = refusal_hint(stream.transport)  # now: the server's credentials go with the socket
+    received = False
     stdin = await open_stdin()
     stdout = await Output.open()
 
@@ -98,7 +101,9 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
             stream.write_eof()
 
     async def downstream() -> None:
+        nonlocal received
         while chunk := await stream.read(CHUNK):
+            received = True
             stdout.write(chunk)
             await stdout.drain()
 
@@ -108,6 +113,8 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
         await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         if up.done() and not up.cancelled() and up.exception() is None and not down.done():
             await asyncio.wait({down}, timeout=wait)  # stdin ended; the peer has the floor
+        if hint is not None and not received and (down.done() or _failed(up)):
+            raise PeerNotAllowedError(hint)  # closed on us before a byte
         for task in (up, down):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -122,6 +129,10 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
             await asyncio.wait_for(stream.wait_closed(), 1.0)
         with contextlib.suppress(BrokenPipeError, ConnectionError):
             await stdout.aclose()
+
+
+def _failed(task: asyncio.Future[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> None:

@@ -32,6 +32,7 @@ from ..errors import (
 from ..protocol.http_client import HeaderPairs, ResponseParser
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
+from ..transport.base import refusal_hint
 from ..transport.tcp import Resolver
 from .errors import (
     ConnectTimeoutError,
@@ -69,6 +70,7 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._stream = False
         self._got_bytes = False
+        self._refusal: str | None = None
         self._sending = False
         self._must_close = False
         self._start_ns = 0
@@ -86,6 +88,9 @@ class HttpClientConnection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # what to say if a local server of another uid closes this connection before a byte
+        # (it refused us); only knowable while connected
+        self._refusal = refusal_hint(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -347,6 +352,8 @@ class HttpClientConnection(asyncio.BufferedProtocol):
     def _disconnected(self, exc: BaseException | None = None) -> ServerDisconnectedError:
         why = f" ({exc})" if exc is not None else ""
         if not self._got_bytes:
+            if self._refusal is not None and self.requests == 1:
+                return ServerDisconnectedError(self._refusal, before_response=True)
             return ServerDisconnectedError("the server closed the connection without sending "
                                            f"a response{why}", before_response=True)
         return ServerDisconnectedError("the server closed the connection before the response "

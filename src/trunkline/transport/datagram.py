@@ -140,8 +140,8 @@ async def _bind_udp(address: UdpAddress, options: ListenOptions) -> DatagramSock
                           "udp"), max_size=_udp_max(family))
 
 
-def _bind_unix(address: UnixAddress, options: ListenOptions) -> DatagramSocket:
-    sock = bind_unix_socket(address, options, socket.SOCK_DGRAM)
+async def _bind_unix(address: UnixAddress, options: ListenOptions) -> DatagramSocket:
+    sock = await bind_unix_socket(address, options, socket.SOCK_DGRAM)
     cleanup = None
     if not address.abstract:
         st = os.lstat(address.path)
@@ -162,7 +162,7 @@ async def bind_socket(address: UdpAddress | UnixAddress,
             f"{format_address(address)}: allow_uids/allow_gids need a connection's peer "
             "credentials (SO_PEERCRED), which datagram sockets do not have; restrict senders "
             "with the socket file's mode, owner and group instead")
-    return _bind_unix(address, options)
+    return await _bind_unix(address, options)
 
 
 async def open_socket(address: UdpAddress | UnixAddress, *,
