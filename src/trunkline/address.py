@@ -294,6 +294,11 @@ def _strip_slashes(url: str, scheme: str, rest: str) -> str:
 
 def _parse_authority(url: str, scheme: str, rest: str) -> tuple[str, int]:
     body = _strip_slashes(url, scheme, rest)
+    if "@" in body:  # never drop it silently: it would look as if it were sent somewhere
+        raise AddressError(url, f"userinfo {body.rpartition('@')[0] + '@'!r}",
+                           f"has no place in a {scheme} address (a socket carries no "
+                           "credentials; give them to the protocol, e.g. call -u USER:PASS)",
+                           EXAMPLES[scheme])
     if "/" in body or "?" in body or "#" in body:
         raise AddressError(url, f"{body!r}", "must be host:port with no path", EXAMPLES[scheme])
     if body.startswith("["):

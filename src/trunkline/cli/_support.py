@@ -1,5 +1,5 @@
-"""What the commands share: exit codes, the address parameter, listen options, readiness lines,
-logging to stderr and one-line error reports (never a traceback)."""
+"""What the commands share: the address parameter, listen options, readiness lines, logging to
+stderr and one-line error reports (never a traceback). Exit statuses: ``exits``."""
 
 from __future__ import annotations
 
@@ -16,34 +16,22 @@ import click
 from ..address import Address, FdAddress, FifoAddress, UnixAddress, format_address, parse_address
 from ..errors import (
     AddressError,
-    ConnectError,
-    ResolveError,
-    TrunklineError,
-    TrunklineTimeoutError,
 )
 from ..transport import ListenOptions
-
-#: Exit statuses scripts can rely on (``connect``; ``serve``/``relay`` use 0, 1 and 2).
-EXIT_OK = 0
-EXIT_UNREACHABLE = 1  # connection refused, no such socket, name did not resolve; cannot listen
-EXIT_USAGE = 2  # bad usage or bad address (click's usage errors exit 2 too)
-EXIT_TIMEOUT = 3
-EXIT_TRANSPORT = 4  # any other transport error
-EXIT_INTERRUPTED = 130  # Ctrl-C
-
-EXIT_CODES_HELP = """\b
-Exit status:
-  0  success
-  1  connection refused, socket not found or name not resolved
-  2  bad usage or bad address
-  3  timeout
-  4  other transport error"""
+from .exits import Exit, failure
+from .hints import suggest_address, with_suggestion
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class BadAddress(click.BadParameter):
+    """A malformed address on the command line: click's usage message, curl's status 3."""
+
+    exit_code = Exit.BAD_ADDRESS
+
+
 class AddressParam(click.ParamType):  # type: ignore[type-arg]
-    """An endpoint URL, parsed at the command line so a bad one is a usage error (exit 2)."""
+    """An endpoint URL, parsed at the command line; a bad one exits 3 with a usage message."""
 
     name = "URL"
 
@@ -57,10 +45,11 @@ class AddressParam(click.ParamType):  # type: ignore[type-arg]
         try:
             address = parse_address(value)
         except AddressError as exc:
-            self.fail(str(exc), param, ctx)
+            raise BadAddress(str(with_suggestion(exc, suggest_address(value))), ctx,
+                             param) from None
         if self.stream_only and address.scheme in ("udp", "unixgram"):
-            self.fail(f"{value} is a datagram address; this command needs a stream address "
-                      "(tcp, tls, unix, fifo, fd)", param, ctx)
+            raise BadAddress(f"{value} is a datagram address; this command needs a stream "
+                             "address (tcp, tls, unix, fifo, fd)", ctx, param)
         return address
 
 
@@ -166,21 +155,12 @@ def check_admit_flags(allow_uid: tuple[int, ...], allow_gid: tuple[int, ...],
     return []
 
 
-def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, AddressError):
-        return EXIT_USAGE
-    if isinstance(exc, ConnectError | ResolveError | FileNotFoundError | ConnectionRefusedError):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, TrunklineTimeoutError | TimeoutError):
-        return EXIT_TIMEOUT
-    return EXIT_TRANSPORT
-
-
-def describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, TrunklineError) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def report(command: str, exc: BaseException, *, address: Address | str | None = None,
+           listening: bool = False, timeout_hint: str = "") -> NoReturn:
+    """Say what went wrong in one line (words, and the fix where there is one) and exit with
+    its status from the one table (``exits.failure``)."""
+    found = failure(exc, address=address, listening=listening, timeout_hint=timeout_hint)
+    fail(command, found.message, found.code)
 
 
 def fail(command: str, message: str, code: int) -> NoReturn:

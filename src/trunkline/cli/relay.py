@@ -11,21 +11,17 @@ from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..relay import DEFAULT_BUFFER, start_relay
 from ..transport import ConnectOptions, ListenOptions
 from ._support import (
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
     AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
     listen_flags,
     listen_options,
     ready,
+    report,
     setup_logging,
 )
+from .exits import Exit, exit_help
 from .main import cli
 
-EXAMPLES = """\b
+EXAMPLES = f"""\b
 Examples:
   trunkline relay tcp://127.0.0.1:8000 unix:///run/app.sock     (TCP clients reach a UDS app)
   trunkline relay unix:///tmp/db.sock tcp://10.0.0.5:5432
@@ -39,10 +35,12 @@ ways. EOF on one side half-closes the other; a pair closes when both directions 
 ended. An abstract LISTEN_URL admits only this user's uid unless --allow-uid/--allow-gid
 or --allow-any-user say otherwise. Prints "listening on URL" on stderr once bound, and
 one log line per connection at close (bytes up = client to target, bytes down = target
-to client, duration).
+to client, duration). A target that cannot be reached fails that client's connection
+(logged), not the relay.
 Runs until SIGINT/SIGTERM, then lets relayed connections finish for up to --grace
-seconds and aborts the rest (a second signal aborts at once). Exit 1: cannot listen;
-exit 2: bad usage or address."""
+seconds, aborts the rest (a second signal aborts at once) and exits 0.
+
+{exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.BAD_ADDRESS)}"""
 
 
 @cli.command("relay", epilog=EXAMPLES)
@@ -75,7 +73,7 @@ def relay_command(listen_url: Address, target_url: Address, mode: int,
         code = _loop.run(_relay(listen_url, target_url, options, connect_options,
                                 buffer_size, grace))
     except KeyboardInterrupt:
-        code = EXIT_OK
+        code = Exit.OK
     raise SystemExit(code)
 
 
@@ -85,8 +83,7 @@ async def _relay(listen_url: Address, target_url: Address, options: ListenOption
         relay = await start_relay(listen_url, target_url, listen_options=options,
                                   connect_options=connect_options, buffer_size=buffer_size)
     except (TrunklineError, OSError) as exc:
-        code = exit_code_for(exc)
-        fail("relay", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+        report("relay", exc, listening=True)
     remove = relay.install_signal_handlers()  # a second signal aborts what is left
     try:
         local = getattr(relay.listener, "local", None)  # an inherited socket's real address
@@ -96,4 +93,4 @@ async def _relay(listen_url: Address, target_url: Address, options: ListenOption
     finally:
         remove()
         await relay.aclose(grace)  # at once when serve_forever has stopped it
-    return EXIT_OK
+    return Exit.OK

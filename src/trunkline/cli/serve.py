@@ -24,18 +24,14 @@ from ..server.run import DEFAULT_CONFIG
 from ..trace.events import Tracer
 from ..transport import Listener, ListenOptions
 from ._support import (
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
     AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
     listen_flags,
     listen_options,
     ready,
+    report,
     setup_logging,
 )
+from .exits import Exit, exit_help
 from .main import cli
 from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
@@ -147,8 +143,9 @@ address can take them). Datagram replies a peer does not read are dropped and co
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
 port), then serves until SIGINT or SIGTERM: stops accepting (socket files removed), lets
 requests and connections in flight finish for up to --grace seconds, aborts the rest and
-exits 0. A second signal aborts at once. Exit 1: an address could not be bound; exit 2:
-bad usage or address."""
+exits 0. A second signal aborts at once.
+
+{EXITS}"""
 
 
 class _ServeCommand(click.Command):
@@ -161,6 +158,10 @@ class _ServeCommand(click.Command):
                 ("module:app", "any ASGI 3 app (FastAPI, Starlette, ...) imported as uvicorn "
                  "does: the current directory (or --app-dir) on the import path; --factory "
                  "calls it to get the app")])
+
+
+EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
+                                           Exit.BAD_ADDRESS))
 
 
 @cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
@@ -211,7 +212,7 @@ def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], 
     try:
         code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
-        code = EXIT_OK
+        code = Exit.OK
     finally:
         close_trace()
     raise SystemExit(code)
@@ -227,8 +228,7 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     except click.UsageError:
         raise
     except (TrunklineError, OSError) as exc:
-        code = exit_code_for(exc)
-        fail("serve", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
+        report("serve", exc, listening=True)
     remove = server.install_signal_handlers()  # a second signal aborts what is left
     try:
         for url, listener in zip(server.urls, server.listeners, strict=True):
@@ -238,4 +238,5 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     finally:
         remove()
         await server.aclose(grace)  # at once when serve_forever has stopped it
-    return EXIT_OK
+    return Exit.OK
+

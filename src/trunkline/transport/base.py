@@ -38,9 +38,12 @@ from ..address import (
     Identity,
     PeerCredentials,
     SocketIdentity,
+    TcpAddress,
+    UdpAddress,
     UnixIdentity,
+    format_address,
 )
-from ..errors import TransportError, UnsupportedError
+from ..errors import AddressError, TransportError, UnsupportedError
 
 log = logging.getLogger("trunkline.transport")
 
@@ -322,3 +325,12 @@ __all__ = [
     "peer_identity", "refusal_hint", "sock_identity", "socket_peer_credentials",
     "unix_identity",
 ]
+
+
+def check_dialable(address: TcpAddress | UdpAddress) -> None:
+    """Port 0 means "any free port": a server can take it, a client cannot reach it."""
+    if address.port == 0:
+        url = format_address(address)
+        raise AddressError(url, "port 0", "means any free port, which only a server can take; "
+                           "connect to the port the server printed ('listening on ...')",
+                           f"{address.scheme}://127.0.0.1:8000")

@@ -53,6 +53,7 @@ from ..errors import (
     PeerNotAllowedError,
     TransportError,
     TrunklineError,
+    os_error_words,
 )
 from ..trace.events import Step, Tracer
 from .base import (
@@ -174,7 +175,7 @@ async def open_fifo(address: FifoAddress, factory: ProtocolFactory, options: Con
         raise
     except OSError as exc:
         _close_all(fds)
-        raise ConnectError(exc.errno, f"could not connect to {url}: {exc.strerror or exc}"
+        raise ConnectError(exc.errno, f"could not connect to {url}: {os_error_words(exc)}"
                            ) from exc
     except BaseException:
         _close_all(fds)

@@ -29,7 +29,13 @@ import time
 from collections.abc import AsyncIterator
 
 from ..address import UnixAddress, format_address
-from ..errors import AddressInUseError, ConnectError, NotASocketError, TransportError
+from ..errors import (
+    AddressInUseError,
+    ConnectError,
+    NotASocketError,
+    TransportError,
+    os_error_words,
+)
 from ..trace.events import Step, Tracer
 from .base import (
     Admission,
@@ -60,7 +66,7 @@ async def open_unix(address: UnixAddress, factory: ProtocolFactory, options: Con
     except OSError as exc:
         sock.close()
         raise ConnectError(exc.errno, f"could not connect to {format_address(address)}: "
-                           f"{exc.strerror}") from exc
+                           f"{os_error_words(exc)}") from exc
     except BaseException:
         sock.close()
         raise
@@ -157,7 +163,7 @@ def _bind(sock: socket.socket, address: UnixAddress) -> None:
             raise AddressInUseError(exc.errno, f"{format_address(address)} is in use by a live "
                                     "server; stop it or choose another address") from exc
         raise TransportError(exc.errno, f"cannot bind {format_address(address)}: "
-                             f"{exc.strerror}") from exc
+                             f"{os_error_words(exc)}") from exc
 
 
 def _clear_path(address: UnixAddress, sock_type: int) -> None:
