@@ -84,6 +84,7 @@ async def test_the_cli_message_limits(short_tmp: Path) -> None:
 
     import trunkline
     from tests.support.cli_helpers import run
+    from trunkline.cli.exits import Exit
 
     sock = short_tmp / "lim.sock"
     url = f"ws+unix://{quote(str(sock), safe='')}/"
@@ -104,6 +105,6 @@ async def test_the_cli_message_limits(short_tmp: Path) -> None:
                       + frame(CONT, b"c", fin=False) + frame(CONT, b"d"))
             assert (await peer.expect_close())[0] == 1009  # 4 frames, 3 allowed
         small = run(["ws", url, "--max-size", "100", "--wait", "5"], input=b"y" * 200 + b"\n")
-        assert small.returncode == 4 and b"1009" in small.stderr, small
+        assert small.returncode == Exit.RECEIVE and b"1009" in small.stderr, small
         fine = run(["ws", url, "--max-size", "300", "--wait", "5"], input=b"y" * 200 + b"\n")
         assert fine.returncode == 0 and fine.stdout == b"y" * 200 + b"\n", fine
