@@ -11,4 +11,5 @@ from . import relay
 from . import tour
 from . import call
 from . import bench
+from . import bench_http
 from . import ws
