@@ -12,4 +12,5 @@ from . import tour
 from . import call
 from . import bench
 from . import bench_http
+from . import bench_net
 from . import ws
