@@ -12,7 +12,7 @@ import pytest
 
 from bench_plot_support import assert_bar, read_plot
 from cli_helpers import run
-from trunkline.bench.http_servers import Case, available, server_argv
+from trunkline.bench.http_servers import Case, ServerUnsupportedError, available, server_argv
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("h2load") is None,
                                 reason="needs wrk and h2load (apt-get install wrk "
@@ -67,18 +67,20 @@ def test_workers_and_access_log_cells() -> None:
     """--workers 2 reaches trunkline serve: measured once serve knows --workers, else the
     cell says this serve does not support it; the access-log case runs both servers with
     their default logging."""
-    done = run(["bench", "http", "--servers", "trunkline,uvicorn", "--kinds", "tcp",
-                "--workers", "2", "--access-log", "on", "--rounds", "1", "--seconds", "1",
-                "--warmup", "0"], timeout=80)
+    done = run(["bench", "http", "--servers", "trunkline,uvicorn,trunkline-api", "--kinds",
+                "tcp", "--workers", "2", "--access-log", "on", "--rounds", "1", "--seconds",
+                "1", "--warmup", "0"], timeout=80)
     out = done.stdout.decode()
     assert done.returncode == 0, out + done.stderr.decode()
     assert "tcp 2w log" in out and "uvicorn" in out
     rows = {line.split("│")[2].strip(): line for line in out.splitlines()
-            if line.count("│") > 4 and line.split("│")[2].strip() in ("trunkline", "uvicorn")}
+            if line.count("│") > 4 and line.split("│")[2].strip() in ("trunkline", "uvicorn",
+                                                                      "trunkline-api")}
     assert "not supported" not in rows["uvicorn"] and "x" in rows["uvicorn"]
+    assert "not supported by the library call" in out
     if _serve_knows_workers():
-        assert "not supported" not in out
-        assert "1.00x" in rows["uvicorn"]
+        assert "not supported" not in rows["trunkline"] and "x" in rows["trunkline"]
+        assert "not supported by this trunkline serve" not in out
     else:
         assert "not supported" in rows["trunkline"]
         assert "not supported by this trunkline serve (it refused --workers" in out
@@ -93,6 +95,9 @@ def test_access_log_variant_drops_the_quiet_flags() -> None:
     assert "--access-log" in server_argv("granian", logged, "8000")
     assert "--workers" not in server_argv("trunkline", quiet, "0")
     assert server_argv("trunkline", Case("unix", 2, False), "/x.sock")[-2:] == ["--workers", "2"]
+    assert server_argv("trunkline-api", logged, "8000")[-2:] == ["tcp://127.0.0.1:8000", "on"]
+    with pytest.raises(ServerUnsupportedError, match="not supported by the library call"):
+        server_argv("trunkline-api", Case("tcp", 2, False), "8000")
 
 
 def test_usage_errors() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .http_servers import (
+    DEFAULT_SERVERS,
     KINDS,
     SERVERS,
     Case,
@@ -116,7 +117,7 @@ def make_cases(kinds: Sequence[str], workers: Sequence[int], access_logs: Sequen
     return [Case(kind, n, log) for log in access_logs for n in workers for kind in kinds]
 
 
-def run_http_bench(servers: Sequence[str] = SERVERS, cases: Sequence[Case] = (), *,
+def run_http_bench(servers: Sequence[str] = DEFAULT_SERVERS, cases: Sequence[Case] = (), *,
                    rounds: int = 3, seconds: int = 3, warmup: int = 1, connections: int = 50,
                    progress: Progress | None = None) -> HttpBenchResult:
     """Measure every server in every case, ``rounds`` interleaved rounds."""

@@ -31,8 +31,9 @@ def http_table(result: HttpBenchResult) -> Table:
                   header_style="bold", caption=caption)
     table.add_column("case", no_wrap=True)
     table.add_column("server", no_wrap=True)
-    for name in ("req/s", "best", "vs uvicorn", "(best)", "vs granian", "(best)", "cpu/req",
-                 "rounds"):
+    peers = [p for p in ("uvicorn", "granian") if p in result.servers]
+    names = ["req/s", "best"] + [n for p in peers for n in (f"vs {p}", "(best)")]
+    for name in (*names, "cpu/req", "rounds"):
         table.add_column(name, justify="right", no_wrap=name != "rounds")
     for case in result.cases:
         for n, server in enumerate(result.servers):
@@ -41,18 +42,16 @@ def http_table(result: HttpBenchResult) -> Table:
             who = Text(server, style="bold") if server == "trunkline" else Text(server)
             if (server, case) not in result.runs:
                 cell = ("not supported" if (server, case) in result.unsupported else "n/a")
-                table.add_row(label, who, Text(cell, style="yellow"), *[""] * 7,
-                              end_section=last)
+                table.add_row(label, who, Text(cell, style="yellow"),
+                              *[""] * (len(names) + 1), end_section=last)
                 continue
             cpu = result.cpu_us(server, case)
             ours = server == "trunkline"
+            ratios = [_times(result.ratio(server, case, peer, best=best), ours)
+                      for peer in peers for best in (False, True)]
             table.add_row(
                 label, who, _rate(result.median(server, case)),
-                _rate(result.best(server, case)),
-                _times(result.ratio(server, case, "uvicorn"), ours),
-                _times(result.ratio(server, case, "uvicorn", best=True), ours),
-                _times(result.ratio(server, case, "granian"), ours),
-                _times(result.ratio(server, case, "granian", best=True), ours),
+                _rate(result.best(server, case)), *ratios,
                 "-" if cpu is None else f"{cpu:.1f}",
                 ", ".join(f"{r:,.0f}" for r in result.rates(server, case)),
                 end_section=last)

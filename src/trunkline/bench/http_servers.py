@@ -4,7 +4,9 @@ and the load generators that drive them.
 What users run: ``trunkline serve module:app -q``, ``uvicorn module:app --no-access-log``
 (httptools + uvloop) and ``granian --interface asgi`` (uvloop), the same hello-world ASGI app
 in each. ``-q`` / ``--no-access-log`` are left out for the access-log variant, and granian gets
-``--access-log`` there (its default is off), so every server logs each request.
+``--access-log`` there (its default is off), so every server logs each request. Optional
+fourth: ``trunkline-api``, the library call (``serve_app`` in a ``python -c``, as
+benchmarks/http_server.py used to measure), to compare the CLI with the direct call.
 
 Each server's stdout and stderr go to its own log file, so a logging server pays for writing
 its lines and nobody's pipe fills up; the file is also where a failed start is explained.
@@ -27,7 +29,19 @@ from pathlib import Path
 from .process import BenchError, pinnable, worker_env
 
 APP = "trunkline.server.apps.hello:hello_app"
-SERVERS = ("trunkline", "uvicorn", "granian")
+SERVERS = ("trunkline", "uvicorn", "granian", "trunkline-api")
+DEFAULT_SERVERS = ("trunkline", "uvicorn", "granian")
+#: trunkline-api: the library call, one process, lifespan off (what the old script measured);
+#: with the access log on, INFO records go to stderr as the CLI's do
+API_SCRIPT = (
+    "import logging, sys\n"
+    "from trunkline._loop import run\n"
+    "from trunkline.server import ServerConfig, load_app, serve_app\n"
+    "log = sys.argv[3] == 'on'\n"
+    "if log:\n"
+    "    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')\n"
+    "run(serve_app(load_app(sys.argv[1]), sys.argv[2],\n"
+    "              config=ServerConfig(access_log=log, lifespan='off')))\n")
 KINDS = ("tcp", "unix")
 START_TIMEOUT = 30.0
 _POLL = 0.02  # seconds between readiness checks (a benchmark may poll; tests may not)
@@ -60,14 +74,16 @@ def available(server: str) -> str | None:
     """None when ``server`` can run here, else why not."""
     import importlib.util
 
-    module = {"trunkline": "trunkline", "uvicorn": "uvicorn", "granian": "granian"}[server]
+    module = {"trunkline": "trunkline", "uvicorn": "uvicorn", "granian": "granian",
+              "trunkline-api": "trunkline"}[server]
     if importlib.util.find_spec(module) is None:
         return f"{server} is not installed (pip install {server}, or the bench extra)"
     return None
 
 
 def server_argv(server: str, case: Case, where: str) -> list[str]:
-    """The command line: ``where`` is a TCP port (0 = any, trunkline only) or a socket path."""
+    """The command line: ``where`` is a TCP port (0 = any, trunkline only) or a socket path.
+    Raises ``ServerUnsupportedError`` for a case the server cannot run."""
     if server == "trunkline":
         url = f"tcp://127.0.0.1:{where}" if case.kind == "tcp" else f"unix://{where}"
         argv = [sys.executable, "-m", "trunkline", "serve", APP, "--on", url]
@@ -84,6 +100,12 @@ def server_argv(server: str, case: Case, where: str) -> list[str]:
     if server == "granian":
         return [sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
                 *bind, *(["--access-log"] if case.access_log else []), *workers, APP]
+    if server == "trunkline-api":
+        if case.workers != 1:
+            raise ServerUnsupportedError("not supported by the library call (serve_app runs "
+                                         "one process; --workers is trunkline serve's)")
+        url = f"tcp://127.0.0.1:{where}" if case.kind == "tcp" else f"unix://{where}"
+        return [sys.executable, "-c", API_SCRIPT, APP, url, "on" if case.access_log else "off"]
     raise BenchError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
 
 

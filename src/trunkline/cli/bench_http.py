@@ -7,7 +7,7 @@ import json
 import click
 from rich.console import Console
 
-from ..bench.http_servers import KINDS, SERVERS
+from ..bench.http_servers import DEFAULT_SERVERS, KINDS, SERVERS
 from ..bench.process import BenchError
 from ..bench.report import host_line
 from ._support import EXIT_USAGE, fail
@@ -25,6 +25,7 @@ The same hello-world ASGI app served by each server's own command line:
   trunkline serve trunkline.server.apps.hello:hello_app --on URL -q
   uvicorn trunkline.server.apps.hello:hello_app --loop uvloop --http httptools --no-access-log
   granian --interface asgi --loop uvloop trunkline.server.apps.hello:hello_app  (if installed)
+  trunkline-api (only when listed): serve_app(load_app(...)) from python -c, the library call
 --access-log on drops -q / --no-access-log (granian gets --access-log: its default is off).
 --workers N passes --workers N to each server (for 1, nothing); a trunkline serve that refuses
 the option shows "not supported by this trunkline serve" in its cells.
@@ -55,7 +56,8 @@ def _access_logs(values: tuple[str, ...]) -> list[bool]:
 
 @bench_group.command("http", epilog=HTTP_EPILOG)
 @click.option("--servers", "servers", multiple=True, metavar="SERVER[,SERVER...]",
-              help="Servers to compare (default: trunkline,uvicorn,granian).")
+              help="Servers to compare: trunkline, uvicorn, granian, trunkline-api "
+                   "(default: the first three).")
 @click.option("--kinds", "kinds", multiple=True, metavar="tcp,unix",
               help="Transports (default: both).")
 @click.option("--workers", "workers", multiple=True, metavar="N[,N...]",
@@ -80,7 +82,7 @@ def http_command(servers: tuple[str, ...], kinds: tuple[str, ...], workers: tupl
     from ..bench.http import make_cases, run_http_bench
     from ..bench.http_report import http_chart, http_notes, http_table
 
-    server_list = _split(servers, SERVERS, "server") or list(SERVERS)
+    server_list = _split(servers, SERVERS, "server") or list(DEFAULT_SERVERS)
     cases = make_cases(_split(kinds, KINDS, "transport") or list(KINDS), _workers(workers),
                        _access_logs(access_logs))
     check_plot("bench http", plot_path)
