@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .process import BenchError, pinnable, worker_env
 
-APP = "trunkline.server.apps.hello:hello_app"
+APP = "trunkline.apps.hello:hello_app"
 SERVERS = ("trunkline", "uvicorn", "granian", "trunkline-api")
 DEFAULT_SERVERS = ("trunkline", "uvicorn", "granian")
 #: trunkline-api: the library call, one process, lifespan off (what the old script measured);

@@ -61,8 +61,8 @@ async def serve_sink(impl: str, url: str, size: int, done: Done) -> tuple[str, l
     loop = asyncio.get_running_loop()
     count = _Count(size, done)
     if impl == "trunkline":
-        from ..api import serve
-        from ..stream import Stream
+        from ..aio.servers import serve
+        from ..aio.stream import Stream
 
         async def drain(stream: Stream) -> None:
             read = stream.read
@@ -119,7 +119,7 @@ async def send_bulk(impl: str, url: str, size: int) -> dict[str, Any]:
     """Connect to ``url``, send ``size`` bytes, close once they are out; the start time."""
     payload = memoryview(b"\xa5" * CHUNK)
     if impl == "trunkline":
-        from ..api import connect
+        from ..aio.servers import connect
 
         stream = await connect(url)
         t_start = time.monotonic_ns()

@@ -48,7 +48,7 @@ async def start_receiver(impl: str, url: str, counter: HealthCounter
     loop = asyncio.get_running_loop()
     address = parse_address(url)
     if impl == "trunkline":
-        from ..datagram import bind_datagram
+        from ..aio.datagram import bind_datagram
 
         endpoint = await bind_datagram(url)
         clock = time.monotonic_ns
@@ -137,7 +137,7 @@ async def open_sender(impl: str, url: str, dont_fragment: bool) -> Sender:
     loop = asyncio.get_running_loop()
     address = parse_address(url)
     if impl == "trunkline":
-        from ..datagram import open_datagram
+        from ..aio.datagram import open_datagram
 
         endpoint = await open_datagram(url)
         sock = endpoint.transport.get_extra_info("socket")

@@ -22,9 +22,9 @@ Examples:
 
 \b
 The same hello-world ASGI app served by each server's own command line:
-  trunkline serve trunkline.server.apps.hello:hello_app --on URL -q
-  uvicorn trunkline.server.apps.hello:hello_app --loop uvloop --http httptools --no-access-log
-  granian --interface asgi --loop uvloop trunkline.server.apps.hello:hello_app  (if installed)
+  trunkline serve trunkline.apps.hello:hello_app --on URL -q
+  uvicorn trunkline.apps.hello:hello_app --loop uvloop --http httptools --no-access-log
+  granian --interface asgi --loop uvloop trunkline.apps.hello:hello_app  (if installed)
   trunkline-api (only when listed): serve_app(load_app(...)) from python -c, the library call
 --access-log on drops -q / --no-access-log (granian gets --access-log: its default is off).
 --workers N passes --workers N to each server (for 1, nothing); a trunkline serve that refuses

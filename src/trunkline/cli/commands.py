@@ -14,3 +14,4 @@ from . import bench
 from . import bench_http
 from . import bench_net
 from . import ws
+from . import map
