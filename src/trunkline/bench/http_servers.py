@@ -196,12 +196,17 @@ class RunningServer:
 
     def stop(self) -> None:
         """SIGTERM (a graceful stop for all three), then SIGKILL to whatever is left."""
+        group = self.proc.pid  # its own session: the group of every process it started
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # workers that outlived their parent
+        # Workers that outlived their parent. Only while the group has members: the kernel
+        # keeps a group's id from being reused while any member lives, so this cannot hit a
+        # stranger that was given the same number since.
+        if self.proc.poll() is None or _group_members(group):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.wait()
         if self.case.kind == "unix":
@@ -225,6 +230,20 @@ def _tree(root: int) -> list[int]:
         found.append(pid)
         todo.extend(children.get(pid, []))
     return found
+
+
+def _group_members(group: int) -> list[int]:
+    """Processes whose process group is ``group``, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:
+                members.append(int(entry))
+    return members
 
 
 def _cpu_seconds(pid: int) -> float:
