@@ -19,7 +19,8 @@ from ..bench.plot import Chart, require_matplotlib
 from ..bench.process import BenchError
 from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
 from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
-from ._support import EXIT_USAGE, fail
+from ._support import fail
+from .exits import Exit, exit_help
 from .main import cli
 
 GROUP_EPILOG = """\b
@@ -122,10 +123,11 @@ def check_plot(command: str, path: str | None) -> None:
     try:
         require_matplotlib()
     except BenchError as exc:
-        fail(command, str(exc), EXIT_USAGE)
+        fail(command, str(exc), Exit.USAGE)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        fail(command, f"--plot {path}: the folder {folder} does not exist", EXIT_USAGE)
+        fail(command, f"cannot write --plot {path}: the folder {folder} does not exist",
+             Exit.WRITE)
 
 
 def write_plot(command: str, path: str | None, chart: Callable[[], Chart]) -> None:
@@ -139,11 +141,13 @@ def write_plot(command: str, path: str | None, chart: Callable[[], Chart]) -> No
     try:
         render_png(chart(), path)
     except (OSError, ValueError) as exc:
-        fail(command, f"could not write the plot {path}: {exc}", EXIT_USAGE)
+        fail(command, f"cannot write --plot {path}: {exc}", Exit.WRITE)
     Console(stderr=True, highlight=False).print(f"[dim]plot written to {path}[/]")
 
 
-@cli.group("bench", epilog=GROUP_EPILOG)
+@cli.group("bench", epilog=GROUP_EPILOG + "\n\n" + exit_help(Exit.OK, Exit.CANNOT_LISTEN,
+                                                              Exit.USAGE, Exit.WRITE,
+                                                              Exit.INTERRUPTED))
 def bench_group() -> None:
     """Measure trunkline against raw baselines, side by side."""
 
@@ -177,7 +181,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
             results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
                                    size=size, block=block, progress=progress)
     except BenchError as exc:
-        fail("bench pingpong", str(exc), EXIT_USAGE)
+        fail("bench pingpong", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), "rounds": rounds, "size": size,
                                "results": pingpong_json(results)}, indent=2))
@@ -188,7 +192,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
     write_plot("bench pingpong", plot_path,
                lambda: pingpong_chart(results, size, host_line()))
     if check and any(r.meets_target is not True for r in results):
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 @bench_group.command("relay", epilog=RELAY_EPILOG)
@@ -212,7 +216,7 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         with _progress(not as_json) as progress:
             result = run_relay_bulk(size, relay_list, repeat=repeat, progress=progress)
     except BenchError as exc:
-        fail("bench relay", str(exc), EXIT_USAGE)
+        fail("bench relay", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **relay_json(result)}, indent=2))
     else:
@@ -220,7 +224,7 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         out.print(relay_table(result))
     write_plot("bench relay", plot_path, lambda: relay_chart(result, host_line()))
     if check and result.meets_target is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 WS_EPILOG = """\b
@@ -277,7 +281,7 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
                 _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
                 warmup=warmup, size=size, inflight=inflight, progress=progress)
     except BenchError as exc:
-        fail("bench ws", str(exc), EXIT_USAGE)
+        fail("bench ws", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:
@@ -287,4 +291,4 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
             out.print(f"[dim]n/a {what}: {error}[/]", soft_wrap=True)
     write_plot("bench ws", plot_path, lambda: ws_chart(result, host_line()))
     if check and result.meets_target() is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)

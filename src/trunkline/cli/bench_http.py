@@ -10,8 +10,9 @@ from rich.console import Console
 from ..bench.http_servers import DEFAULT_SERVERS, KINDS, SERVERS
 from ..bench.process import BenchError
 from ..bench.report import host_line
-from ._support import EXIT_USAGE, fail
+from ._support import fail
 from .bench import _console, _progress, _split, bench_group, check_plot, plot_option, write_plot
+from .exits import Exit
 
 HTTP_EPILOG = """\b
 Examples:
@@ -94,7 +95,7 @@ def http_command(servers: tuple[str, ...], kinds: tuple[str, ...], workers: tupl
             result = run_http_bench(server_list, cases, rounds=rounds, seconds=seconds,
                                     warmup=warmup, connections=connections, progress=progress)
     except BenchError as exc:
-        fail("bench http", str(exc), EXIT_USAGE)
+        fail("bench http", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:

@@ -10,8 +10,9 @@ from ..bench.pingpong import PLACEMENTS
 from ..bench.process import BenchError
 from ..bench.relay_bulk import parse_size
 from ..bench.report import host_line
-from ._support import EXIT_USAGE, fail
+from ._support import fail
 from .bench import _console, _progress, _split, bench_group, check_plot, plot_option, write_plot
+from .exits import Exit
 
 TRANSPORTS_EPILOG = """\b
 Examples:
@@ -87,7 +88,7 @@ def transports_command(kinds: tuple[str, ...], placement: str, rounds: int, warm
                                     bulk_rounds=bulk_rounds, datagram_size=datagram_size,
                                     datagram_seconds=datagram_seconds, progress=progress)
     except BenchError as exc:
-        fail("bench transports", str(exc), EXIT_USAGE)
+        fail("bench transports", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:
@@ -133,7 +134,7 @@ def udp_command(kinds: tuple[str, ...], impls: tuple[str, ...], rate: str, size:
                                    rounds=rounds, dont_fragment=dont_fragment,
                                    progress=progress)
     except BenchError as exc:
-        fail("bench udp", str(exc), EXIT_USAGE)
+        fail("bench udp", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:

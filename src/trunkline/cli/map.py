@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ..errors import TransportError, TrunklineError, UnsupportedError
-from ._support import EXIT_UNREACHABLE, EXIT_USAGE, fail
+from ._support import fail
+from .exits import Exit, exit_help
 from .main import cli
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ your own processes' sockets are named; the output says how many were hidden. Pro
 another network namespace are listed, their sockets are not (run the map there, e.g.
 `ip netns exec NAME trunkline map`). Needs the map extra: pip install 'trunkline[map]'.
 Exit 0; 1 when the map cannot be made (the map extra missing, the kernel's tables not
-readable); 2 on bad usage (bad --services-file, unknown --service)."""
+readable); 2 on bad usage (bad --services-file, unknown --service); 23 when --html cannot
+be written.
+
+""" + exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.WRITE)
 
 
 @cli.command("map", epilog=EXAMPLES)
@@ -80,9 +84,9 @@ def map_command(as_json: bool, as_mermaid: bool, html_file: Path | None, pids: t
                           kinds=frozenset(kinds), listening=listening)
         the_map = build_map(where, records)
     except (UnsupportedError, TransportError) as exc:
-        fail("map", str(exc), EXIT_UNREACHABLE)
+        fail("map", str(exc), Exit.CANNOT_LISTEN)
     except TrunklineError as exc:
-        fail("map", str(exc), EXIT_USAGE)
+        fail("map", str(exc), Exit.USAGE)
 
     from ..sockmap.render import render_html, render_mermaid
 
@@ -90,7 +94,7 @@ def map_command(as_json: bool, as_mermaid: bool, html_file: Path | None, pids: t
         try:
             html_file.write_text(render_html(the_map), encoding="utf-8")
         except OSError as exc:
-            fail("map", f"cannot write {html_file}: {exc.strerror or exc}", EXIT_USAGE)
+            fail("map", f"cannot write {html_file}: {exc.strerror or exc}", Exit.WRITE)
         click.echo(f"wrote {html_file}", err=True)
     if as_json:
         click.echo(json.dumps(the_map.to_dict(), indent=2))
