@@ -69,7 +69,7 @@ MEANING: dict[Exit, str] = {
     Exit.WEIRD_REPLY: "the server's reply was not valid HTTP",
     Exit.PARTIAL: "the body ended before its announced length (connection closed)",
     Exit.HTTP_ERROR: "HTTP status 400 or above, with --fail",
-    Exit.WRITE: "could not write the output (stdout, -o FILE, a trace file)",
+    Exit.WRITE: "could not write the output (stdout, -o FILE, a trace file, a --plot PNG)",
     Exit.READ: "could not read the input (a -d @file, -T FILE)",
     Exit.TIMEOUT: "timed out",
     Exit.TLS: "the TLS handshake failed",
