@@ -44,6 +44,7 @@ from .client.websocket import websocket
 from .datagram import DatagramEndpoint, bind_datagram, open_datagram
 from .errors import TrunklineError
 from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
+from .registry import Registration, Resolver, open_registry, register
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .stream import Stream
@@ -67,3 +68,4 @@ __all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocke
             "websocket"]
 __all__ += ["AppServer", "ServerConfig", "serve_app"]
 __all__ += ["DnsResolver"]
+__all__ += ["Registration", "Resolver", "open_registry", "register"]

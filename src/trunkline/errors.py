@@ -12,6 +12,11 @@
     │   ├── DatagramTooLargeError    a datagram over the socket kind's size limit
     │   └── HandshakeError           a FIFO or TLS handshake that did not complete
     ├── ResolveError (OSError)       a name that did not resolve (DNS or the service registry)
+    ├── RegistryError                the service registry cannot do what was asked
+    │   ├── RegistryUnavailableError     the backend is unreachable and nothing is cached
+    │   ├── RegistryFileError            the registry file is damaged or cannot be written
+    │   ├── DuplicateInstanceError       a live instance already holds that instance id
+    │   └── InvalidRecordError (ValueError)  a record that cannot be registered (bad ttl, ...)
     ├── TrunklineTimeoutError (TimeoutError)
     └── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
 
@@ -78,6 +83,32 @@ class HandshakeError(TransportError):
 
 class ResolveError(TrunklineError, OSError):
     """A name that did not resolve."""
+
+
+class RegistryError(TrunklineError):
+    """The service registry (SQLite file or etcd) cannot do what was asked."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry backend cannot be reached, and there is no cached view to serve."""
+
+
+class RegistryFileError(RegistryError):
+    """The registry file is damaged or cannot be written; names the file and what to do."""
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"registry file {path}: {problem}; {remedy}")
+
+
+class DuplicateInstanceError(RegistryError):
+    """A live instance of the service already holds the instance id."""
+
+
+class InvalidRecordError(RegistryError, ValueError):
+    """An instance record that cannot be registered (protocol, ttl, metadata, id)."""
 
 
 class TrunklineTimeoutError(TrunklineError, TimeoutError):
