@@ -193,17 +193,26 @@ class EtcdStore(Store):
         lease = self._leases.get(instance.key)
         if lease is None:
             return False
-        try:
-            reply = await self._members.call(lambda c: c.refresh_lease(lease))
-        except RegistryUnavailableError:
-            raise
-        except Exception as exc:  # "requested lease not found": it expired while we were away
-            log.info("%s: lease of %s/%s is gone (%s)", self.url, *instance.key, _summary(exc))
-            reply = None
-        if reply is None or reply.TTL <= 0:
-            self._leases.pop(instance.key, None)
-            return False
-        return True
+        key = self._key(*instance.key)
+
+        async def op(client: Any) -> bool:
+            try:
+                reply = await client.refresh_lease(lease)
+            except Exception as exc:
+                if _member_trouble(exc):
+                    raise
+                reply = None  # "requested lease not found": it ran out while we were away
+            if reply is None or reply.TTL <= 0:
+                return False
+            # the key may have been deleted on its own (etcdctl del, a prune): look
+            held = await client.get(key)
+            return held is not None and int(held.lease) == lease
+
+        if await self._members.call(op):
+            return True
+        log.info("%s: record %s/%s is gone", self.url, *instance.key)
+        self._leases.pop(instance.key, None)
+        return False
 
     async def deregister(self, instance: Instance) -> bool:
         self._owners.pop(instance.key, None)
