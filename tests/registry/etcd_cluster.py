@@ -141,7 +141,20 @@ class EtcdCluster:
         for member in chosen:
             member.wait_ready(deadline)
         if not any(m.prefix for m in chosen):  # in a namespace: not reachable from here
-            asyncio.run(self._answers(chosen))
+            # on a thread of its own: the caller may be inside an event loop already
+            failure: list[BaseException] = []
+
+            def check() -> None:
+                try:
+                    asyncio.run(self._answers(chosen))
+                except BaseException as exc:
+                    failure.append(exc)
+
+            thread = threading.Thread(target=check)
+            thread.start()
+            thread.join(DEADLINE)
+            if failure:
+                raise failure[0]
 
     async def _answers(self, members: Sequence[Member]) -> None:
         import aetcd

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sys
@@ -120,6 +121,7 @@ async def resolve(registry: str, name: str) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     command, registry, name, *rest = sys.argv[1:]
     if command == "burst":
         burst(registry, name, int(rest[0]))

@@ -19,11 +19,12 @@ DEADLINE = 30.0
 
 class Worker:
     def __init__(self, args: Sequence[str], *, prefix: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, user: str | None = None) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen([*prefix, sys.executable, WORKER, *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+                                     stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+                                     user=user)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.out: list[str] = []
         self.err: list[str] = []

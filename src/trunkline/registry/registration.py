@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
 from ..address import Address
@@ -42,7 +42,9 @@ class Registration:
         self._task: asyncio.Task[None] | None = None
         self._registered = asyncio.Event()
         self.registrations = 0  # how often the record was written (1 + re-registrations)
+        self.heartbeats = 0  # keep-alive rounds that reached the registry
         self.last_error: str | None = None
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def registered(self) -> bool:
@@ -51,6 +53,23 @@ class Registration:
 
     async def wait_registered(self) -> None:
         await self._registered.wait()
+
+    async def wait_for(self, predicate: Callable[[Registration], bool], timeout: float) -> None:
+        """Wait (at most ``timeout`` s, else ``TimeoutError``) until ``predicate(self)``
+        holds after a keep-alive round."""
+        async def until() -> None:
+            while not predicate(self):
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                await waiter
+
+        await asyncio.wait_for(until(), timeout)
+
+    def _round_done(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def start(self) -> None:
         try:
@@ -70,6 +89,7 @@ class Registration:
             await asyncio.sleep(interval if self.registered else self.retry_interval)
             try:
                 if await self.store.heartbeat(self.instance):
+                    self.heartbeats += 1
                     alive = True
                 else:
                     log.info("%s: %s/%s was lost from the registry; registering again",
@@ -81,6 +101,7 @@ class Registration:
                 log.error("%s: %s; this instance stays unregistered", self.store.url, exc)
                 self.last_error = str(exc)
                 self._registered.clear()
+                self._round_done()
                 return
             except RegistryError as exc:
                 if self.registered:
@@ -94,6 +115,7 @@ class Registration:
                 self._registered.set()
             else:
                 self._registered.clear()
+            self._round_done()
 
     async def stop(self) -> None:
         task, self._task = self._task, None

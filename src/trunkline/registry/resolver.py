@@ -150,9 +150,8 @@ class Resolver:
                     from None
         view = self._view
         assert view is not None
-        if view.instances is None:
-            raise RegistryUnavailableError(f"{self.store.url}: unreachable and nothing cached "
-                                           f"({view.error})")
+        if view.instances is None:  # the error names the backend and what to do
+            raise RegistryUnavailableError(view.error or f"{self.store.url}: unreachable")
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Wait (at most ``timeout`` s, else ``TimeoutError``) until ``predicate()`` holds

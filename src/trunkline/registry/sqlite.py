@@ -107,8 +107,10 @@ class SqliteStore(Store):
             return RegistryUnavailableError(
                 f"registry file {self.path}: still locked by another process after "
                 f"{self.busy_timeout:g} s; retry, or find the process holding it (fuser)")
+        if isinstance(exc, OSError) and exc.strerror:
+            text = exc.strerror  # the path is in the message already
         if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) \
-                or isinstance(exc, PermissionError):
+                or isinstance(exc, OSError):
             return RegistryFileError(self.path, f"cannot be written ({text}{self._why()})",
                                      f"make it and its directory writable by uid "
                                      f"{os.geteuid()}, {_ANOTHER_FILE}")

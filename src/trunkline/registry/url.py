@@ -66,6 +66,9 @@ def parse_registry_url(url: str) -> RegistryURL:
     if not _PREFIX.match(prefix):
         raise AddressError(url, f"key prefix {prefix!r}", "must be /-separated names of "
                            "letters, digits, '.', '_' and '-'", "etcd://127.0.0.1:2379/staging")
+    if not authority:
+        raise AddressError(url, "etcd members", "are missing",
+                           "etcd://127.0.0.1:2379,127.0.0.2:2379")
     endpoints = []
     for member in authority.split(","):
         endpoints.append(_parse_member(url, member))
