@@ -10,6 +10,8 @@
 |             | modules; from trunkline only address, errors, trace and protocol/ itself |
 | transport/  | stdlib, uvloop; from trunkline only address, errors, trace, _loop and    |
 |             | transport/ itself (never cli/, protocol/ or anything above)              |
+| registry/   | stdlib, psutil, aetcd; from trunkline only address, errors, trace, _loop |
+|             | and registry/ itself (never cli/, server/, client/)                      |
 | everywhere  | only cli/ (and bench/) call print() or exit the process                  |
 """
 
@@ -175,6 +177,11 @@ def test_protocol_is_sans_io() -> None:
 def test_transport_does_not_reach_up() -> None:
     no_violations(violations("transport", {"transport", "address", "errors", "trace", "_loop"},
                       {"uvloop"}))
+
+
+def test_registry_is_a_library_layer() -> None:
+    no_violations(violations("registry", {"registry", "address", "errors", "trace", "_loop"},
+                             {"psutil", "aetcd"}))
 
 
 # --------------------------------------------------------------------------- print and exit

@@ -90,7 +90,8 @@ async def test_after_a_wiped_cluster_comes_back_the_instance_registers_again(
 async def test_bad_etcd_urls_are_usage_errors() -> None:
     from trunkline.errors import AddressError
 
-    for url, part in [("etcd://", "members are missing"), ("etcd://:2379", "host ''"), ("etcd://h:0", "port '0'"),
+    for url, part in [("etcd://", "members are missing"), ("etcd://:2379", "host ''"),
+                      ("etcd://h:0", "port '0'"),
                       ("etcd://a:1,,b:2", "stray ','"), ("etcd://::1:2379", "in brackets"),
                       ("etcd://h:1/bad prefix", "key prefix"), ("etcd://h:x", "port 'x'")]:
         with pytest.raises(AddressError, match=part):

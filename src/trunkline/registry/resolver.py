@@ -34,7 +34,6 @@ from .store import RegistryView, Store
 
 log = logging.getLogger("trunkline.registry")
 _INF = float("inf")
-_monotonic = time.monotonic
 
 
 class _Entry:
@@ -53,8 +52,10 @@ class Resolver:
 
     def __init__(self, store: Store, *, owns_store: bool = False,
                  host: HostIdentity | None = None, networks: list[Interface] | None = None,
-                 first_view_timeout: float = 5.0) -> None:
+                 first_view_timeout: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock  # for failure marks; tests pass their own
         self.owns_store = owns_store
         self.first_view_timeout = first_view_timeout
         self.here = host or HostIdentity.current()
@@ -74,7 +75,7 @@ class Resolver:
         """The answer from memory, no I/O: None when the registry was never read. Its
         ``candidates`` may be empty (no live instance this caller can reach)."""
         entry = self._entries.get((name, prefer, datagram))
-        if entry is None or (entry.until != _INF and entry.until < _monotonic()):
+        if entry is None or (entry.until != _INF and entry.until < self.clock()):
             entry = self._build(name, prefer, datagram)
             if entry is None:
                 return None
@@ -111,7 +112,7 @@ class Resolver:
             self._dead[instance.key] = (instance.pid,
                                         f"process {instance.pid} is gone (pid check)")
         else:
-            until = _monotonic() + max(instance.ttl, 1.0)
+            until = self.clock() + max(instance.ttl, 1.0)
             self._failed[(*instance.key, candidate.url)] = (until, f"marked failed: {why}")
         for key in [k for k in self._entries if k[0] == instance.service]:
             del self._entries[key]
@@ -188,7 +189,7 @@ class Resolver:
             by_name.setdefault(instance.service, []).append(instance)
         self._by_name = {name: tuple(group) for name, group in by_name.items()}
         self._entries.clear()
-        now = _monotonic()
+        now = self.clock()
         for mark, (until, _) in list(self._failed.items()):
             if until <= now:
                 del self._failed[mark]
@@ -207,7 +208,7 @@ class Resolver:
             return None
         check_service_name(name)
         check_prefer(prefer)
-        now = _monotonic()
+        now = self.clock()
         until = _INF
         usable: list[Instance] = []
         gone: list[Skipped] = []
