@@ -12,3 +12,5 @@ from . import tour
 from . import call
 from . import bench
 from . import ws
+from . import services
+from . import registry

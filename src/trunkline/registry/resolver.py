@@ -67,6 +67,7 @@ class Resolver:
         self._dead: dict[tuple[str, str], tuple[int, str]] = {}  # key -> (pid, why)
         self._task: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self.version = 0  # counts the views seen: wait_for(lambda: r.version > seen)
 
     # ------------------------------------------------------------------ the fast path
 
@@ -181,6 +182,7 @@ class Resolver:
                                      stale=True, error=repr(exc)))
 
     def _apply(self, view: RegistryView) -> None:
+        self.version += 1
         if view.instances is None and self._view is not None and self._view.instances:
             view = RegistryView(self._view.instances, view.stale, view.error, view.at)
         self._view = view

@@ -147,7 +147,7 @@ def open_registry(url: str | RegistryURL | None = None, **options: float) -> Sto
     if where.backend == "sqlite":
         from .sqlite import SqliteStore
 
-        if url is None and not os.environ.get(ENV_VAR, "").strip():
+        if where.path == default_registry_path():
             private_directory(os.path.dirname(where.path))  # the default place: we own it
         return SqliteStore(where.path, **options)
     from .etcd import EtcdStore
