@@ -15,6 +15,10 @@ names one. Each phase is timed with time.perf_counter.
 Resolve: a Resolver that has read the registry once answers ``cached(name)`` from memory
 (two instances, so the round-robin turn is part of it) and ``await resolve(name)``; the
 mean over --resolves calls, on the stdlib loop.
+
+Connect (the other half of the ranking's evidence; ``trunkline bench pingpong`` gives the
+round trips): median time of a new connection plus one 64-byte round trip, per same-host
+stream kind, trunkline.connect against a trunkline.serve echo, --connects each, on uvloop.
 """
 
 from __future__ import annotations
@@ -144,18 +148,55 @@ async def resolving(url: str, calls: int) -> dict[str, Any]:
             "resolve_us": async_s * 1e6, "calls": calls}
 
 
+async def connecting(rounds: int) -> list[dict[str, Any]]:
+    import statistics
+
+    import trunkline
+
+    async def echo(stream: trunkline.Stream) -> None:
+        while data := await stream.read():
+            await stream.send(data)
+
+    workdir = tempfile.mkdtemp(prefix="tl-bench-connect-", dir="/tmp")
+    urls = {"abstract": f"unix:@tl-bench-{os.urandom(4).hex()}",
+            "unix": f"unix://{workdir}/echo.sock", "fifo": f"fifo://{workdir}/echo.fifo",
+            "tcp": "tcp://127.0.0.1:0"}
+    server = await trunkline.serve(echo, *urls.values())
+    out = []
+    try:
+        for kind, url in zip(urls, server.urls, strict=True):
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                stream = await trunkline.connect(url)
+                await stream.send(b"x" * 64)
+                await stream.readexactly(64)
+                times.append(time.perf_counter() - start)
+                stream.close()
+                await stream.wait_closed()
+            out.append({"kind": kind, "connect_and_round_trip_us":
+                        statistics.median(times) * 1e6, "rounds": rounds})
+    finally:
+        server.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,etcd", help="sqlite,etcd (default both)")
+    parser.add_argument("--backends", default="sqlite,etcd",
+                        help="sqlite,etcd (default both; '' for none)")
     parser.add_argument("--count", type=int, default=1000, help="instances (default 1000)")
     parser.add_argument("--in-flight", type=int, default=64, help="concurrent registrations")
     parser.add_argument("--resolves", type=int, default=1_000_000, help="cached resolves")
+    parser.add_argument("--connects", type=int, default=300,
+                        help="new connections per kind (0: skip)")
     parser.add_argument("--etcd", help="an etcd registry URL to use instead of starting one")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
     resolves: list[dict[str, Any]] = []
-    for backend in args.backends.split(","):
+    for backend in filter(None, args.backends.split(",")):
         etcd = None
         workdir = tempfile.mkdtemp(prefix="tl-bench-registry-")
         try:
@@ -172,8 +213,14 @@ def main() -> None:
             if etcd is not None:
                 etcd.close()
             shutil.rmtree(workdir, ignore_errors=True)
+    connects: list[dict[str, Any]] = []
+    if args.connects:
+        from trunkline import _loop
+
+        connects = _loop.run(connecting(args.connects))
     if args.json:
-        print(json.dumps({"registration": results, "resolve": resolves}, indent=2))
+        print(json.dumps({"registration": results, "resolve": resolves,
+                          "connect": connects}, indent=2))
         return
     print(f"registering {args.count} instances through one store "
           f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
@@ -187,6 +234,10 @@ def main() -> None:
     for r in resolves:
         print(f"{r['registry']:<9} cached() {r['cached_us']:.2f} us   "
               f"await resolve() {r['resolve_us']:.2f} us")
+    if connects:
+        print("\nnew connection + one 64-byte round trip, median")
+        for c in connects:
+            print(f"{c['kind']:<9} {c['connect_and_round_trip_us']:8.1f} us")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "registry.py"
 def test_registry_benchmark_runs(backend: str) -> None:
     if backend == "etcd" and ETCD is None:
         pytest.skip("etcd is not installed (Debian package etcd-server)")
-    result = subprocess.run([sys.executable, str(SCRIPT), "--backends", backend, "--count",
-                             "20", "--resolves", "1000", "--json"], capture_output=True,
+    args = ["--backends", backend, "--count", "20", "--resolves", "1000", "--connects", "3",
+            "--json"]
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
                             text=True, timeout=50, check=False)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -28,3 +29,4 @@ def test_registry_benchmark_runs(backend: str) -> None:
     assert registration["one_by_one_s"] > 0 and registration["concurrent_s"] > 0
     [resolve] = report["resolve"]
     assert resolve["cached_us"] > 0 and resolve["calls"] == 1000
+    assert [c["kind"] for c in report["connect"]] == ["abstract", "unix", "fifo", "tcp"]

@@ -1,15 +1,17 @@
 """Which of an instance's addresses this caller should dial, best first, and why.
 
-Order on the same host (measured here, see benchmarks/README.md "Ranking the socket kinds"):
+Order on the same host (measured here, see benchmarks/README.md "Services by name"):
 
     abstract name  <  Unix path  <  FIFO pair  <  loopback TCP  <  loopback TLS
 
-per round trip a FIFO pair is the fastest (12.8 us against 16.0-16.6 for Unix sockets and
-24.4 for TCP, `trunkline bench pingpong`, same CPU), but opening one costs ~4 ms against
-~0.1 ms for an abstract name, ~0.16 ms for a Unix path and ~0.24 ms for TCP (connect plus
-one round trip), so it pays only after ~300 round trips on one connection: it ranks after
-the Unix sockets and before TCP; ``prefer="fifo"`` picks it for long-lived connections.
-The abstract name ties with the path per round trip and connects faster (no file lookup).
+Per round trip (`trunkline bench pingpong`, same CPU, trunkline p50) a FIFO pair is the
+fastest (11.8-12.8 us) against 13.6-16.6 us for the Unix sockets and 19.0-24.4 us for TCP;
+but a new FIFO connection (rendezvous, two pipes) plus one round trip takes ~3-4 ms against
+~0.1 ms for an abstract name or a Unix path and ~0.25 ms for TCP (benchmarks/registry.py),
+so it pays only after some 300 round trips on one connection: it ranks after the Unix
+sockets and before TCP; ``prefer="fifo"`` picks it for long-lived connections. Abstract name
+and path tie on both counts (within the noise); the name goes first: no file to look up or
+to go stale.
 
 From another host (another network namespace): TLS where the instance registered
 ``tls://``, else TCP, on a non-loopback address; an address on a network this caller has an
