@@ -263,12 +263,15 @@ class EtcdStore(Store):
         stale = False
         delay = 0.1
         while True:
+            client = None
             try:
                 found, revision = await self._read()
                 client = self._members.current()
                 watch = await client.watch_prefix(self._key(), start_revision=revision + 1)
             except Exception as exc:
                 if isinstance(exc, RegistryUnavailableError) or _member_trouble(exc):
+                    if client is not None:  # read there, but could not watch: next member
+                        await self._members.drop(client)
                     if not stale:
                         log.warning("%s: %s; serving the last view", self.url, _summary(exc))
                     stale = True
