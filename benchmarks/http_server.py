@@ -1,6 +1,6 @@
 """Hello-world requests per second with keep-alive: trunkline's HTTP server vs uvicorn.
 
-Same ASGI app (``trunkline.server.apps.hello:hello_app``), one worker each, both on uvloop
+Same ASGI app (``trunkline.apps.hello:hello_app``), one worker each, both on uvloop
 and httptools, access logs off on both. Over TCP the load comes from ``wrk``; over a Unix
 socket from ``h2load --h1 -B unix:PATH`` (Debian ``nghttp2-client``). Each round runs both
 servers back to back and rounds alternate, so the ratio is measured side by side.
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-APP = "trunkline.server.apps.hello:hello_app"
+APP = "trunkline.apps.hello:hello_app"
 OURS = (
     "import sys\n"
     "from trunkline._loop import run\n"

@@ -12,7 +12,7 @@ Servers (each in its own process on CPU 0, ``wrk`` on CPU 1, both pinned with ``
   dropped (the guards pass, ``record`` runs).
 - ``jsonl``: HEAD with a JSON lines sink, as ``trunkline serve --trace-file`` writes.
 
-Every server runs the same app (``trunkline.server.apps.hello``), access log and lifespan
+Every server runs the same app (``trunkline.apps.hello``), access log and lifespan
 off. Each round runs every variant once, in a rotated order; the figures are medians over
 the rounds, req/s from wrk and the server's CPU time per request (user + system, from /proc,
 steadier than req/s on a shared machine), with ratios to the baseline; best-of beside
@@ -61,7 +61,7 @@ from pathlib import Path
 DEFAULT_BASELINE = "d14499128b317053d9dbfc759003916d32cef11c"
 REPO = Path(__file__).resolve().parent.parent
 #: Guards a keep-alive request passes that record nothing: the head's first-bytes stamp
-#: (HttpConnection.data_received) and the app's start stamp (HttpConnection._run).
+#: (HttpServerConnection.data_received) and the app's start stamp (HttpServerConnection._run).
 EXTRA_GUARDS = 2
 
 # Runs in the server process; argv: URL MODE. Works on the baseline's tree and on HEAD's.

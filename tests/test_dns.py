@@ -1,4 +1,4 @@
-"""DnsResolver against a real DNS server on 127.0.0.1 (tests/dnsserver.py), and that server
+"""DnsResolver against a real DNS server on 127.0.0.1 (tests/support/dnsserver.py), and that server
 itself, in-process and as a subprocess."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from trunkline.trace import Step, Tracer
 BOTH_LOOPS = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 
 if TYPE_CHECKING:
-    from dnsserver import DnsServer
+    from tests.support.dnsserver import DnsServer
 
 # the dns_server fixture; imported by pytest (not above), so its asserts are rewritten
-pytest_plugins = ["dnsserver"]
+pytest_plugins = ["tests.support.dnsserver"]
 
 
 @BOTH_LOOPS
@@ -118,7 +118,7 @@ async def test_server_answers_nxdomain_and_nodata() -> None:
     import dns.message
     import dns.rcode
 
-    from dnsserver import start_dns_server
+    from tests.support.dnsserver import start_dns_server
 
     server = await start_dns_server({"v4only.test": ["127.0.0.2"]})
     try:
@@ -136,7 +136,7 @@ async def test_server_answers_nxdomain_and_nodata() -> None:
 
 
 async def test_dns_server_as_a_subprocess() -> None:
-    script = Path(__file__).with_name("dnsserver.py")
+    script = Path(__file__).parent / "support" / "dnsserver.py"
     proc = subprocess.Popen([sys.executable, str(script), "--name", "api.test=127.0.0.1",
                              "--name", "both.test=127.0.0.1,::1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

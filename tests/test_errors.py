@@ -184,3 +184,10 @@ def test_error_tree() -> None:
     for cls in (ConnectError, AddressInUseError, HandshakeError):
         assert issubclass(cls, TransportError) and issubclass(cls, OSError)
     assert issubclass(trunkline.errors.TrunklineTimeoutError, TimeoutError)
+    # a close ends a conversation normally: not the kernel's error (only the ASGI send's is
+    # an OSError, as the ASGI spec asks)
+    closed = trunkline.errors.WebSocketClosed
+    assert issubclass(closed, trunkline.errors.TrunklineError)
+    assert not issubclass(closed, TransportError) and not issubclass(closed, OSError)
+    asgi = trunkline.errors.AsgiWebSocketClosed
+    assert issubclass(asgi, closed) and issubclass(asgi, OSError)

@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md, checked on the source's imports and calls (ast, no import).
+"""The layer rules of ARCHITECTURE.md, checked on the source's imports and calls (ast, no import).
 
 | layer       | may import                                                               |
 |-------------|--------------------------------------------------------------------------|
@@ -6,18 +6,24 @@
 | trace/      | stdlib only, nothing from trunkline outside trace/; optional extras and  |
 |             | trunkline.errors only lazily (inside functions, or TYPE_CHECKING)        |
 | address     | stdlib, and trunkline.errors                                             |
+| _loop/      | stdlib only (uvloop lazily), nothing from trunkline outside _loop/       |
 | protocol/   | stdlib (never asyncio, socket, selectors), httptools, websockets' sans-I/O |
 |             | modules; from trunkline only address, errors, trace and protocol/ itself |
-| transport/  | stdlib, uvloop; from trunkline only address, errors, trace, _loop and    |
+| transport/  | stdlib, uvloop; from trunkline only address, errors, trace and           |
 |             | transport/ itself (never cli/, protocol/ or anything above)              |
 | registry/   | stdlib, psutil, aetcd; from trunkline only address, errors, trace, _loop |
 |             | and registry/ itself (never cli/, server/, client/)                      |
+| aio/        | from trunkline only transport, protocol, _loop, trace, address, errors   |
+| library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
+|             | ``import trunkline`` loads no tool and no trace renderer                 |
+| errors      | public error classes of the library live in errors.py, client/errors.py  |
 | everywhere  | only cli/ (and bench/) call print() or exit the process                  |
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +141,7 @@ def violations(layer: str, allowed_trunkline: set[str], allowed_foreign: set[str
 
 def no_violations(found: list[str]) -> None:
     if found:
-        pytest.fail("layer rule broken (see DESIGN.md):\n  " + "\n  ".join(found),
+        pytest.fail("layer rule broken (see ARCHITECTURE.md):\n  " + "\n  ".join(found),
                     pytrace=False)
 
 
@@ -175,8 +181,83 @@ def test_protocol_is_sans_io() -> None:
 
 
 def test_transport_does_not_reach_up() -> None:
-    no_violations(violations("transport", {"transport", "address", "errors", "trace", "_loop"},
+    no_violations(violations("transport", {"transport", "address", "errors", "trace"},
                       {"uvloop"}))
+
+
+def test_loop_imports_stdlib_only() -> None:
+    """_loop/ is the private event-loop machinery: the stdlib (and uvloop, lazily, to run
+    on it), nothing from trunkline outside itself."""
+    no_violations(violations("_loop", {"_loop"}, set(), lazy_foreign=True))
+
+
+def test_aio_sits_on_transport_and_protocol() -> None:
+    no_violations(violations("aio", {"aio", "transport", "protocol", "_loop", "trace",
+                                     "address", "errors"}, set()))
+
+
+# The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.
+TOOLS = {"cli", "bench", "tour", "apps", "sockmap", "dashboard"}
+LIBRARY = {"", "__main__", "errors", "address", "resolve", "_loop", "protocol", "transport",
+           "aio", "host", "server", "client", "relay", "registry", "trace"}
+# trace/ modules that render events; the trace package root holds events and sinks only.
+TRACE_RENDERERS = {f"trunkline.trace.{name}" for name in
+                   ("summary", "timeline", "mermaid", "html", "writeout", "otel", "render")}
+
+
+def test_library_never_imports_tools_at_module_level() -> None:
+    found = []
+    for module in MODULES:
+        if module.layer not in LIBRARY or module.name == "trunkline.__main__":
+            continue
+        for name, node, lazy in imports(module):
+            if not lazy and layer_of(name) in TOOLS:
+                found.append(f"{module.where(node)}: {module.name} imports {name}")
+    no_violations(found)
+
+
+def test_every_package_is_library_or_tool() -> None:
+    """A new package must be placed on one side (and get its rules above)."""
+    assert {m.layer for m in MODULES} <= LIBRARY | TOOLS
+
+
+def test_import_trunkline_loads_no_tools_nor_renderers() -> None:
+    code = ("import sys, trunkline; "
+            "print(sorted(m for m in sys.modules if m.startswith('trunkline')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert {"trunkline.aio.stream", "trunkline.trace.events"} <= loaded  # it sees the imports
+    assert sorted(m for m in loaded if layer_of(m) in TOOLS or m in TRACE_RENDERERS) == []
+
+
+# --------------------------------------------------------------------------- one error tree
+
+ERROR_MODULES = {"trunkline.errors", "trunkline.client.errors"}
+
+
+def test_library_errors_live_in_the_error_modules() -> None:
+    """Every public error class of the library is in errors.py (or client/errors.py for the
+    HTTP client's own), so the tree drawn there is the whole tree. Private control-flow
+    exceptions (a leading underscore) may stay where they are raised and caught."""
+    import trunkline.client.errors
+    import trunkline.errors
+
+    ours = {name for m in (trunkline.errors, trunkline.client.errors) for name in dir(m)
+            if isinstance(getattr(m, name), type)
+            and issubclass(getattr(m, name), BaseException)}
+    roots = ours | {"Exception", "BaseException", "ValueError", "OSError", "TimeoutError"}
+    found = []
+    for module in MODULES:
+        if module.layer not in LIBRARY or module.name in ERROR_MODULES:
+            continue
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                         for b in node.bases}
+                if bases & roots:
+                    found.append(f"{module.where(node)}: {node.name} belongs in errors.py")
+    no_violations(found)
 
 
 def test_registry_is_a_library_layer() -> None:

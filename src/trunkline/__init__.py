@@ -25,7 +25,10 @@ from .address import (
     parse_address,
     parse_http_url,
 )
-from .api import Server, connect, serve
+from .aio.datagram import DatagramEndpoint, bind_datagram, open_datagram
+from .aio.servers import Server, connect, serve
+from .aio.stream import Stream
+from .aio.websocket import WebSocket
 from .client import (
     CertificateVerifyError,
     Client,
@@ -41,15 +44,12 @@ from .client import (
     WriteTimeoutError,
 )
 from .client.websocket import websocket
-from .datagram import DatagramEndpoint, bind_datagram, open_datagram
-from .errors import TrunklineError
-from .protocol.websocket import WebSocketClosed, WebSocketHandshakeError, WebSocketOptions
+from .errors import TrunklineError, WebSocketClosed, WebSocketHandshakeError
+from .protocol.websocket import WebSocketOptions
 from .registry import Registration, Resolver, open_registry, register
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
-from .stream import Stream
 from .transport import ConnectOptions, ListenOptions
-from .ws_connection import WebSocket
 
 __version__ = "0.1.0"
 

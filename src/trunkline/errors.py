@@ -10,7 +10,10 @@
     │   ├── NotASocketError          a non-socket file sits at a socket path; we never remove it
     │   ├── PeerNotAllowedError      the peer's uid/gid is not on the server's admit list
     │   ├── DatagramTooLargeError    a datagram over the socket kind's size limit
-    │   └── HandshakeError           a FIFO or TLS handshake that did not complete
+    │   ├── HandshakeError           a FIFO or TLS handshake that did not complete
+    │   │   ├── WebSocketHandshakeError   the server did not switch to WebSocket (its status)
+    │   │   └── CertificateVerifyError*   the server's TLS certificate is not trusted
+    │   └── ServerDisconnectedError*      the server closed before the response ended
     ├── ResolveError (OSError)       a name that did not resolve (DNS or the service registry)
     ├── RegistryError                the service registry cannot do what was asked
     │   ├── RegistryUnavailableError     the backend is unreachable and nothing is cached
@@ -18,10 +21,27 @@
     │   ├── DuplicateInstanceError       a live instance already holds that instance id
     │   └── InvalidRecordError (ValueError)  a record that cannot be registered (bad ttl, ...)
     ├── TrunklineTimeoutError (TimeoutError)
-    └── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
+    │   └── ConnectTimeoutError*, PoolTimeoutError*, WriteTimeoutError*, ReadTimeoutError*
+    ├── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
+    │   └── InvalidHeaderError (ValueError)  a header/method of ours that cannot go on the wire
+    ├── WebSocketClosed              the WebSocket conversation ended (close frame, or the
+    │   │                            connection dropped: code 1006)
+    │   └── AsgiWebSocketClosed (OSError)  an ASGI app's send after the end
+    ├── HTTPStatusError*             ``raise_for_status`` on a 4xx/5xx response
+    ├── AppLoadError                 an app spec that names no loadable ASGI app
+    └── LifespanError                the app's lifespan startup or shutdown failed
 
-Subclasses for the HTTP client (timeouts per phase, server disconnects, certificate
-failures) live in ``trunkline.client.exceptions``, each under one of the classes above.
+    * in ``trunkline.client.errors``: the HTTP client's own classes, under the ones above.
+
+``WebSocketClosed`` is not a ``TransportError``: a close is how every WebSocket conversation
+ends, as websockets' ``ConnectionClosed`` is not an ``OSError``, and its ``code``/``reason``
+say whether the end was normal (``ok``). Nor is it a ``ProtocolError``: the peer usually broke
+nothing. Catch it next to the protocol errors, not with the kernel's. Only the ASGI server's
+``send`` raises the ``OSError`` subclass, because the ASGI spec asks for one there (Starlette
+turns it into its ``WebSocketDisconnect``).
+
+Outside this tree: the tools' own (``bench.process.BenchError``, under ``TrunklineError``)
+and private control-flow exceptions that never leave their module.
 
 Foreign errors (OSError from the kernel, ssl errors, asyncio timeouts) are translated at the
 edge where they happen, so callers only ever catch these.
@@ -117,3 +137,61 @@ class TrunklineTimeoutError(TrunklineError, TimeoutError):
 
 class ProtocolError(TrunklineError):
     """The peer broke the wire protocol."""
+
+
+class InvalidHeaderError(ProtocolError, ValueError):
+    """A request header name or value that cannot go on the wire."""
+
+
+#: WebSocket close codes of a normal end: 1000 (normal closure) and 1001 (going away).
+OK_CLOSE_CODES = frozenset({1000, 1001})
+
+
+class WebSocketClosed(TrunklineError):
+    """The WebSocket is closed: ``code`` and ``reason`` are the close frame the peer sent
+    (1006 and "" when the connection dropped without one); ``by`` is the side that started
+    the close ("client", "server", or None when nobody did). ``ok`` for 1000 and 1001."""
+
+    def __init__(self, code: int, reason: str, by: str | None, detail: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        self.by = by
+        self.detail = detail
+        why = f"{code}" + (f" {reason!r}" if reason else "")
+        who = f" by the {by}" if by else ""
+        super().__init__(f"the WebSocket was closed{who} ({why}){detail}")
+
+    @property
+    def ok(self) -> bool:
+        return self.code in OK_CLOSE_CODES
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AsgiWebSocketClosed(WebSocketClosed, OSError):
+    """An ASGI app sent on a WebSocket that has ended: the ASGI spec asks servers to raise
+    an ``OSError`` subclass there."""
+
+
+class WebSocketHandshakeError(HandshakeError):
+    """The server did not switch to WebSocket: ``status`` (0 when no valid HTTP response
+    came), its ``headers`` and ``body`` say why."""
+
+    def __init__(self, message: str, status: int = 0,
+                 headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AppLoadError(TrunklineError):
+    """The app spec does not name an app that can be loaded."""
+
+
+class LifespanError(TrunklineError):
+    """The app's lifespan startup or shutdown failed."""

@@ -22,7 +22,7 @@ import socket
 import time
 
 from .errors import ResolveError, TrunklineTimeoutError, UnsupportedError
-from .trace import Step, Tracer
+from .trace.events import Step, Tracer
 
 __all__ = ["DnsResolver", "parse_dns_server"]
 
@@ -69,10 +69,10 @@ class DnsResolver:
     """Resolves names by asking one DNS server over UDP (A, then AAAA answers).
 
     ``timeout`` bounds the whole lookup (both queries, retries included). ``tracer`` is a
-    default for calls that pass none; ``trunkline.transport.tcp.open`` passes its own.
+    default for calls that pass none; ``trunkline.transport.tcp.open_tcp`` passes its own.
     """
 
-    #: Tells ``transport.tcp.open`` that this resolver records its own RESOLVE event.
+    #: Tells ``transport.tcp.open_tcp`` that this resolver records its own RESOLVE event.
     records_trace = True
 
     def __init__(self, server: str, *, timeout: float = 2.0,

@@ -1,5 +1,6 @@
-"""Fixtures of the registry tests: SQLite files in temp dirs, real etcd members, and the
-environment kept away from the user's own registry (the default runtime dir is never used)."""
+"""Fixtures of the registry tests: real etcd members (one shared, one of a test's own, a
+3-member cluster), and ``registry_url`` running a test on both backends. SQLite files in
+temp dirs and the isolation from the user's own registry come from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,23 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcd_cluster import ETCD, EtcdCluster
 
-
-@pytest.fixture(autouse=True)
-def private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test's default registry is a file of its own; XDG_RUNTIME_DIR too."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    path = tmp_path / "default-registry.db"
-    monkeypatch.setenv("TRUNKLINE_REGISTRY", f"sqlite://{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'registry.db'}"
+from tests.registry.etcd_cluster import ETCD, EtcdCluster
 
 
 def _need_etcd() -> None:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from etcd_cluster import ETCD
+
+from tests.registry.etcd_cluster import ETCD
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "registry.py"
 

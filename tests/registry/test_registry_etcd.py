@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from etcd_cluster import EtcdCluster
-from workers import Worker
 
+from tests.registry.etcd_cluster import EtcdCluster
+from tests.registry.workers import Worker
 from trunkline.errors import RegistryUnavailableError
 from trunkline.registry import Resolver, open_registry, register
 from trunkline.registry.etcd import EtcdStore

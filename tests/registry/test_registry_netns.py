@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcd_cluster import ETCD, EtcdCluster
-from netns import A_ADDRESS, NamespaceError, TwoHosts
-from workers import Worker
+
+from tests.registry.etcd_cluster import ETCD, EtcdCluster
+from tests.registry.netns import A_ADDRESS, NamespaceError, TwoHosts
+from tests.registry.workers import Worker
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workers import Worker
 
+from tests.registry.workers import Worker
 from trunkline.errors import RegistryFileError, RegistryUnavailableError
 from trunkline.registry import Resolver, make_instance, open_registry, register
 from trunkline.registry.sqlite import SqliteStore

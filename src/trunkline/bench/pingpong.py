@@ -174,8 +174,8 @@ def server_url_for(kind: str, workdir: str, name: str, fd: int = 0) -> str:
 
 async def serve_trunkline(url: str) -> tuple[str, object]:
     """A trunkline echo server on ``url``: returns the URL to connect to and the server."""
-    from ..api import serve
-    from ..stream import Stream
+    from ..aio.servers import serve
+    from ..aio.stream import Stream
 
     async def echo(stream: Stream) -> None:
         while data := await stream.read():
@@ -195,7 +195,7 @@ async def open_trunkline_pinger(url: str, size: int) -> Ping:
     """A trunkline client on ``url``; the returned coroutine function does one round trip."""
     payload = b"x" * size
     if is_datagram(parse_address(url)):
-        from ..datagram import open_datagram
+        from ..aio.datagram import open_datagram
 
         endpoint = await open_datagram(url)
 
@@ -205,7 +205,7 @@ async def open_trunkline_pinger(url: str, size: int) -> Ping:
 
         return ping_datagram
 
-    from ..api import connect
+    from ..aio.servers import connect
 
     stream = await connect(url)
 

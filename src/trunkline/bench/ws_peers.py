@@ -66,9 +66,9 @@ async def serve(impl: str, unix_path: str | None) -> tuple[dict[str, str], Close
 
 
 async def _serve_trunkline(unix_path: str | None) -> tuple[dict[str, str], Close]:
+    from ..apps.websocket_echo import websocket_echo
     from ..protocol.websocket import WebSocketOptions
     from ..server import AppServer, ServerConfig, websocket_handler
-    from ..server.apps.websocket_echo import websocket_echo
 
     urls = ["tcp://127.0.0.1:0"] + ([f"unix://{unix_path}"] if unix_path else [])
     options = WebSocketOptions(compression=False, ping_interval=None)

@@ -18,7 +18,7 @@ import click
 from .. import _loop
 from ..address import parse_address, parse_http_url
 from ..client import CertificateVerifyError, Client, Response, ServerDisconnectedError, Timeout
-from ..client.api import USER_AGENT
+from ..client.client import USER_AGENT
 from ..errors import (
     AddressError,
     ConnectError,
@@ -29,7 +29,7 @@ from ..errors import (
     TrunklineTimeoutError,
 )
 from ..resolve import DnsResolver
-from ..trace import Tracer
+from ..trace.events import Tracer
 from . import call_trace
 from .main import cli
 

@@ -27,20 +27,11 @@ from ..address import Address, TcpAddress, parse_address, parse_http_url
 from ..errors import AddressError, ResolveError
 from ..resolve import parse_dns_server
 from ..tour.trace_leg import new_trace_path
-from ..trace import (
-    RENDERERS,
-    ResponseFacts,
-    Step,
-    TraceEvent,
-    Tracer,
-    describe_event,
-    load_format,
-    merge,
-    render,
-    render_json,
-    summarize,
-    write_out,
-)
+from ..trace import Step, TraceEvent, Tracer, describe_event
+from ..trace.render import RENDERERS, render
+from ..trace.summary import merge, summarize
+from ..trace.timeline import render_json
+from ..trace.writeout import ResponseFacts, load_format, write_out
 
 FORMATS = tuple(RENDERERS)  # text, json, mermaid, html
 #: How long to wait for a server's trace file to show this call's last events.

@@ -11,8 +11,8 @@ import click
 
 from .. import _loop
 from ..address import Address, is_datagram
-from ..api import connect
-from ..datagram import open_datagram
+from ..aio.datagram import open_datagram
+from ..aio.servers import connect
 from ..errors import TrunklineError
 from ..transport import ConnectOptions
 from ._support import (

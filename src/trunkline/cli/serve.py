@@ -17,11 +17,11 @@ import click
 
 from .. import _loop
 from ..address import Address
+from ..apps.cli_apps import register_http_apps
+from ..apps.echo_service import EchoServer
 from ..errors import TrunklineError
-from ..server.cli_apps import register_http_apps
-from ..server.echo_service import EchoServer
 from ..server.run import DEFAULT_CONFIG
-from ..trace import Tracer
+from ..trace.events import Tracer
 from ..transport import ListenOptions
 from ._support import (
     EXIT_OK,

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..api import connect
+from ..aio.servers import connect
 from ..registry import HostIdentity, Instance, Resolver, open_registry
 from ..registry.ranking import rank_instance
 from ..registry.url import RegistryURL

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import click
 
 from .. import _loop
+from ..aio.websocket import WebSocket
 from ..client.websocket import websocket
-from ..errors import TrunklineError
-from ..protocol.websocket import WebSocketClosed
+from ..errors import TrunklineError, WebSocketClosed
 from ..trace import Tracer, describe_event
-from ..ws_connection import WebSocket
 from ._support import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,

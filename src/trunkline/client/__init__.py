@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .api import Client
-from .exceptions import (
+from .client import Client
+from .errors import (
     CertificateVerifyError,
     ConnectTimeoutError,
     HTTPStatusError,

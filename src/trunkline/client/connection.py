@@ -1,4 +1,4 @@
-"""``HttpConnection``: the asyncio protocol joining the sans-I/O client core to a transport.
+"""``HttpClientConnection``: the asyncio protocol joining the sans-I/O client core to a transport.
 
 Rules:
 - Any stream transport works (TCP, TLS, Unix, FIFO, inherited fd): connections are opened
@@ -30,22 +30,22 @@ from ..errors import (
     TrunklineTimeoutError,
 )
 from ..protocol.http_client import HeaderPairs, ResponseParser
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from ..transport.tcp import Resolver
-from .exceptions import (
-    CertificateVerifyError,
+from .errors import (
     ConnectTimeoutError,
     ReadTimeoutError,
     ServerDisconnectedError,
     WriteTimeoutError,
+    tls_handshake_error,
 )
 from .models import STREAM_HIGH_WATER, Response
 
 READ_BUFFER = 64 * 1024
 
 
-class HttpConnection(asyncio.BufferedProtocol):
+class HttpClientConnection(asyncio.BufferedProtocol):
     """One HTTP/1.1 connection carrying one request at a time."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tracer: Tracer | None = None,
@@ -59,8 +59,8 @@ class HttpConnection(asyncio.BufferedProtocol):
         self.closed_by: str | None = None
         self.idle_since = 0.0
         self.requests = 0  # requests started on this connection
-        self.on_release: Callable[[HttpConnection], None] | None = None  # set by the pool
-        self.on_close: Callable[[HttpConnection], None] | None = None
+        self.on_release: Callable[[HttpClientConnection], None] | None = None  # set by the pool
+        self.on_close: Callable[[HttpClientConnection], None] | None = None
         # tracing: the tracer of the current (or last) request, and this connection's number in it
         self.tracer = tracer
         self.conn_id = conn_id
@@ -371,7 +371,7 @@ class HttpConnection(asyncio.BufferedProtocol):
 # --------------------------------------------------------------------------- opening
 
 
-def client_ssl_context(verify: bool | str | ssl.SSLContext = True,
+def http_client_tls_context(verify: bool | str | ssl.SSLContext = True,
                        cert: str | tuple[str, str] | None = None) -> ssl.SSLContext:
     """A client TLS context: system CAs (verification on) by default, a CA bundle file or
     directory for ``verify=path``, no verification only for ``verify=False``."""
@@ -397,12 +397,12 @@ def client_ssl_context(verify: bool | str | ssl.SSLContext = True,
 async def open_connection(address: StreamAddress, *, tls: bool, server_hostname: str | None,
                           ssl_context: ssl.SSLContext | None, timeout: float | None,
                           tracer: Tracer | None, resolver: Resolver | None = None
-                          ) -> HttpConnection:
+                          ) -> HttpClientConnection:
     """Connect to ``address`` (TLS on top when ``tls``) and return an idle connection;
     ``resolver`` looks up a TCP host name instead of the system resolver."""
     loop = asyncio.get_running_loop()
     conn_id = tracer.new_connection() if tracer is not None else 0
-    conn = HttpConnection(loop, tracer, conn_id)
+    conn = HttpClientConnection(loop, tracer, conn_id)
     where = format_address(address)
     tcp_tls = isinstance(address, TcpAddress)
     if tls and tcp_tls:
@@ -432,26 +432,12 @@ async def open_connection(address: StreamAddress, *, tls: bool, server_hostname:
         raise ConnectTimeoutError(f"the TLS handshake over {where} took longer than "
                                   f"{timeout} s (connect timeout)") from exc
     except HandshakeError as exc:
-        raise _tls_error(exc, where) from exc
+        raise tls_handshake_error(exc, where) from exc
     except ssl.SSLError as exc:
-        raise _tls_error(exc, where) from exc
+        raise tls_handshake_error(exc, where) from exc
     except OSError as exc:
         if isinstance(exc, TransportError | ResolveError):
             raise  # already ours (a name that did not resolve says so, exit status 6)
         raise TransportError(exc.errno, f"could not connect to {where}: "
                              f"{exc.strerror or exc}") from exc
     return conn
-
-
-def _tls_error(exc: BaseException, where: str) -> HandshakeError:
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-        cause = cause.__cause__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return CertificateVerifyError(
-            f"TLS: the certificate of {where} is not trusted: {cause.verify_message}. Trust its "
-            "CA with verify='ca.pem' (CLI: --cacert ca.pem); verify=False (-k) turns checking "
-            "off, for testing only")
-    if isinstance(exc, HandshakeError):
-        return exc
-    return HandshakeError(f"TLS handshake over {where} failed: {exc}")

@@ -31,8 +31,8 @@ from ..errors import (
     TrunklineError,
     UnsupportedError,
 )
-from .api import DEFAULT_LIMITS, Client, TransportInput
-from .exceptions import (
+from .client import DEFAULT_LIMITS, Client, TransportInput
+from .errors import (
     ConnectTimeoutError,
     PoolTimeoutError,
     ReadTimeoutError,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrunklineError
-from .exceptions import HTTPStatusError
+from .errors import HTTPStatusError
 
 if TYPE_CHECKING:
-    from .connection import HttpConnection
+    from .connection import HttpClientConnection
 
 #: Above this many unread streamed bytes the connection stops reading from the socket.
 STREAM_HIGH_WATER = 1024 * 1024
@@ -124,7 +124,7 @@ class Response:
         self._complete = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._conn: HttpConnection | None = None  # set while a streamed body is being read
+        self._conn: HttpClientConnection | None = None  # set while a streamed body is being read
         self._closed = False
         self.num_bytes = 0  # body bytes received
         self.trace_id: str | None = None

@@ -6,7 +6,7 @@ Rules:
 - At most ``max_connections`` per pool are open or opening; further requests wait in
   arrival order, and a released connection goes straight to the first waiter.
 - At most ``max_keepalive`` idle connections are kept; extra ones are closed on release.
-- The count drops exactly once per connection, when it closes (``HttpConnection.on_close``).
+- The count drops exactly once per connection, when it closes (``HttpClientConnection.on_close``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import time
 from collections import deque
 
 from ..address import StreamAddress
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import HttpConnection, open_connection
-from .exceptions import PoolTimeoutError
+from .connection import HttpClientConnection, open_connection
+from .errors import PoolTimeoutError
 from .models import Limits
 
 PoolKey = tuple[StreamAddress, bool, str | None]
@@ -36,14 +36,14 @@ class Pool:
         self.resolver = resolver
         self.limits = limits
         self.ssl_context = ssl_context
-        self.idle: deque[HttpConnection] = deque()
+        self.idle: deque[HttpClientConnection] = deque()
         self.open_count = 0  # open or opening
         self.opened = 0  # connections opened over the pool's life (for tests and stats)
-        self._waiters: deque[asyncio.Future[HttpConnection | None]] = deque()
+        self._waiters: deque[asyncio.Future[HttpClientConnection | None]] = deque()
         self._closed = False
 
     async def acquire(self, *, connect_timeout: float | None, pool_timeout: float | None,
-                      tracer: Tracer | None) -> tuple[HttpConnection, bool]:
+                      tracer: Tracer | None) -> tuple[HttpClientConnection, bool]:
         """A connection ready for one request, and whether it is a reused one."""
         idle = self.idle
         if idle:
@@ -88,8 +88,9 @@ class Pool:
             conn.close()
         return conn, False
 
-    async def _wait(self, timeout: float | None) -> HttpConnection | None:
-        waiter: asyncio.Future[HttpConnection | None] = asyncio.get_running_loop().create_future()
+    async def _wait(self, timeout: float | None) -> HttpClientConnection | None:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[HttpClientConnection | None] = loop.create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(timeout):
@@ -115,7 +116,7 @@ class Pool:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
 
-    def _wake_one(self, conn: HttpConnection | None) -> bool:
+    def _wake_one(self, conn: HttpClientConnection | None) -> bool:
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
@@ -124,7 +125,7 @@ class Pool:
                 return True
         return False
 
-    def _release(self, conn: HttpConnection) -> None:
+    def _release(self, conn: HttpClientConnection) -> None:
         tracer = conn.tracer
         if tracer is not None:
             tracer.record(Step.RELEASE, "client", time.monotonic_ns(), conn.conn_id,
@@ -139,7 +140,7 @@ class Pool:
             return
         self.idle.append(conn)
 
-    def _discard(self, conn: HttpConnection) -> None:
+    def _discard(self, conn: HttpClientConnection) -> None:
         self.open_count -= 1
         with contextlib.suppress(ValueError):
             self.idle.remove(conn)
@@ -147,7 +148,7 @@ class Pool:
             self._wake_one(None)
 
     @staticmethod
-    def _retrace(conn: HttpConnection, tracer: Tracer) -> None:
+    def _retrace(conn: HttpClientConnection, tracer: Tracer) -> None:
         if conn.tracer is not tracer:  # a request with another tracer: number it there
             conn.tracer = tracer
             conn.conn_id = tracer.new_connection()

@@ -38,26 +38,27 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
+from ..aio.websocket import WebSocket, websocket_class
 from ..errors import (
     AddressError,
     HandshakeError,
     TransportError,
     UnsupportedError,
+    WebSocketHandshakeError,
 )
-from ..protocol.websocket import WebSocketHandshakeError, WebSocketOptions
+from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import client_core
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from ..ws_connection import WebSocket, websocket_class
-from .connection import _tls_error, client_ssl_context
-from .exceptions import ConnectTimeoutError
+from .connection import http_client_tls_context
+from .errors import ConnectTimeoutError, tls_handshake_error
 
 MiB = 1024 * 1024
 DEFAULT_MAX_SIZE = 1 * MiB
 
 
 def _user_agent() -> str:
-    from .api import USER_AGENT
+    from .client import USER_AGENT
 
     return USER_AGENT
 
@@ -139,7 +140,7 @@ class WebSocketConnect:
                                   conn_id=conn_id)
         server_hostname = _hostname(target.host) if target.tls else (
             address.host if isinstance(address, TcpAddress) else None)
-        context = client_ssl_context(self.verify) if tls else None
+        context = http_client_tls_context(self.verify) if tls else None
         tcp_tls = isinstance(address, TcpAddress)
         if tls and isinstance(address, TcpAddress) and not address.tls:
             address = TcpAddress(address.host, address.port, tls=True)
@@ -164,11 +165,11 @@ class WebSocketConnect:
                 transport.abort()
             if isinstance(exc, WebSocketHandshakeError):
                 raise
-            raise _tls_error(exc, where) from exc
+            raise tls_handshake_error(exc, where) from exc
         except ssl.SSLError as exc:
             if transport is not None:
                 transport.abort()
-            raise _tls_error(exc, where) from exc
+            raise tls_handshake_error(exc, where) from exc
         except BaseException:
             if transport is not None:
                 transport.abort()

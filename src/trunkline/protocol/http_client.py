@@ -22,7 +22,7 @@ from typing import Protocol
 
 import httptools
 
-from ..errors import ProtocolError
+from ..errors import InvalidHeaderError, ProtocolError
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 128
@@ -42,10 +42,6 @@ CHUNK_END = b"0\r\n\r\n"
 _FRAMING_NAMES = (b"content-length", b"transfer-encoding")
 _KNOWN_METHODS = {m: m.encode() for m in
                   ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")}
-
-
-class InvalidHeaderError(ProtocolError, ValueError):
-    """A request header name or value that cannot go on the wire."""
 
 
 # --------------------------------------------------------------------------- requests
@@ -177,14 +173,6 @@ class ResponseParser:
         self._head_bytes = 0
         self._framed = False
         self._headers = []
-
-    @property
-    def in_message(self) -> bool:
-        return self._in_message
-
-    @property
-    def head_done(self) -> bool:
-        return self._head_done
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not self._in_message:

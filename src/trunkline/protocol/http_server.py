@@ -356,7 +356,7 @@ class HttpServerProtocol:
         try:
             self._parser.feed_data(data if pos == 0 and head_end == n else data[pos:head_end])
         except httptools.HttpParserUpgrade:
-            self._switch(data, head_end)
+            self._switch()
         except httptools.HttpParserCallbackError:
             raise
         except httptools.HttpParserError as exc:
@@ -368,7 +368,7 @@ class HttpServerProtocol:
         take = min(self._body_left, n - pos)
         self._body_left -= take
         stop = pos + take
-        self._feed(data if pos == 0 and stop == n else data[pos:stop], stop, data)
+        self._feed(data if pos == 0 and stop == n else data[pos:stop])
         return stop
 
     def _take_chunked(self, data: bytes, pos: int, n: int) -> int:
@@ -376,7 +376,7 @@ class HttpServerProtocol:
         if self._state == _ERROR:
             return n
         if stop > pos:
-            self._feed(data[pos:stop], stop, data)
+            self._feed(data[pos:stop])
         if self._state == _ERROR:
             return n
         if done != (self._state != _BODY_CHUNKED):
@@ -454,19 +454,19 @@ class HttpServerProtocol:
                         break
         return p, False
 
-    def _feed(self, chunk: bytes, stop: int, data: bytes) -> None:
+    def _feed(self, chunk: bytes) -> None:
         try:
             self._parser.feed_data(chunk)
         except httptools.HttpParserUpgrade:
-            self._switch(data, stop)
+            self._switch()
         except httptools.HttpParserCallbackError:
             raise
         except httptools.HttpParserError as exc:
             if self._state != _ERROR:
                 self._reject(400, f"malformed request: {exc}")
 
-    def _switch(self, data: bytes, stop: int) -> None:
-        # receive_data's loop hands what follows ``stop`` on as ``Upgraded``.
+    def _switch(self) -> None:
+        # receive_data's loop hands what follows the upgrade request on as ``Upgraded``.
         if self._state != _ERROR:
             self._state = _SWITCHED
 
@@ -735,10 +735,6 @@ class HttpServerProtocol:
         self._must_close = True
         self._resp_close = True
         self.keep_alive = False
-
-    @property
-    def response_status(self) -> int:
-        return self._resp_status
 
 
 __all__ = ["CONTINUE", "END_OF_MESSAGE", "EndOfMessage", "Event", "HttpLimits",

@@ -21,7 +21,7 @@ Rules:
   else goes through websockets' parser, so the rules are the parser's either way.
 - Handshakes: ``websocket_handshake`` (``client_core``, ``ServerHandshake``).
 - Nothing here does I/O or keeps time: keepalive pings and close timeouts belong to the
-  I/O layer (``trunkline.ws_connection``).
+  I/O layer (``trunkline.aio.websocket``).
 """
 
 from __future__ import annotations
@@ -38,13 +38,12 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 
-from ..errors import HandshakeError, TransportError
+from ..errors import OK_CLOSE_CODES, WebSocketClosed, WebSocketHandshakeError
 from .websocket_fast import build, frame_bytes, parse_simple
 
 MiB = 1024 * 1024
 
 #: Close codes that mean "all went well" (normal closure, going away).
-OK_CLOSE_CODES = frozenset({1000, 1001})
 #: 1005: no code in the close frame; 1006: no close frame at all (the connection dropped).
 NO_STATUS = 1005
 ABNORMAL = 1006
@@ -64,45 +63,6 @@ class WebSocketOptions:
     close_timeout: float = 10.0  # how long the close handshake may take before we cut
     max_queue: int = 1 * MiB  # received bytes held for the app before reading pauses
     write_limit: int = 64 * 1024  # write buffer above which send() waits for the peer
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class WebSocketClosed(TransportError):
-    """The WebSocket is closed: ``code`` and ``reason`` are the close frame the peer sent
-    (1006 and "" when the connection dropped without one); ``by`` is the side that started
-    the close ("client", "server", or None when nobody did). ``ok`` for 1000 and 1001."""
-
-    def __init__(self, code: int, reason: str, by: str | None, detail: str = "") -> None:
-        self.code = code
-        self.reason = reason
-        self.by = by
-        why = f"{code}" + (f" {reason!r}" if reason else "")
-        who = f" by the {by}" if by else ""
-        super().__init__(f"the WebSocket was closed{who} ({why}){detail}")
-
-    @property
-    def ok(self) -> bool:
-        return self.code in OK_CLOSE_CODES
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class WebSocketHandshakeError(HandshakeError):
-    """The server did not switch to WebSocket: ``status`` (0 when no valid HTTP response
-    came), its ``headers`` and ``body`` say why."""
-
-    def __init__(self, message: str, status: int = 0, headers: HeaderPairs | None = None,
-                 body: bytes = b"") -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or []
-        self.body = body
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 # --------------------------------------------------------------------------- events
@@ -241,12 +201,16 @@ class _Assembler:
             self._parts = self._decoder = None
 
 
-class _ServerProtocol(_Assembler, ServerProtocol):
+class AssemblingServerProtocol(_Assembler, ServerProtocol):
+    """websockets' server protocol that hands on whole messages (see ``_Assembler``)."""
+
     def super_recv_frame(self, frame: Frame) -> None:
         ServerProtocol.recv_frame(self, frame)
 
 
-class _ClientProtocol(_Assembler, ClientProtocol):
+class AssemblingClientProtocol(_Assembler, ClientProtocol):
+    """websockets' client protocol that hands on whole messages (see ``_Assembler``)."""
+
     def super_recv_frame(self, frame: Frame) -> None:
         ClientProtocol.recv_frame(self, frame)
 
@@ -264,8 +228,8 @@ class WebSocketCore:
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
                  "_send_masked", "simple")
 
-    def __init__(self, proto: _ServerProtocol | _ClientProtocol, options: WebSocketOptions,
-                 side: Literal["client", "server"]) -> None:
+    def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
+                 options: WebSocketOptions, side: Literal["client", "server"]) -> None:
         self._proto = proto
         proto.max_fragments = options.max_fragments
         self.side = side
@@ -514,6 +478,7 @@ def _sendable_code(code: int) -> bool:
 
 __all__ = [
     "ABNORMAL", "CLOSED", "CLOSING", "NO_STATUS", "OK_CLOSE_CODES", "OPEN", "SEND_EOF",
-    "CloseReceived", "Event", "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
+    "AssemblingClientProtocol", "AssemblingServerProtocol", "CloseReceived", "Event",
+    "HandshakeDone", "HandshakeFailed", "Ping", "Pong",
     "WebSocketClosed", "WebSocketCore", "WebSocketHandshakeError", "WebSocketOptions",
 ]

@@ -29,11 +29,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
 
 from .websocket import (
+    AssemblingClientProtocol,
+    AssemblingServerProtocol,
     HeaderPairs,
     WebSocketCore,
     WebSocketOptions,
-    _ClientProtocol,
-    _ServerProtocol,
 )
 
 # --------------------------------------------------------------------------- handshakes
@@ -47,7 +47,7 @@ def client_core(host: str, target: str, options: WebSocketOptions, *,
     ``host`` is the Host header as given (``example.com:8080``), ``target`` the path and
     query. Extra ``headers`` go after the handshake's own."""
     uri = WebSocketURI(False, "localhost", 80, "/", "")
-    proto = _ClientProtocol(
+    proto = AssemblingClientProtocol(
         uri, origin=origin,  # type: ignore[arg-type]
         extensions=enable_client_permessage_deflate(None) if options.compression else None,
         subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
@@ -82,7 +82,7 @@ class ServerHandshake:
                           f"HTTP/{http_version}")
         extensions = enable_server_permessage_deflate(None) if options.compression else None
         # The app chooses the subprotocol (ASGI websocket.accept), so the check picks none.
-        self._proto = _ServerProtocol(extensions=extensions,
+        self._proto = AssemblingServerProtocol(extensions=extensions,
                                      select_subprotocol=lambda _proto, _offered: None,
                                      max_size=options.max_size)
         self.response = self._proto.accept(request)
@@ -118,7 +118,7 @@ class ServerHandshake:
         for name, value in headers:
             response.headers[name.decode("latin-1")] = value.decode("latin-1")
         shaker = self._proto
-        proto = _ServerProtocol(state=OPEN, max_size=self.options.max_size)
+        proto = AssemblingServerProtocol(state=OPEN, max_size=self.options.max_size)
         proto.extensions = shaker.extensions
         proto.subprotocol = Subprotocol(subprotocol) if subprotocol is not None else None
         proto.origin = shaker.origin

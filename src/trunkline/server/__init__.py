@@ -20,15 +20,22 @@ TCP/TLS and ``None`` otherwise (the peer process is in the extension).
 
 from __future__ import annotations
 
+from ..errors import AppLoadError, LifespanError
 from .config import ServerConfig
-from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
-from .lifespan import Lifespan, LifespanError
-from .loader import BUILTIN_APPS, AppLoadError, load_app
+from .http import (
+    HttpServerConnection,
+    ListenContext,
+    ServerState,
+    WebSocketHandler,
+    WebSocketHandoff,
+)
+from .lifespan import Lifespan
+from .loader import load_app
 from .run import AppServer, install_signal_handlers, serve_app, server_address
 from .websocket import websocket_handler
 
 __all__ = [
-    "BUILTIN_APPS", "AppLoadError", "AppServer", "HttpConnection", "Lifespan", "LifespanError",
+    "AppLoadError", "AppServer", "HttpServerConnection", "Lifespan", "LifespanError",
     "ListenContext", "ServerConfig", "ServerState", "WebSocketHandler", "WebSocketHandoff",
     "install_signal_handlers", "load_app", "serve_app", "server_address",
 ]

@@ -6,7 +6,7 @@ The CLI reads its ``serve`` options from these fields, so a default changes in o
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import HandshakeError
@@ -76,9 +76,6 @@ class ServerConfig:
                                  f"{self.keyfile!r}: {exc}") from exc
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
-
-    def with_changes(self, **changes: object) -> ServerConfig:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 __all__ = ["ServerConfig"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.http_server import CONTINUE, RequestHead
 
 if TYPE_CHECKING:
-    from .http import HttpConnection
+    from .http import HttpServerConnection
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -47,7 +47,7 @@ class Cycle:
     app_ns = 0
     rest = b""  # bytes after an Upgrade request's head
 
-    def __init__(self, conn: HttpConnection, head: RequestHead, scope: Scope) -> None:
+    def __init__(self, conn: HttpServerConnection, head: RequestHead, scope: Scope) -> None:
         self.conn = conn
         self.head = head
         self.scope = scope

@@ -1,4 +1,4 @@
-"""``HttpConnection``: the asyncio protocol that joins the HTTP/1.1 core to a transport and
+"""``HttpServerConnection``: the asyncio protocol that joins the HTTP/1.1 core to a transport and
 runs one ASGI cycle per request.
 
 Rules:
@@ -42,7 +42,7 @@ from ..protocol.http_server import (
     Upgraded,
     error_response,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
 from .config import ServerConfig
@@ -149,12 +149,12 @@ def app_tasks(state: ServerState) -> list[asyncio.Task[Any]]:
         frame = getattr(coro, "cr_frame", None)
         if getattr(coro, "cr_code", None) is _RUN_CODE and frame is not None:
             owner = frame.f_locals.get("self")
-            if isinstance(owner, HttpConnection) and owner.state is state:
+            if isinstance(owner, HttpServerConnection) and owner.state is state:
                 found.append(task)
     return found
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpServerConnection(asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -613,7 +613,7 @@ class HttpConnection(asyncio.Protocol):
                     status=cycle.status)
 
 
-_RUN_CODE = HttpConnection._run.__code__
+_RUN_CODE = HttpServerConnection._run.__code__
 
-__all__ = ["ASGI_VERSION", "app_tasks", "HttpConnection", "ListenContext", "ServerState",
+__all__ = ["ASGI_VERSION", "app_tasks", "HttpServerConnection", "ListenContext", "ServerState",
            "WebSocketHandler", "WebSocketHandoff"]

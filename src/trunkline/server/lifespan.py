@@ -12,14 +12,10 @@ import asyncio
 import logging
 from typing import Any, Literal
 
-from ..errors import TrunklineError
+from ..errors import LifespanError
 from .cycle import ASGIApp, Message
 
 log = logging.getLogger("trunkline.server")
-
-
-class LifespanError(TrunklineError):
-    """The app's lifespan startup or shutdown failed."""
 
 
 class Lifespan:

@@ -15,64 +15,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import TrunklineError
+from ..errors import AppLoadError
 from .cycle import ASGIApp
 
 
-class AppLoadError(TrunklineError):
-    """The app spec does not name an app that can be loaded."""
+def builtin_apps() -> dict[str, tuple[str, str, Callable[[Sequence[str]], ASGIApp]]]:
+    """name -> (usage, summary, builder from the app's arguments). The table lives with the
+    apps (the tool side, ``trunkline.apps.builtin``) and is imported on first use only."""
+    from ..apps.builtin import BUILTIN_APPS
 
-
-def _static(args: Sequence[str]) -> ASGIApp:
-    from .apps.static import StaticApp
-
-    if len(args) != 1:
-        raise AppLoadError("static takes one directory, e.g. 'static ./public'")
-    try:
-        return StaticApp(args[0])
-    except NotADirectoryError as exc:
-        raise AppLoadError(str(exc)) from exc
-
-
-def _no_args(name: str, make: Callable[[], ASGIApp]) -> Callable[[Sequence[str]], ASGIApp]:
-    def build(args: Sequence[str]) -> ASGIApp:
-        if args:
-            raise AppLoadError(f"{name} takes no arguments (got {' '.join(args)})")
-        return make()
-    return build
-
-
-def _hello() -> ASGIApp:
-    from .apps.hello import hello_app
-    return hello_app
-
-
-def _echo() -> ASGIApp:
-    from .apps.echo import echo_app
-    return echo_app
-
-
-def _chat() -> ASGIApp:
-    from .apps.chat import chat_app
-    return chat_app()
-
-
-def _demo() -> ASGIApp:
-    from .apps.demo import demo_app
-    return demo_app()
-
-
-#: name -> (usage, summary, builder from the app's arguments)
-BUILTIN_APPS: dict[str, tuple[str, str, Callable[[Sequence[str]], ASGIApp]]] = {
-    "hello": ("hello", "plain-text hello world", _no_args("hello", _hello)),
-    "echo": ("echo", "the request back as JSON; WebSocket messages back as sent",
-             _no_args("echo", _echo)),
-    "static": ("static DIR", "the files under DIR (GET, HEAD)", _static),
-    "demo": ("demo", "the tour's users API (GET/POST /users, GET /users/{id})",
-             _no_args("demo", _demo)),
-    "chat": ("chat", "a WebSocket broadcast room (every message to every member)",
-             _no_args("chat", _chat)),
-}
+    return BUILTIN_APPS
 
 
 def is_import_spec(spec: str) -> bool:
@@ -90,13 +42,14 @@ def load_app(spec: str, args: Sequence[str] = (), *, app_dir: str | None = None,
         raise AppLoadError("empty app spec; name a built-in app (hello, echo, static DIR, "
                            "demo) or module:app")
     name, rest = words[0], [*words[1:], *args]
-    if name in BUILTIN_APPS:
-        return BUILTIN_APPS[name][2](rest)
+    builtins = builtin_apps()
+    if name in builtins:
+        return builtins[name][2](rest)
     if is_import_spec(name):
         if rest:
             raise AppLoadError(f"{name} is an import spec and takes no arguments")
         return import_app(name, app_dir=app_dir, factory=factory)
-    raise AppLoadError(f"unknown app {spec!r}: use one of {', '.join(BUILTIN_APPS)} or "
+    raise AppLoadError(f"unknown app {spec!r}: use one of {', '.join(builtins)} or "
                        "'module:attribute' (e.g. 'main:app')")
 
 
@@ -130,4 +83,4 @@ def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) 
     return obj  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTIN_APPS", "AppLoadError", "import_app", "is_import_spec", "load_app"]
+__all__ = ["AppLoadError", "builtin_apps", "import_app", "is_import_spec", "load_app"]

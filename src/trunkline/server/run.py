@@ -39,11 +39,11 @@ from ..address import (
     parse_address,
 )
 from ..errors import AddressError, UnsupportedError
-from ..trace import Tracer
+from ..trace.events import Tracer
 from ..transport import Listener, listen
 from .config import ServerConfig
 from .cycle import ASGIApp
-from .http import HttpConnection, ListenContext, ServerState, WebSocketHandler, app_tasks
+from .http import HttpServerConnection, ListenContext, ServerState, WebSocketHandler, app_tasks
 from .lifespan import Lifespan
 from .websocket import handle_websocket  # the default upgrade hook: the ASGI websocket scope
 
@@ -130,7 +130,7 @@ class AppServer:
             kind, via = "tcp", "fd"
         state = self.state
         context = ListenContext(kind, format_address(address), via)
-        return await listen(address, lambda: HttpConnection(state, context), options)
+        return await listen(address, lambda: HttpServerConnection(state, context), options)
 
     # ---------------------------------------------------------------- running
 

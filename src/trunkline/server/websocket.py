@@ -11,7 +11,8 @@ Rules:
 - Messages: ``websocket.receive`` with ``text`` or ``bytes``; ``websocket.send`` likewise;
   ``websocket.close`` (``code``, ``reason``) starts the close handshake and returns at once.
   When the peer is gone, ``receive`` says ``websocket.disconnect`` (``code``, ``reason``)
-  and ``send`` raises ``WebSocketClosed`` (an ``OSError``, as ASGI asks).
+  and ``send`` raises ``AsgiWebSocketClosed`` (a ``WebSocketClosed`` that is an ``OSError``,
+  as ASGI asks).
 - The app returning without an answer gets 500; after the accept the connection closes
   with 1000, or 1011 when the app raised.
 - Connections count in the server's graceful shutdown: on shutdown open WebSockets are
@@ -25,9 +26,10 @@ import logging
 import time
 from typing import Any
 
-from ..protocol.websocket import WebSocketClosed, WebSocketOptions
+from ..aio.websocket import WebSocket, websocket_class
+from ..errors import AsgiWebSocketClosed, WebSocketClosed
+from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import ServerHandshake
-from ..ws_connection import WebSocket, websocket_class
 from . import accesslog
 from .cycle import Message
 from .http import WebSocketHandler, WebSocketHandoff
@@ -146,7 +148,10 @@ class AsgiWebSocket:
             text = message.get("text")
             data = text if text is not None else message.get("bytes") or b""
             if not self.ws.try_send(data):  # else it was written: no coroutine needed
-                await self.ws.send(data)
+                try:
+                    await self.ws.send(data)
+                except WebSocketClosed as exc:  # an OSError for the app, as ASGI asks
+                    raise AsgiWebSocketClosed(exc.code, exc.reason, exc.by, exc.detail) from None
         elif kind == "websocket.accept":
             self._accept(message)
         elif kind == "websocket.close":

@@ -1,7 +1,9 @@
-"""The echo service: every byte (or datagram) comes back as it came.
+"""The tour's echo service: every byte (or datagram) comes back as it came, and each new
+connection or datagram source is reported so the tour can show both ends of the socket.
 
-Used by ``trunkline serve echo`` and by the tour. The stream handler honours half-close:
-after the client's EOF it sends what is left, then its own EOF.
+``trunkline serve echo`` does not use this: it runs ``apps.echo_service.EchoServer``, which
+also sniffs each connection for HTTP. The stream handler honours half-close: after the
+client's EOF it sends what is left, then its own EOF.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..address import Identity, PeerCredentials
-from ..stream import Stream
+from ..aio.stream import Stream
 
 
 async def echo_stream(stream: Stream) -> None:
@@ -20,11 +22,6 @@ async def echo_stream(stream: Stream) -> None:
         await stream.drain()
     if stream.can_write_eof():
         stream.write_eof()
-
-
-async def echo_datagram(data: bytes, source: Identity) -> bytes | None:
-    """Send each datagram back to where it came from."""
-    return data
 
 
 @dataclass

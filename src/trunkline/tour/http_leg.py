@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from ..address import Address, format_address
 from ..errors import ProtocolError, TrunklineError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .legs import Leg, TourContext, register_leg
 from .model import Latency, LegResult
 
@@ -168,9 +168,9 @@ class HttpLeg(Leg):
         return HttpLegResult(self.name, self.title, self.kind)
 
     async def run(self, ctx: TourContext, bound: list[Address]) -> LegResult:
+        from ..apps.demo import demo_app
         from ..client import Client
         from ..server import AppServer, ServerConfig
-        from ..server.apps.demo import demo_app
         from ..transport import ListenOptions
 
         result = self.new_result()

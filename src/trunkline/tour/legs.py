@@ -28,11 +28,11 @@ from ..address import (
     UnixIdentity,
     format_address,
 )
-from ..api import connect
-from ..datagram import DatagramEndpoint, open_datagram
+from ..aio.datagram import DatagramEndpoint, open_datagram
+from ..aio.servers import connect
+from ..aio.stream import Stream
 from ..errors import ProtocolError
-from ..stream import Stream
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .echo import ServerView, WatchedEcho
 from .model import Latency, LegResult, StepTiming
 

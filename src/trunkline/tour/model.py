@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..address import FifoIdentity, Identity, PeerCredentials, SocketIdentity, UnixIdentity
-from ..trace import TraceEvent
+from ..trace.events import TraceEvent
 
 
 def identity_dict(identity: Identity | None) -> dict[str, Any] | None:

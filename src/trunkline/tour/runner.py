@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..address import Address
-from ..api import serve
+from ..aio.servers import serve
 from ..errors import TrunklineError
 from ..transport import ListenOptions
 from .echo import WatchedEcho

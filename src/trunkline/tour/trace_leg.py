@@ -28,17 +28,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..address import Address, SocketIdentity
-from ..trace import (
-    Step,
-    TraceEvent,
-    Tracer,
-    format_duration,
-    merge,
-    render_mermaid,
-    render_timeline,
-)
+from ..trace import Step, TraceEvent, Tracer, format_duration
 from ..trace.html import MERMAID_VERSION, mermaid_js
-from ..trace.summary import parse_endpoint
+from ..trace.mermaid import render_mermaid
+from ..trace.summary import merge, parse_endpoint
+from ..trace.timeline import render_timeline
 from .legs import Leg, TourContext, register_leg
 from .model import LegResult
 
@@ -113,9 +107,9 @@ class TraceLeg(Leg):
         self.page: Path | None = None
 
     async def run(self, ctx: TourContext, bound: list[Address]) -> LegResult:
+        from ..apps.demo import demo_app
         from ..client import Client
         from ..server import AppServer, ServerConfig
-        from ..server.apps.demo import demo_app
         from ..transport import ListenOptions
 
         result = self.new_result()

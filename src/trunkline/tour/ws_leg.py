@@ -37,8 +37,8 @@ from .legs import Leg, TourContext, register_leg
 from .model import Latency, LegResult
 
 if TYPE_CHECKING:
+    from ..aio.websocket import WebSocket
     from ..server.cycle import Receive, Scope, Send
-    from ..ws_connection import WebSocket
 
 __all__ = ["DuplexApp", "WsEvent", "WsLeg", "WsLegResult", "WsTransport"]
 

@@ -94,8 +94,8 @@ class Tracer:
 
     ``trace_id`` names this trace across processes: a client sends it (e.g. in a
     ``traceparent`` header) and the server records it, so both sides' events can be merged
-    (``trunkline.trace.merge``). Timestamps are ``time.monotonic_ns()``, which is one clock for
-    every process on the host; ``epoch_offset_ns`` turns them into wall-clock time.
+    (``trunkline.trace.summary.merge``). Timestamps are ``time.monotonic_ns()``, which is one
+    clock for every process on the host; ``epoch_offset_ns`` turns them into wall-clock time.
     """
 
     def __init__(self, *sinks: Sink, keep: bool = True, trace_id: str | None = None) -> None:
@@ -131,9 +131,6 @@ class Tracer:
         """A W3C ``traceparent`` header value carrying this trace's id."""
         return f"00-{self.trace_id}-{span_id or secrets.token_hex(8)}-01"
 
-    def connection_events(self, conn: int) -> list[TraceEvent]:
-        return [e for e in self.events if e.conn == conn]
-
 
 def parse_traceparent(value: str) -> str | None:
     """The trace id inside a ``traceparent`` header value, or None if it is malformed."""
@@ -145,3 +142,10 @@ def parse_traceparent(value: str) -> str | None:
     except ValueError:
         return None
     return parts[1].lower()
+
+
+def format_duration(ns: int) -> str:
+    """``"0.08 ms"``, ``"12.35 ms"``, ``"1.204 s"``: short, and the same everywhere."""
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.3f} s"
+    return f"{ns / 1e6:.2f} ms"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .events import Step, TraceEvent
-from .summary import endpoint, format_duration, summarize
+from .events import Step, TraceEvent, format_duration
+from .summary import endpoint, summarize
 
 APP, OS, DNS, SERVER = "App", "OS", "DNS", "Server"
 

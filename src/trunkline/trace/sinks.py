@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import IO, Any
 
-from .events import Step, TraceEvent
-from .summary import format_duration
+from .events import Step, TraceEvent, format_duration
 
 
 class MemorySink:

@@ -72,13 +72,6 @@ def _ip_endpoint(ip: str, port: int) -> Endpoint:
     return Endpoint(shown, ip, port)
 
 
-def format_duration(ns: int) -> str:
-    """``"0.08 ms"``, ``"12.35 ms"``, ``"1.204 s"``: short, and the same everywhere."""
-    if ns >= 1_000_000_000:
-        return f"{ns / 1e9:.3f} s"
-    return f"{ns / 1e6:.2f} ms"
-
-
 @dataclass(frozen=True)
 class Phase:
     """One column of the timeline: ``name`` took ``duration_ns`` and ended at ``end_ns``."""

@@ -1,7 +1,7 @@
 """Text renderers: an httpstat-like terminal timeline and the ``--trace=json`` document.
 
 Both are pure: events in, text out. The timeline is plain text (rich prints it as is); the
-``Summary`` it is drawn from (``trunkline.trace.summarize``) is there for richer renderings.
+``Summary`` it is drawn from (``trunkline.trace.summary.summarize``) is there for richer renderings.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .events import TraceEvent
-from .summary import Summary, format_duration, summarize
+from .events import TraceEvent, format_duration
+from .summary import Summary, summarize
 
 #: The curl variable each timeline column ends at.
 _MARKERS = {"DNS Lookup": "namelookup", "TLS Handshake": "appconnect",

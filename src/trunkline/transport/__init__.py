@@ -19,7 +19,7 @@ from ..address import (
     is_datagram,
 )
 from ..errors import TrunklineTimeoutError, UnsupportedError
-from ..trace import Tracer
+from ..trace.events import Tracer
 from . import fd, fifo, tcp, unix
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
 
@@ -36,13 +36,13 @@ async def open_transport(address: Address, factory: ProtocolFactory,
     try:
         async with asyncio.timeout(options.timeout):
             if isinstance(address, TcpAddress):
-                return await tcp.open(address, factory, options, tracer, conn, resolver)
+                return await tcp.open_tcp(address, factory, options, tracer, conn, resolver)
             if isinstance(address, UnixAddress):
-                return await unix.open(address, factory, options, tracer, conn)
+                return await unix.open_unix(address, factory, options, tracer, conn)
             if isinstance(address, FifoAddress):
-                return await fifo.open(address, factory, options, tracer, conn)
+                return await fifo.open_fifo(address, factory, options, tracer, conn)
             if isinstance(address, FdAddress):
-                return await fd.open(address, factory, options, tracer, conn)
+                return await fd.open_fd(address, factory, options, tracer, conn)
     except TimeoutError as exc:
         if isinstance(exc, TrunklineTimeoutError):
             raise

@@ -1,7 +1,7 @@
 """What every stream transport module provides, and the identity helpers all of them share.
 
 Rules:
-- Each kind's module offers ``open(address, protocol_factory, options, tracer)`` returning
+- Each kind's module offers ``open_KIND(address, protocol_factory, options, tracer)`` returning
   ``(asyncio.Transport, protocol)`` and ``listen(address, protocol_factory, options)`` returning
   a ``Listener``. Everything above (streams, HTTP, WebSocket) sits on asyncio protocols, so a
   new kind only has to produce an ``asyncio.Transport``.
@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
+import grp
+import pwd
 import socket
 import ssl
 import struct
@@ -29,6 +32,7 @@ from ..address import (
     SocketIdentity,
     UnixIdentity,
 )
+from ..errors import TransportError
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -134,6 +138,37 @@ def peer_credentials(transport: asyncio.BaseTransport) -> PeerCredentials | None
     if sock is None or sock.family != socket.AF_UNIX:
         return None
     return socket_peer_credentials(sock)
+
+
+def file_owner(options: ListenOptions) -> tuple[int, int]:
+    """The (uid, gid) a socket or FIFO file is given from ``options.owner``/``group``, as
+    ``os.chown`` takes them (-1: leave as is). Names are looked up here, before any file
+    exists, so a bad name leaves nothing behind."""
+    return _uid(options.owner), _gid(options.group)
+
+
+def _uid(owner: int | str | None) -> int:
+    if owner is None:
+        return -1
+    if isinstance(owner, int):
+        return owner
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise TransportError(errno.EINVAL, f"owner {owner!r} is not a known user; give a user "
+                             "name or a numeric uid") from None
+
+
+def _gid(group: int | str | None) -> int:
+    if group is None:
+        return -1
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise TransportError(errno.EINVAL, f"group {group!r} is not a known group; give a "
+                             "group name or a numeric gid") from None
 
 
 def is_admitted(creds: PeerCredentials | None, options: ListenOptions) -> bool:

@@ -34,7 +34,7 @@ from ..errors import (
     TransportError,
     UnsupportedError,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory, sock_identity
 from .tcp import SocketListener
 
@@ -218,7 +218,7 @@ async def listen(address: FdAddress, factory: ProtocolFactory, options: ListenOp
     return FdListener(server, address, fd, local)
 
 
-async def open(address: FdAddress, factory: ProtocolFactory, options: ConnectOptions,
+async def open_fd(address: FdAddress, factory: ProtocolFactory, options: ConnectOptions,
                tracer: Tracer | None = None, conn: int = 0
                ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     url = format_address(address)

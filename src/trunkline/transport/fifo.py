@@ -53,7 +53,7 @@ from ..errors import (
     TransportError,
     TrunklineError,
 )
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import (
     CREDENTIALS,
     KIND,
@@ -63,10 +63,11 @@ from .base import (
     Listener,
     ListenOptions,
     ProtocolFactory,
+    file_owner,
     is_admitted,
 )
 from .pipepair import PIPE_READ_SIZE, attach_pipes
-from .unix import _gid, _uid, unlink_if_ours
+from .unix import unlink_if_ours
 
 log = logging.getLogger("trunkline.transport.fifo")
 
@@ -125,7 +126,7 @@ def _close_all(fds: list[int]) -> None:
 # --------------------------------------------------------------------------- client
 
 
-async def open(address: FifoAddress, factory: ProtocolFactory, options: ConnectOptions,
+async def open_fifo(address: FifoAddress, factory: ProtocolFactory, options: ConnectOptions,
                tracer: Tracer | None = None, conn: int = 0
                ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     url = format_address(address)
@@ -465,7 +466,7 @@ def _create_rendezvous(address: FifoAddress, options: ListenOptions
         fds.append(os.open(path, os.O_RDONLY | _NB))
         fds.append(os.open(path, os.O_WRONLY | _NB))  # our own writer: never read EOF
         if options.owner is not None or options.group is not None:
-            os.fchown(fds[0], _uid(options.owner), _gid(options.group))
+            os.fchown(fds[0], *file_owner(options))
         os.fchmod(fds[0], options.mode)
         return fds[0], fds[1], os.fstat(fds[0])
     except BaseException as exc:

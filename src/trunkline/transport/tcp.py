@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from ..address import TcpAddress
 from ..errors import AddressInUseError, ConnectError, HandshakeError, ResolveError
-from ..trace import Step, Tracer
+from ..trace.events import Step, Tracer
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
 
 #: (host, port) -> list of (family, sockaddr). Replaceable, e.g. by a resolver that asks a
@@ -41,11 +41,12 @@ def _is_ip(host: str) -> bool:
     return False
 
 
-def client_ssl_context() -> ssl.SSLContext:
+def default_client_tls_context() -> ssl.SSLContext:
+    """For ``tls://`` without a context of the caller's: the system's CAs, hostname checked."""
     return ssl.create_default_context()
 
 
-async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOptions,
+async def open_tcp(address: TcpAddress, factory: ProtocolFactory, options: ConnectOptions,
                tracer: Tracer | None = None, conn: int = 0, resolver: Resolver | None = None
                ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
@@ -90,7 +91,7 @@ async def open(address: TcpAddress, factory: ProtocolFactory, options: ConnectOp
             raise
         ctx = None
         if address.tls:
-            ctx = options.ssl or client_ssl_context()
+            ctx = options.ssl or default_client_tls_context()
         t_tls = time.monotonic_ns()
         try:
             transport, protocol = await loop.create_connection(

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import grp
 import os
-import pwd
 import socket
 import stat
 import time
 
 from ..address import UnixAddress, format_address
 from ..errors import AddressInUseError, ConnectError, NotASocketError, TransportError
-from ..trace import Step, Tracer
-from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory
+from ..trace.events import Step, Tracer
+from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory, file_owner
 from .tcp import SocketListener
 
 
-async def open(address: UnixAddress, factory: ProtocolFactory, options: ConnectOptions,
+async def open_unix(address: UnixAddress, factory: ProtocolFactory, options: ConnectOptions,
                tracer: Tracer | None = None, conn: int = 0
                ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
@@ -57,7 +55,7 @@ async def open(address: UnixAddress, factory: ProtocolFactory, options: ConnectO
 def bind_unix_socket(address: UnixAddress, options: ListenOptions, sock_type: int
                      ) -> socket.socket:
     """A bound Unix socket with the hygiene rules of this module applied."""
-    uid, gid = _uid(options.owner), _gid(options.group)  # before any file exists
+    uid, gid = file_owner(options)  # before any file exists
     sock = socket.socket(socket.AF_UNIX, sock_type)
     inode: tuple[int, int] | None = None
     try:
@@ -121,30 +119,6 @@ def _clear_path(address: UnixAddress, sock_type: int) -> None:
         probe.close()
     raise AddressInUseError(errno.EADDRINUSE, f"{format_address(address)} is in use by a live "
                             "server; stop it or choose another address")
-
-
-def _uid(owner: int | str | None) -> int:
-    if owner is None:
-        return -1
-    if isinstance(owner, int):
-        return owner
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise TransportError(errno.EINVAL, f"owner {owner!r} is not a known user; give a user "
-                             "name or a numeric uid") from None
-
-
-def _gid(group: int | str | None) -> int:
-    if group is None:
-        return -1
-    if isinstance(group, int):
-        return group
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise TransportError(errno.EINVAL, f"group {group!r} is not a known group; give a "
-                             "group name or a numeric gid") from None
 
 
 def unlink_if_ours(path: str, inode: tuple[int, int]) -> None:

@@ -1,0 +1,177 @@
+"""The public async API: ``connect``, ``serve`` and the ``Server`` they share.
+
+    stream = await trunkline.connect("unix:///run/app.sock")
+    async with await trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app") as server:
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+
+from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
+from ..errors import UnsupportedError
+from ..trace.events import Step, Tracer
+from ..transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
+from ..transport.base import local_identity, peer_identity
+from ..transport.tcp import Resolver
+from .datagram_server import DatagramHandler, serve_datagram
+from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
+
+log = logging.getLogger("trunkline.server")
+
+StreamHandler = Callable[[Stream], Awaitable[None]]
+
+
+def as_address(url: str | Address) -> Address:
+    return parse_address(url) if isinstance(url, str) else url
+
+
+async def connect(url: str | Address, *, timeout: float | None = 10.0,
+                  options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
+                  tracer: Tracer | None = None, resolver: Resolver | None = None) -> Stream:
+    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd).
+
+    ``resolver`` replaces the system resolver for host names (e.g.
+    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``)."""
+    address = as_address(url)
+    opts = options or ConnectOptions(timeout=timeout)
+    conn = tracer.new_connection() if tracer is not None else 0
+    tls = isinstance(address, TcpAddress) and address.tls
+    transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
+                                               opts, tracer, conn, resolver)
+    assert isinstance(protocol, StreamProtocol)
+    return Stream(transport, protocol, tracer, conn)
+
+
+class Server:
+    """Listeners on many addresses serving one handler. Closing it stops accepting, then
+    waits for (or, after ``grace``, cancels) the handlers still running."""
+
+    def __init__(self, listeners: Sequence[Listener]) -> None:
+        self.listeners = list(listeners)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.get_running_loop().create_future()
+
+    @property
+    def addresses(self) -> list[Address]:
+        """The bound addresses, in the order given (port 0 replaced by the real port)."""
+        return [listener.address for listener in self.listeners]
+
+    @property
+    def urls(self) -> list[str]:
+        return [format_address(a) for a in self.addresses]
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def wait_closed(self, grace: float | None = 5.0) -> None:
+        await asyncio.gather(*(listener.wait_closed() for listener in self.listeners))
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def aclose(self, grace: float | None = 5.0) -> None:
+        self.close()
+        await self.wait_closed(grace)
+
+    async def serve_forever(self) -> None:
+        """Wait until ``close`` is called (from a signal handler, say)."""
+        await asyncio.shield(self._stopped)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+async def serve(handler: StreamHandler | None, *urls: str | Address,
+                options: ListenOptions = ListenOptions(),
+                datagram_handler: DatagramHandler | None = None,
+                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None) -> Server:
+    """Serve ``handler(stream)`` for each connection on every stream address, and
+    ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
+    With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE."""
+    if not urls:
+        raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
+    addresses = [as_address(u) for u in urls]
+    for address in addresses:
+        if is_datagram(address) and datagram_handler is None:
+            raise UnsupportedError(f"{format_address(address)} is a datagram address: pass "
+                                   "datagram_handler= to serve it")
+        if not is_datagram(address) and handler is None:
+            raise UnsupportedError(f"{format_address(address)} is a stream address: pass a "
+                                   "stream handler to serve it")
+    server = Server([])
+    loop = asyncio.get_running_loop()
+
+    # TLS (any listener given a certificate) reads into our buffer; see stream_protocol.
+    server_protocol = _ServerStreamProtocol if options.ssl is not None else _PlainServerProtocol
+
+    def on_connection() -> StreamProtocol:
+        protocol = server_protocol(limit)
+        protocol.on_ready = lambda transport: server.track(
+            loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
+                                          tracer)))
+        return protocol
+
+    try:
+        for address in addresses:
+            if is_datagram(address):
+                assert datagram_handler is not None
+                server.listeners.append(
+                    await serve_datagram(address, datagram_handler, options, tracer=tracer))
+            else:
+                server.listeners.append(await listen(address, on_connection, options))
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+class _ServerStreamProtocol(StreamProtocol):
+    on_ready: Callable[[asyncio.Transport], None]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.on_ready(transport)  # type: ignore[arg-type]
+
+
+class _PlainServerProtocol(_ServerStreamProtocol, PlainStreamProtocol):
+    pass
+
+
+async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
+                       protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+    conn = 0
+    if tracer is not None:
+        conn = tracer.new_connection()
+        tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), conn,
+                      local=str(local_identity(transport)), peer=str(peer_identity(transport)))
+    stream = Stream(transport, protocol, tracer, conn, "server")
+    try:
+        await handler(stream)
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    except Exception:
+        log.exception("handler failed for connection from %s", stream.peer)
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
