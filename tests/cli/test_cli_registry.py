@@ -154,6 +154,26 @@ def test_registry_info_and_prune(sqlite_url: str, monkeypatch: pytest.MonkeyPatc
     assert json.loads(out(run(["registry", "prune", "--json"])))["removed"] == []
 
 
+def test_services_watch_json_prints_one_line_per_view(sqlite_url: str) -> None:
+    watch = Worker(["services", "--watch", "--json", "--registry", sqlite_url],
+                   program=(sys.executable, "-m", "trunkline"))
+    with watch:
+        first = json.loads(watch.line(r"^\{").string)
+        assert first == {"registry": sqlite_url, "stale": False, "instances": []}
+        with Worker(["hold", sqlite_url, "orders"]) as holder:
+            instance_id = holder.line(r"registered (\S+)").group(1)
+            while True:  # views also come every 2 s for the ages: wait for the one with it
+                view = json.loads(watch.line(r"^\{").string)
+                if view["instances"]:
+                    break
+            [instance] = view["instances"]
+            assert instance["id"] == instance_id and instance["health"] == "down"
+            assert holder.finish() == 0
+        watch.proc.send_signal(signal.SIGINT)
+        assert watch.proc.wait(timeout=20) == 0
+    assert not any("Traceback" in line for line in watch.err)
+
+
 # ---------------------------------------------------------------------------- --watch, in a pty
 
 

@@ -1,5 +1,5 @@
-"""``registry_worker.py`` as a subprocess: its stdout lines read by a thread into a queue,
-waited on with deadlines (never a sleep)."""
+"""``registry_worker.py`` (or another ``program``, e.g. ``trunkline``) as a subprocess: its
+stdout lines read by a thread into a queue, waited on with deadlines (never a sleep)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ DEADLINE = 30.0
 
 class Worker:
     def __init__(self, args: Sequence[str], *, prefix: Sequence[str] = (),
-                 env: dict[str, str] | None = None, user: str | None = None) -> None:
+                 env: dict[str, str] | None = None, user: str | None = None,
+                 program: Sequence[str] = (sys.executable, WORKER)) -> None:
         self.args = list(args)
-        self.proc = subprocess.Popen([*prefix, sys.executable, WORKER, *args],
+        self.proc = subprocess.Popen([*prefix, *program, *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
                                      user=user)
