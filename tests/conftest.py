@@ -2,9 +2,9 @@
 
 - ``short_tmp``: a short directory under /tmp for socket paths (``tmp_path`` can push a socket
   path past the kernel's 107-byte limit), removed afterwards.
-- ``private_registry`` (every test): ``TRUNKLINE_REGISTRY`` and ``XDG_RUNTIME_DIR`` point into
-  the test's temp dir, so no test ever touches the user's own service registry;
-  ``sqlite_url``: a registry file of the test's own.
+- ``private_registry`` (every test): ``TRUNKLINE_REGISTRY`` names a file in a temp dir of the
+  test's own, so no test ever touches the user's own service registry; ``sqlite_url``: a
+  registry file of the test's own.
 - Event loop: the stdlib loop by default; ``TRUNKLINE_TEST_LOOP=uvloop`` runs every async test
   on uvloop instead. A test (or module, via ``pytestmark``) that marks itself
   ``@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])`` runs once on each.
@@ -54,12 +54,11 @@ def short_tmp() -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test's default registry is a file of its own; XDG_RUNTIME_DIR too."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    path = tmp_path / "default-registry.db"
+def private_registry(tmp_path_factory: pytest.TempPathFactory,
+                     monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's default registry is a file of its own (outside ``tmp_path``, which
+    some tests check for leftovers)."""
+    path = tmp_path_factory.mktemp("registry") / "default-registry.db"
     monkeypatch.setenv("TRUNKLINE_REGISTRY", f"sqlite://{path}")
     return path
 

@@ -13,6 +13,16 @@ import pytest
 from tests.registry.etcd_cluster import ETCD, EtcdCluster
 
 
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> Path:
+    """XDG_RUNTIME_DIR of the test's own: where the default registry file would go."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    runtime.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    return runtime
+
+
 def _need_etcd() -> None:
     if ETCD is None:
         pytest.skip("etcd is not installed (Debian package etcd-server; .ci/run installs it)")
