@@ -109,6 +109,11 @@ class Registration:
                                 exc, self.retry_interval)
                 self.last_error = str(exc)
                 alive = False
+            except Exception as exc:  # a backend's surprise must not end the keep-alive
+                log.exception("%s: keeping %s/%s registered failed", self.store.url,
+                              *self.instance.key)
+                self.last_error = repr(exc)
+                alive = False
             if alive:
                 if not self.registered and self.last_error:
                     log.info("%s: %s/%s registered again", self.store.url, *self.instance.key)
