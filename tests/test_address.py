@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -88,12 +90,15 @@ scoped_ipv6 = st.builds(lambda ip, zone: f"{ip}%{zone}", ipv6,
 hosts = st.one_of(ipv4, ipv6, scoped_ipv6, hostnames)
 ports = st.integers(0, 65535)
 
-# Path text: anything but NUL; kept within the socket limit when measured in UTF-8 bytes.
-_path_chars = st.characters(blacklist_characters="\0", blacklist_categories=("Cs",))
+# Path text: anything but NUL, including bytes that are not UTF-8 (os.fsdecode gives them as
+# the surrogate escapes U+DC80..U+DCFF); kept within the socket limit measured in bytes.
+_path_chars = st.one_of(
+    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+    st.integers(0x80, 0xFF).map(lambda byte: chr(0xDC00 + byte)))
 
 
 def _fits(path: str) -> bool:
-    return len(path.encode()) <= MAX_UNIX_PATH_BYTES
+    return len(os.fsencode(path)) <= MAX_UNIX_PATH_BYTES
 
 
 abs_paths = st.text(_path_chars, max_size=60).map(lambda s: "/" + s).filter(_fits)
@@ -218,6 +223,26 @@ def test_local_http_urls_round_trip(scheme: str, transport: UnixAddress | FifoAd
                                     target: str) -> None:
     value = HttpTarget(scheme, transport, "localhost", target)  # type: ignore[arg-type]
     assert parse_http_url(format_http_url(value)) == value
+
+
+def test_non_utf8_socket_paths_round_trip_percent_encoded() -> None:
+    # A path byte that is not UTF-8 (0xFF) is U+DCFF in Python (os.fsdecode); in an HTTP URL
+    # it is percent-encoded as the byte itself, and either spelling parses to that byte.
+    target = parse_http_url("http+unix://%2Ftmp%2F%FF.sock/p")
+    assert target.transport == UnixAddress("/tmp/\udcff.sock")
+    assert format_http_url(target) == "http+unix://%2Ftmp%2F%FF.sock/p"
+    assert parse_http_url("http+unix://%2Ftmp%2F\udcff.sock/p") == target
+    abstract = parse_http_url("ws+unix://%40a%FFb/")
+    assert abstract.transport == UnixAddress("a\udcffb", abstract=True)
+    assert abstract.transport.sockaddr == b"\0a\xffb"
+    assert format_http_url(abstract) == "ws+unix://%40a%FFb/"
+
+
+def test_escaped_utf8_is_the_same_path_as_its_text() -> None:
+    # b"\xc3\xa9" is "é": the same file whichever way it was spelt, so the same address.
+    assert UnixAddress("/tmp/\udcc3\udca9") == UnixAddress("/tmp/é")
+    assert FifoAddress("/tmp/\udcc3\udca9") == FifoAddress("/tmp/é")
+    assert parse_http_url("http+unix://%2Ftmp%2F%C3%A9/").transport == UnixAddress("/tmp/é")
 
 
 # --------------------------------------------------------------------------- bad forms

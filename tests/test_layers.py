@@ -13,7 +13,10 @@
 |             | transport/ itself (never cli/, protocol/ or anything above)              |
 | registry/   | stdlib, psutil, aetcd; from trunkline only address, errors, trace, _loop |
 |             | and registry/ itself (never cli/, server/, client/)                      |
-| aio/        | from trunkline only transport, protocol, _loop, trace, address, errors   |
+| host        | from trunkline only transport, _loop, trace, address, errors (the one    |
+|             | service host sits under every server: never aio/, server/ or above)      |
+| aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
+|             | errors                                                                   |
 | library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
 |             | ``import trunkline`` loads no tool and no trace renderer                 |
 | errors      | public error classes of the library live in errors.py, client/errors.py  |
@@ -191,8 +194,15 @@ def test_loop_imports_stdlib_only() -> None:
     no_violations(violations("_loop", {"_loop"}, set(), lazy_foreign=True))
 
 
+def test_host_sits_on_transport() -> None:
+    """The service host is library plumbing every server composes: it may not know any
+    server (aio/, server/, relay) above it; they hand it endpoints and connections."""
+    no_violations(violations("host", {"host", "transport", "_loop", "trace", "address",
+                                      "errors"}, set()))
+
+
 def test_aio_sits_on_transport_and_protocol() -> None:
-    no_violations(violations("aio", {"aio", "transport", "protocol", "_loop", "trace",
+    no_violations(violations("aio", {"aio", "host", "transport", "protocol", "_loop", "trace",
                                      "address", "errors"}, set()))
 
 

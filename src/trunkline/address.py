@@ -21,6 +21,7 @@ request target: ``http://host:port/p``, ``https://…``, ``http+unix://%2Fpath.s
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -101,6 +102,7 @@ class UnixAddress:
     def __post_init__(self) -> None:
         scheme = self.scheme
         _check_path(self.path, scheme, allow_at=self.abstract)
+        object.__setattr__(self, "path", _canonical_path(self.path))
 
     @property
     def scheme(self) -> str:
@@ -109,7 +111,7 @@ class UnixAddress:
     @property
     def sockaddr(self) -> str | bytes:
         """What ``socket.bind``/``connect`` take: a path, or NUL-prefixed bytes if abstract."""
-        return b"\0" + self.path.encode() if self.abstract else self.path
+        return b"\0" + os.fsencode(self.path) if self.abstract else self.path
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class FifoAddress:
 
     def __post_init__(self) -> None:
         _check_path(self.path, "fifo", allow_at=False)
+        object.__setattr__(self, "path", _canonical_path(self.path))
 
     scheme = "fifo"
 
@@ -305,6 +308,11 @@ def _strip_slashes(url: str, scheme: str, rest: str) -> str:
 
 def _parse_authority(url: str, scheme: str, rest: str) -> tuple[str, int]:
     body = _strip_slashes(url, scheme, rest)
+    if "@" in body:  # never drop it silently: it would look as if it were sent somewhere
+        raise AddressError(url, f"userinfo {body.rpartition('@')[0] + '@'!r}",
+                           f"has no place in a {scheme} address (a socket carries no "
+                           "credentials; give them to the protocol, e.g. call -u USER:PASS)",
+                           EXAMPLES[scheme])
     if "/" in body or "?" in body or "#" in body:
         raise AddressError(url, f"{body!r}", "must be host:port with no path", EXAMPLES[scheme])
     if body.startswith("["):
@@ -388,6 +396,13 @@ def _check_path(path: str, scheme: str, *, allow_at: bool) -> None:
                                EXAMPLES[scheme])
 
 
+def _canonical_path(path: str) -> str:
+    """One spelling per byte string: paths are bytes to the kernel, and bytes that are not
+    UTF-8 come as surrogate escapes (os.fsdecode), so "\\udcc3\\udca9" is the same file as
+    "é". Decoding the bytes again gives the spelling every other path has."""
+    return path if path.isascii() else os.fsdecode(os.fsencode(path))
+
+
 def _is_number(text: str, max_digits: int = 10) -> bool:
     """ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() rejects or
     silently converts; the length cap keeps int() within its digit limit."""
@@ -444,7 +459,9 @@ def parse_http_url(url: str) -> HttpTarget:
         target = "/?" + query
     transport: StreamAddress | ServiceAddress
     if via in ("unix", "fifo"):
-        local = unquote(authority)
+        # surrogateescape: a byte that is not UTF-8 (%FF) is that byte of the path, as
+        # os.fsdecode spells it, not U+FFFD (another file)
+        local = unquote(authority, errors="surrogateescape")
         if not local:
             raise AddressError(url, "socket path", "is empty (percent-encode it as the host)",
                                EXAMPLES["http"])
@@ -486,6 +503,12 @@ def parse_http_url(url: str) -> HttpTarget:
     return HttpTarget(base, transport, host, target)  # type: ignore[arg-type]
 
 
+def _quote_path(path: str) -> str:
+    """A socket path as a URL host: every byte but unreserved ones percent-encoded, bytes
+    that are not UTF-8 included (parse_http_url decodes them back the same way)."""
+    return quote(os.fsencode(path), safe="")
+
+
 def format_http_url(target: HttpTarget) -> str:
     """A URL for the target in the grammar's canonical form."""
     t = target.transport
@@ -493,7 +516,7 @@ def format_http_url(target: HttpTarget) -> str:
         return f"{target.scheme}://{target.host}{target.target}"
     if isinstance(t, UnixAddress):
         name = ("@" + t.path) if t.abstract else t.path
-        return f"{target.scheme}+unix://{quote(name, safe='')}{target.target}"
+        return f"{target.scheme}+unix://{_quote_path(name)}{target.target}"
     if isinstance(t, FifoAddress):
-        return f"{target.scheme}+fifo://{quote(t.path, safe='')}{target.target}"
+        return f"{target.scheme}+fifo://{_quote_path(t.path)}{target.target}"
     return f"{target.scheme}://{format_address(t)}{target.target}"

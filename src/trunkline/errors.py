@@ -44,10 +44,14 @@ Outside this tree: the tools' own (``bench.process.BenchError``, under ``Trunkli
 and private control-flow exceptions that never leave their module.
 
 Foreign errors (OSError from the kernel, ssl errors, asyncio timeouts) are translated at the
-edge where they happen, so callers only ever catch these.
+edge where they happen, so callers only ever catch these; ``os_error_words`` is the one place
+that turns a kernel error into words for their messages (no "[Errno 111]", no repeated
+address).
 """
 
 from __future__ import annotations
+
+import errno as _errno
 
 
 class TrunklineError(Exception):
@@ -57,12 +61,15 @@ class TrunklineError(Exception):
 class AddressError(TrunklineError, ValueError):
     """An endpoint URL that does not parse."""
 
-    def __init__(self, url: str, part: str, problem: str, example: str) -> None:
+    def __init__(self, url: str, part: str, problem: str, example: str, *,
+                 suggestion: str | None = None) -> None:
         self.url = url
         self.part = part
         self.problem = problem
         self.example = example
-        super().__init__(f"bad address {url!r}: {part} {problem} (example: {example})")
+        self.suggestion = suggestion  # what the user probably meant, if we can tell
+        tail = f"; did you mean {suggestion}?" if suggestion else f" (example: {example})"
+        super().__init__(f"bad address {url!r}: {part} {problem}{tail}")
 
 
 class PathTooLongError(AddressError):
@@ -75,6 +82,10 @@ class UnsupportedError(TrunklineError):
 
 class TransportError(TrunklineError, OSError):
     """The kernel refused an operation on a socket or pipe."""
+
+    def __str__(self) -> str:
+        # OSError(errno, text) prints "[Errno N] text"; our text says it in words already
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
 
 
 class ConnectError(TransportError):
@@ -103,6 +114,9 @@ class HandshakeError(TransportError):
 
 class ResolveError(TrunklineError, OSError):
     """A name that did not resolve."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
 
 
 class RegistryError(TrunklineError):
@@ -195,3 +209,36 @@ class AppLoadError(TrunklineError):
 
 class LifespanError(TrunklineError):
     """The app's lifespan startup or shutdown failed."""
+
+
+_WORDS = {
+    _errno.ECONNREFUSED: "connection refused",
+    _errno.ENOENT: "no such file",
+    _errno.ETIMEDOUT: "timed out",
+    _errno.ECONNRESET: "the peer reset the connection",
+    _errno.ECONNABORTED: "the connection was aborted",
+    _errno.EPIPE: "broken pipe (the peer closed its side)",
+    _errno.EACCES: "permission denied",
+    _errno.EPERM: "operation not permitted",
+    _errno.ENETUNREACH: "the network is unreachable",
+    _errno.EHOSTUNREACH: "no route to the host",
+    _errno.EADDRINUSE: "the address is in use",
+    _errno.EADDRNOTAVAIL: "the address is not available on this machine",
+    _errno.ENOTSOCK: "not a socket",
+    _errno.ENOTDIR: "a part of the path is not a directory",
+    _errno.ENXIO: "no process has the other end open",
+    _errno.EAGAIN: "the receiver's queue is full",
+}
+
+
+def os_error_words(exc: BaseException) -> str:
+    """A kernel error in words, without the errno prefix or the address asyncio appends
+    ("Connect call failed ('127.0.0.1', 1)" becomes "connection refused (...)")."""
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code in _WORDS:
+        return _WORDS[code]
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror[0].lower() + strerror[1:]
+    text = str(exc)
+    return text or type(exc).__name__

@@ -19,6 +19,9 @@ Rules:
   ends too, so no reply is cut off.
 - One log line per connection at close (logger ``trunkline.relay``): both ends, bytes each
   way and duration.
+- The relay is a ``ServiceHost`` (``trunkline.host``): each relayed pair is one connection
+  in its registry; a graceful stop lets pairs run until both directions end or the grace
+  is over, then aborts them.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from .address import Address, format_address, is_datagram, parse_address
 from .errors import TrunklineError, UnsupportedError
-from .transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
+from .host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
+from .transport import ConnectOptions, Listener, ListenOptions, open_transport
 from .transport.base import describe, peer_identity
 
 log = logging.getLogger("trunkline.relay")
@@ -170,7 +173,7 @@ class _Connection:
         if side is self.client:
             assert side.transport is not None
             self.client_name = describe(peer_identity(side.transport))
-            self.relay._active.add(self)
+            self.relay.host.connections.add(self)
             self.relay.stats.accepted += 1
             self.relay.stats.active += 1
             self._task = asyncio.get_running_loop().create_task(self._open_target())
@@ -225,6 +228,12 @@ class _Connection:
             if side is not None and side.transport is not None:
                 side.transport.close()
 
+    # ---- the host's stop (``trunkline.host.Connection``)
+
+    def shutdown(self) -> None:
+        """A relayed byte stream has no request boundary: it goes on until both directions
+        have ended or the grace is over."""
+
     def abort(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -242,7 +251,7 @@ class _Connection:
         relay.stats.active -= 1
         relay.stats.bytes_up += up
         relay.stats.bytes_down += down
-        relay._active.discard(self)
+        relay.host.connections.forget(self)
         report = ConnectionReport(self.number, self.client_name, relay.target_url, up, down,
                                   time.monotonic() - self.started, self.error)
         log.info("connection %d closed: %s -> %s, %d bytes up, %d bytes down, %.3f s%s",
@@ -250,15 +259,18 @@ class _Connection:
                  f" ({report.error})" if report.error else "")
         if relay.on_close is not None:
             relay.on_close(report)
-        if not relay._active and relay._idle is not None and not relay._idle.done():
-            relay._idle.set_result(None)
 
 
-class Relay:
-    """A running relay: one listener, a connection to ``target`` per accepted client."""
+class Relay(HostedServer):
+    """A relay on a ``ServiceHost``: listeners on ``listen`` addresses, a connection to
+    ``target`` per accepted client. Stopping lets relayed connections run until both their
+    directions end or the grace is over, then aborts the rest."""
 
     def __init__(self, target: Address, connect_options: ConnectOptions, buffer_size: int,
-                 high_water: int, on_close: OnClose | None) -> None:
+                 high_water: int, on_close: OnClose | None, *,
+                 listen: Sequence[Address] = (), listen_options: ListenOptions = ListenOptions(),
+                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+                 hooks: Sequence[Hook] = ()) -> None:
         self.target = target
         self.target_url = format_address(target)
         self.connect_options = connect_options
@@ -266,17 +278,20 @@ class Relay:
         self.high_water = high_water
         self.on_close = on_close
         self.stats = RelayStats()
-        self.listener: Listener | None = None
-        self._active: set[_Connection] = set()
         self._numbers = itertools.count(1)
-        self._idle: asyncio.Future[None] | None = None
-        self._stopped = asyncio.get_running_loop().create_future()
+        self.host = ServiceHost(
+            [stream_endpoint(a, self._new_connection, listen_options) for a in listen],
+            shutdown_timeout=shutdown_timeout, hooks=hooks)
+
+    @property
+    def listener(self) -> Listener | None:
+        """The first bound listener (None before binding)."""
+        return self.host.listeners[0] if self.host.listeners else None
 
     @property
     def address(self) -> Address:
-        """The bound listening address (port 0 replaced by the real port)."""
-        assert self.listener is not None
-        return self.listener.address
+        """The first bound listening address (port 0 replaced by the real port)."""
+        return self.host.addresses[0]
 
     @property
     def url(self) -> str:
@@ -285,60 +300,33 @@ class Relay:
     def _new_connection(self) -> _Side:
         return _Connection(self, next(self._numbers)).client
 
-    def close(self) -> None:
-        """Stop accepting; connections in flight go on until ``wait_closed``'s grace ends."""
-        if self.listener is not None:
-            self.listener.close()
-        if not self._stopped.done():
-            self._stopped.set_result(None)
 
-    async def wait_closed(self, grace: float | None = 5.0) -> None:
-        if self.listener is not None:
-            await self.listener.wait_closed()
-        if self._active:
-            self._idle = asyncio.get_running_loop().create_future()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._idle), grace)
-        for conn in list(self._active):
-            conn.abort()
-        for _ in range(3):  # let connection_lost callbacks run
-            if not self._active:
-                break
-            await asyncio.sleep(0)
-
-    async def aclose(self, grace: float | None = 5.0) -> None:
-        self.close()
-        await self.wait_closed(grace)
-
-    async def serve_forever(self) -> None:
-        """Wait until ``close`` is called (from a signal handler, say)."""
-        await asyncio.shield(self._stopped)
-
-    async def __aenter__(self) -> Relay:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
-
-
-async def start_relay(listen_url: str | Address, target_url: str | Address, *,
+async def start_relay(listen_url: str | Address | Sequence[str | Address],
+                      target_url: str | Address, *,
                       listen_options: ListenOptions | None = None,
                       connect_options: ConnectOptions | None = None,
                       buffer_size: int = DEFAULT_BUFFER, high_water: int = DEFAULT_HIGH_WATER,
-                      on_close: OnClose | None = None) -> Relay:
-    """Listen on ``listen_url``; for each client, connect to ``target_url`` and relay bytes
-    both ways until both directions have ended. Both must be stream addresses."""
-    listen_address = parse_address(listen_url) if isinstance(listen_url, str) else listen_url
+                      on_close: OnClose | None = None,
+                      shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+                      hooks: Sequence[Hook] = ()) -> Relay:
+    """Listen on ``listen_url`` (one address or several); for each client, connect to
+    ``target_url`` and relay bytes both ways until both directions have ended. All must be
+    stream addresses. Returns the started relay."""
+    urls = [listen_url] if isinstance(listen_url, str | Address) else list(listen_url)
+    listen_addresses = [parse_address(u) if isinstance(u, str) else u for u in urls]
     target = parse_address(target_url) if isinstance(target_url, str) else target_url
-    for address in (listen_address, target):
+    for address in (*listen_addresses, target):
         if is_datagram(address):
             raise UnsupportedError(f"{format_address(address)} is a datagram address; the relay "
                                    "bridges stream addresses (tcp, tls, unix, fifo, fd)")
-    relay = Relay(target, connect_options or ConnectOptions(), buffer_size, high_water, on_close)
-    relay.listener = await listen(listen_address, relay._new_connection,
-                                  listen_options or ListenOptions())
-    return relay
+    if not listen_addresses:
+        raise UnsupportedError("start_relay() needs an address to listen on, e.g. "
+                               "'tcp://127.0.0.1:0'")
+    relay = Relay(target, connect_options or ConnectOptions(), buffer_size, high_water,
+                  on_close, listen=listen_addresses,
+                  listen_options=listen_options or ListenOptions(),
+                  shutdown_timeout=shutdown_timeout, hooks=hooks)
+    return await relay.start()
 
 
 __all__ = ["ConnectionReport", "Relay", "RelayStats", "start_relay"]

@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from tests.client.test_http_client_peers import aiohttp_peer, silent_server
-from trunkline.cli.call import exit_code_for
+from trunkline.cli.exits import failure
 from trunkline.client import ServerDisconnectedError
 from trunkline.errors import ConnectError, ResolveError
 
@@ -139,10 +139,10 @@ async def test_tls_certificate_statuses(tmp_path: Path) -> None:
     (ConnectError("refused"), 7),
     (TimeoutError(), 28),
     (ServerDisconnectedError("gone", before_response=True), 52),
-    (ServerDisconnectedError("cut", before_response=False), 56),
+    (ServerDisconnectedError("cut", before_response=False), 18),
 ])
 def test_exit_code_table(error: Any, status: int) -> None:
-    assert exit_code_for(error) == status
+    assert failure(error).code == status
 
 
 def test_help_documents_examples_and_exit_statuses() -> None:

@@ -70,15 +70,17 @@ def test_udp_lines_are_datagrams() -> None:
     assert done.stdout.split(b"\n") == [b"one", b"two", b"", b"last", b""]
 
 
-def test_refused_tcp_exits_1() -> None:
-    done = run(["connect", f"tcp://127.0.0.1:{free_port()}"], input=b"x")
-    assert done.returncode == 1
+def test_refused_tcp_exits_7_in_words_with_the_fix() -> None:
+    url = f"tcp://127.0.0.1:{free_port()}"
+    done = run(["connect", url], input=b"x")
+    assert done.returncode == 7  # curl's "could not connect"
     err = done.stderr.decode()
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "could not connect" in err
+    assert err == (f"trunkline connect: could not connect to {url}: connection refused; is the "
+                   f"server running? (trunkline serve echo --on {url})\n")
 
 
-def test_connect_timeout_exits_3() -> None:
+def test_connect_timeout_exits_28() -> None:
     """A listener whose accept queue is full drops new SYNs, so connecting hangs."""
     import socket
 
@@ -97,19 +99,22 @@ def test_connect_timeout_exits_3() -> None:
         finally:
             for filler in fillers:
                 filler.close()
-    assert done.returncode == 3, done.stderr
-    assert b"took longer than 0.5 s" in done.stderr
+    assert done.returncode == 28, done.stderr
+    assert b"took longer than 0.5 s (raise --timeout)" in done.stderr
 
 
-def test_missing_unix_socket_exits_1(short_tmp: Path) -> None:
-    done = run(["connect", f"unix://{short_tmp / 'nobody.sock'}"], input=b"x")
-    assert done.returncode == 1
-    assert "No such file" in done.stderr.decode()
+def test_missing_unix_socket_exits_7(short_tmp: Path) -> None:
+    url = f"unix://{short_tmp / 'nobody.sock'}"
+    done = run(["connect", url], input=b"x")
+    assert done.returncode == 7
+    assert done.stderr.decode() == (f"trunkline connect: could not connect to {url}: no such "
+                                    f"file; is the server running? (trunkline serve echo --on "
+                                    f"{url})\n")
 
 
-def test_bad_address_exits_2() -> None:
+def test_bad_address_exits_3() -> None:
     done = run(["connect", "tcp://127.0.0.1:99999"], input=b"")
-    assert done.returncode == 2
+    assert done.returncode == 3  # curl's "malformed URL"
     err = done.stderr.decode()
     assert "port 99999" in err and "Traceback" not in err
 
@@ -117,6 +122,6 @@ def test_bad_address_exits_2() -> None:
 def test_help_documents_exit_statuses() -> None:
     done = run(["connect", "--help"])
     text = done.stdout.decode()
-    for line in ("0  success", "1  connection refused", "2  bad usage", "3  timeout",
-                 "4  other transport error"):
+    for line in ("0  success", "2  bad usage", "3  malformed URL", "7  could not connect",
+                 "28  timed out", "56  the connection broke while receiving"):
         assert line in text

@@ -89,11 +89,11 @@ def test_resolve_shows_ranking_and_reasons(sqlite_url: str, served: dict[str, ob
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (["resolve", "nobody"], 1, "trunkline resolve: service 'nobody': no live instance in "),
-    (["resolve", "Bad_Name"], 2, "service name 'Bad_Name' must be a DNS label"),
+    (["resolve", "nobody"], 6, "trunkline resolve: service 'nobody': no live instance in "),
+    (["resolve", "Bad_Name"], 3, "service name 'Bad_Name' must be a DNS label"),
     (["resolve", "users", "--prefer", "smoke"], 2, "Invalid value for '--prefer'"),
-    (["services", "--registry", "redis://x"], 2, "scheme 'redis' must be sqlite:// or etcd://"),
-    (["registry", "info", "--registry", "sqlite://relative.db"], 2, "absolute file path"),
+    (["services", "--registry", "redis://x"], 3, "scheme 'redis' must be sqlite:// or etcd://"),
+    (["registry", "info", "--registry", "sqlite://relative.db"], 3, "absolute file path"),
 ])
 def test_errors_are_one_line_with_the_usual_codes(args: list[str], code: int, message: str,
                                                   sqlite_url: str) -> None:
@@ -105,14 +105,14 @@ def test_errors_are_one_line_with_the_usual_codes(args: list[str], code: int, me
     assert "Traceback" not in err(result)
 
 
-def test_a_bad_registry_env_var_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_registry_env_var_is_a_bad_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRUNKLINE_REGISTRY", "zookeeper://x")
     result = run(["services"])
-    assert result.returncode == 2
-    assert err(result).startswith("trunkline registry: $TRUNKLINE_REGISTRY: bad address")
+    assert result.returncode == 3
+    assert err(result).startswith("trunkline services: $TRUNKLINE_REGISTRY: bad address")
 
 
-def test_a_damaged_registry_file_is_exit_1_naming_the_file(tmp_path: Path) -> None:
+def test_a_damaged_registry_file_is_status_1_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     path.write_bytes(b"garbage" * 100)
     for args in (["services"], ["resolve", "users"], ["registry", "prune"]):
@@ -125,12 +125,12 @@ def test_a_damaged_registry_file_is_exit_1_naming_the_file(tmp_path: Path) -> No
     assert path.read_bytes() == b"garbage" * 100
 
 
-def test_unreachable_etcd_is_exit_1() -> None:
+def test_unreachable_etcd_is_status_7() -> None:
     from tests.registry.etcd_cluster import free_port
 
     port = free_port()
     result = run(["services", "--registry", f"etcd://127.0.0.1:{port}"])
-    assert result.returncode == 1
+    assert result.returncode == 7
     assert f"etcd unreachable (127.0.0.1:{port}:" in err(result)
 
 

@@ -146,7 +146,7 @@ def test_unreachable_target_closes_the_client_and_logs(short_tmp: Path) -> None:
 
 def test_datagram_addresses_are_refused() -> None:
     done = run(["relay", "udp://127.0.0.1:0", "tcp://127.0.0.1:1"])
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "datagram address" in done.stderr.decode()
 
 

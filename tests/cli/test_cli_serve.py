@@ -86,9 +86,9 @@ def test_unknown_app_lists_what_is_available() -> None:
     assert "Traceback" not in err
 
 
-def test_bad_address_is_a_usage_error() -> None:
+def test_bad_address_exits_3() -> None:
     done = run(["serve", "echo", "--on", "tcp://127.0.0.1"])
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "port is missing" in done.stderr.decode()
 
 

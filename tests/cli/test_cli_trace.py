@@ -122,7 +122,12 @@ async def test_json_trace(site: Site) -> None:
     assert [p["name"] for p in summary["phases"]] == ["TCP Connection", "Server Processing",
                                                       "Content Transfer"]
     assert 0 < summary["time_connect"] <= summary["time_starttransfer"] <= summary["time_total"]
-    # the server saw the same id
+    # tracing our side sends nothing extra: the server saw no trace id (issue 13 point 5)
+    ids = {e.detail.get("trace_id") for e in site.tracer.events}
+    assert doc["trace_id"] not in ids
+    # --trace-headers sends it, so the server records the same id
+    code, out, err = await trunkline("call", site.tcp + "/", "--trace=json", "--trace-headers")
+    doc = json.loads(err)
     ids = {e.detail.get("trace_id") for e in site.tracer.events}
     assert doc["trace_id"] in ids
 

@@ -68,9 +68,9 @@ async def test_empty_stdin_closes_cleanly(echo: dict[str, str]) -> None:
 async def test_server_close_codes_and_refusals(echo: dict[str, str]) -> None:
     base = echo["unix"].removesuffix("/")
     code, out, err = await run_ws(base + "/close", input=None)
-    assert code == 4 and b"4001" in err and b"bye now" in err
+    assert code == 56 and b"4001" in err and b"bye now" in err
     code, out, err = await run_ws(base + "/deny")
-    assert code == 4 and b"403" in err and err.count(b"\n") == 1
+    assert code == 7 and b"403" in err and err.count(b"\n") == 1, err
 
 
 async def test_interactive_session_ends_when_the_server_closes(echo: dict[str, str]) -> None:
@@ -84,7 +84,7 @@ async def test_interactive_session_ends_when_the_server_closes(echo: dict[str, s
             proc.kill()
         assert proc.stdin is not None
         proc.stdin.close()
-    assert code == 4
+    assert code == 56
 
 
 async def test_replies_arrive_while_stdin_is_open(echo: dict[str, str]) -> None:
@@ -124,11 +124,11 @@ async def test_trace_goes_to_stderr(echo: dict[str, str]) -> None:
 
 async def test_exit_statuses_for_bad_input_and_unreachable_servers(short_tmp: Path) -> None:
     code, _, err = await run_ws("http://127.0.0.1:1/", input=None)
-    assert code == 2 and b"not a WebSocket scheme" in err
+    assert code == 3 and b"not a WebSocket scheme" in err
     code, _, err = await run_ws(f"ws://127.0.0.1:{free_port()}/", input=None)
-    assert code == 1, err
+    assert code == 7 and b"connection refused" in err, err
     code, _, err = await run_ws(f"ws+unix://{str(short_tmp / 'no.sock').replace('/', '%2F')}/")
-    assert code == 1, err
+    assert code == 7 and b"no such file" in err, err
     code, _, err = await run_ws("ws://127.0.0.1:1/", "--wait", "-1")
     assert code == 2
 
@@ -139,7 +139,7 @@ async def test_exit_statuses_for_bad_input_and_unreachable_servers(short_tmp: Pa
     async with await trunkline.serve(silent, "tcp://127.0.0.1:0") as server:
         url = "ws://" + server.urls[0].removeprefix("tcp://") + "/"
         code, _, err = await run_ws(url, "--timeout", "0.5", input=None)
-        assert code == 3 and b"took longer" in err
+        assert code == 28 and b"took longer" in err
 
 
 async def test_non_utf8_line_in_text_mode(echo: dict[str, str]) -> None:
@@ -197,4 +197,4 @@ async def test_wss_with_cacert_and_insecure(tmp_path: Path) -> None:
             run_ws(url, input=b"nope\n"))
     assert trusted == (0, b"secure\n", b"")
     assert insecure == (0, b"unchecked\n", b"")
-    assert untrusted[0] == 4 and b"not trusted" in untrusted[2]
+    assert untrusted[0] == 60 and b"not trusted" in untrusted[2]

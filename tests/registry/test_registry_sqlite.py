@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry.workers import Worker
-from trunkline.errors import RegistryFileError, RegistryUnavailableError
+from trunkline.errors import RegistryFileError
 from trunkline.registry import Resolver, make_instance, open_registry, register
 from trunkline.registry.sqlite import SqliteStore
 from trunkline.registry.url import default_registry_path, private_directory
@@ -34,7 +34,7 @@ async def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path: P
     assert message.startswith(f"registry file {path}: is not a SQLite database")
     assert "move it away" in message and "TRUNKLINE_REGISTRY=sqlite:///" in message
     assert path.read_bytes() == junk  # nothing overwritten
-    with pytest.raises(RegistryUnavailableError, match=f"registry file {path}"):
+    with pytest.raises(RegistryFileError, match=f"registry file {path}: is not a SQLite"):
         async with Resolver(open_registry(url_of(path)), owns_store=True) as resolver:
             await resolver.resolve("users")
 

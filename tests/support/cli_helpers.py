@@ -27,11 +27,13 @@ def run(args: Sequence[str], *, input: bytes | None = None, timeout: float = DEA
 
 
 class Service:
-    """A long-running ``trunkline`` command (``serve``, ``relay``) in a subprocess."""
+    """A long-running ``trunkline`` command (``serve``, ``relay``) in a subprocess; or
+    another ``command`` (a script) that prints the same readiness lines."""
 
-    def __init__(self, args: Sequence[str], *, pass_fds: Sequence[int] = ()) -> None:
+    def __init__(self, args: Sequence[str], *, pass_fds: Sequence[int] = (),
+                 command: Sequence[str] = TRUNKLINE) -> None:
         self.args = list(args)
-        self.proc = subprocess.Popen([*TRUNKLINE, *args], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      pass_fds=pass_fds)
         self.lines: queue.Queue[str | None] = queue.Queue()

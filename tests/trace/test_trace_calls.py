@@ -101,7 +101,8 @@ async def test_tcp_call_through_the_dns_server(dns_server: DnsServer) -> None:
     assert resolve.detail["server"] == f"udp 127.0.0.1:{dns_server.port}"
     assert resolve.detail["host"] == "api.test"
     assert resolve.detail["addresses"] == ["127.0.0.1"]
-    assert socket_.detail == {"family": "ipv4", "protocol": "tcp"}
+    assert socket_.detail == {"family": "ipv4", "protocol": "tcp",
+                              "peer": connect.detail["peer"]}  # what it is about to dial
     assert connect.detail["how"] == "TCP handshake (SYN/SYN-ACK/ACK)"
     assert connect.detail["peer"].startswith("127.0.0.1:")
     assert client[3].detail["bytes"] == 4 and client[4].detail["bytes"] == 4

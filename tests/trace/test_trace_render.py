@@ -258,7 +258,8 @@ def test_memory_sink_and_tracer_basics() -> None:
     with pytest.raises(AttributeError):
         event.conn = 3  # type: ignore[misc]
     assert re.fullmatch(r"[0-9a-f]{32}", tracer.trace_id)
-    assert re.fullmatch(rf"00-{tracer.trace_id}-[0-9a-f]{{16}}-01", tracer.traceparent())
+    assert re.fullmatch(rf"00-{tracer.trace_id}-[0-9a-f]{{16}}-00", tracer.traceparent())
+    assert tracer.traceparent(sampled=True).endswith("-01")
     sink.clear()
     assert len(sink) == 0
 

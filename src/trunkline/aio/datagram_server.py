@@ -2,11 +2,15 @@
 
 Rules:
 - Each datagram gets ``await handler(data, source)`` as if in its own task, at most
-  ``max_inflight`` at once; beyond that datagrams are dropped and counted (``dropped``), as
-  the kernel drops what a full socket cannot hold. Calls run eagerly inside the read
-  callback (``_loop.eager.EagerRunner``): one that finishes without waiting costs no task.
-- Replies are best effort too: one a peer cannot take right now (its unixgram queue is full)
-  is dropped, so one slow peer never holds up the others.
+  ``max_inflight`` at once; beyond that datagrams are dropped and counted
+  (``dropped_requests``), as the kernel drops what a full socket cannot hold. Calls run
+  eagerly inside the read callback (``_loop.eager.EagerRunner``): one that finishes
+  without waiting costs no task.
+- Replies are best effort too: one a peer cannot take now (its queue is full, or for
+  unixgram it holds its share of our send buffer unread: ``transport.reply_budget``) is
+  dropped and counted (``dropped_replies``, a warning at most every 10 s), so one slow peer
+  never holds up the others. UDP replies wait in the peer's buffer, not ours: the kernel
+  drops what won't fit.
 - Sockets, addresses and error translation come from ``transport.datagram``.
 """
 
@@ -22,8 +26,9 @@ from typing import Any
 
 from .._loop.eager import EagerRunner
 from ..address import Address, Identity, format_address
+from ..host import Endpoint
 from ..trace.events import Step, Tracer
-from ..transport.base import Listener, ListenOptions
+from ..transport.base import Listener, ListenOptions, RateLimitedLog
 from ..transport.datagram import (
     DatagramSocket,
     as_datagram_address,
@@ -58,7 +63,9 @@ class _ServeProtocol(asyncio.DatagramProtocol):
         self.where = format_address(dsock.address)
         self.max_inflight = max_inflight
         self.tracer = tracer
-        self.dropped = 0
+        self.dropped_requests = 0  # not handled: max_inflight handler calls were running
+        self.dropped_replies = 0  # not sent: the peer was not taking them (see error_received)
+        self._drop_log = RateLimitedLog(log)
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_running_loop()
         self.runner = EagerRunner(self.loop)
@@ -73,7 +80,7 @@ class _ServeProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(self.tasks) >= self.max_inflight:
-            self.dropped += 1
+            self.dropped_requests += 1
             return
         self.runner.run(self._handle(data, addr, time.monotonic_ns()))
 
@@ -121,10 +128,15 @@ class _ServeProtocol(asyncio.DatagramProtocol):
             tracer.record(Step.SEND, "server", start, conn, bytes=len(reply), to=str(source))
 
     def error_received(self, exc: Exception) -> None:
-        # Replies are best effort, like the datagrams themselves: a peer whose queue is full
-        # (EAGAIN) or that went away (ECONNREFUSED) loses its reply and nobody else is held up.
+        # Replies are best effort: a peer whose queue or share of our send buffer is full
+        # (EAGAIN, PeerBacklogError), or that went away, loses its reply; nobody else waits.
         if isinstance(exc, BlockingIOError):
-            self.dropped += 1
+            self.dropped_replies += 1
+            peer = getattr(exc, "peer", None)
+            self._drop_log.warning(
+                "%s: dropped a reply to %s: it is not reading its replies (its queue or its "
+                "share of this socket's send buffer is full)", self.where,
+                "a peer" if peer is None else source_identity(self.family, peer))
         else:
             log.debug("%s: %s", self.where, translate(exc, self.where))
 
@@ -147,8 +159,19 @@ class DatagramListener(Listener):
 
     @property
     def dropped(self) -> int:
-        """Datagrams not handled (too many handler calls running) or replies not sent."""
-        return self.protocol.dropped
+        """Datagrams not handled plus replies not sent."""
+        return self.protocol.dropped_requests + self.protocol.dropped_replies
+
+    @property
+    def dropped_requests(self) -> int:
+        """Datagrams not handled: ``max_inflight`` handler calls were running."""
+        return self.protocol.dropped_requests
+
+    @property
+    def dropped_replies(self) -> int:
+        """Replies not sent: the peer was not reading them (its queue, or its share of a
+        unixgram socket's send buffer, was full)."""
+        return self.protocol.dropped_replies
 
     def close(self) -> None:
         self.transport.close()
@@ -179,4 +202,13 @@ async def serve_datagram(address: Address, handler: DatagramHandler,
     return DatagramListener(transport, protocol, dsock)
 
 
-__all__ = ["DEFAULT_MAX_INFLIGHT", "DatagramHandler", "DatagramListener", "serve_datagram"]
+def datagram_endpoint(address: Address, handler: DatagramHandler,
+                      options: ListenOptions | None = None, *, tracer: Tracer | None = None,
+                      max_inflight: int = DEFAULT_MAX_INFLIGHT) -> Endpoint:
+    """``address`` served with ``handler``, for a ``ServiceHost`` to bind."""
+    return Endpoint(address, lambda: serve_datagram(address, handler, options, tracer=tracer,
+                                                    max_inflight=max_inflight))
+
+
+__all__ = ["DEFAULT_MAX_INFLIGHT", "DatagramHandler", "DatagramListener", "datagram_endpoint",
+           "serve_datagram"]

@@ -12,15 +12,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 
 from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
 from ..errors import UnsupportedError
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
 from ..trace.events import Step, Tracer
-from ..transport import ConnectOptions, Listener, ListenOptions, listen, open_transport
+from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
-from .datagram_server import DatagramHandler, serve_datagram
+from .datagram_server import DatagramHandler, datagram_endpoint
 from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
 
 log = logging.getLogger("trunkline.server")
@@ -49,66 +49,31 @@ async def connect(url: str | Address, *, timeout: float | None = 10.0,
     return Stream(transport, protocol, tracer, conn)
 
 
-class Server:
-    """Listeners on many addresses serving one handler. Closing it stops accepting, then
-    waits for (or, after ``grace``, cancels) the handlers still running."""
+class Server(HostedServer):
+    """Listeners on many addresses serving one handler, on a ``ServiceHost``. Stopping it
+    stops accepting, then waits for (or, after ``grace``, cancels) the handlers still
+    running. ``Server(listeners)`` serves listeners bound elsewhere."""
 
-    def __init__(self, listeners: Sequence[Listener]) -> None:
-        self.listeners = list(listeners)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.get_running_loop().create_future()
-
-    @property
-    def addresses(self) -> list[Address]:
-        """The bound addresses, in the order given (port 0 replaced by the real port)."""
-        return [listener.address for listener in self.listeners]
-
-    @property
-    def urls(self) -> list[str]:
-        return [format_address(a) for a in self.addresses]
+    def __init__(self, listeners: Sequence[Listener] = (), *, host: ServiceHost | None = None,
+                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        self.host = host if host is not None else ServiceHost(
+            listeners=listeners, shutdown_timeout=shutdown_timeout)
 
     def track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def close(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-        if not self._stopped.done():
-            self._stopped.set_result(None)
-
-    async def wait_closed(self, grace: float | None = 5.0) -> None:
-        await asyncio.gather(*(listener.wait_closed() for listener in self.listeners))
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-
-    async def aclose(self, grace: float | None = 5.0) -> None:
-        self.close()
-        await self.wait_closed(grace)
-
-    async def serve_forever(self) -> None:
-        """Wait until ``close`` is called (from a signal handler, say)."""
-        await asyncio.shield(self._stopped)
-
-    async def __aenter__(self) -> Server:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
+        """Count ``task`` as work in flight: stopping waits for it (up to the grace)."""
+        self.host.connections.track(task)
 
 
 async def serve(handler: StreamHandler | None, *urls: str | Address,
                 options: ListenOptions = ListenOptions(),
                 datagram_handler: DatagramHandler | None = None,
-                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None) -> Server:
+                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
+                shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+                hooks: Sequence[Hook] = ()) -> Server:
     """Serve ``handler(stream)`` for each connection on every stream address, and
     ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
-    With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE."""
+    With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE.
+    Returns the started ``Server`` (every address bound, ``hooks`` entered)."""
     if not urls:
         raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
     addresses = [as_address(u) for u in urls]
@@ -119,7 +84,8 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
         if not is_datagram(address) and handler is None:
             raise UnsupportedError(f"{format_address(address)} is a stream address: pass a "
                                    "stream handler to serve it")
-    server = Server([])
+    host = ServiceHost(shutdown_timeout=shutdown_timeout, hooks=hooks)
+    track = host.connections.track
     loop = asyncio.get_running_loop()
 
     # TLS (any listener given a certificate) reads into our buffer; see stream_protocol.
@@ -127,23 +93,19 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
 
     def on_connection() -> StreamProtocol:
         protocol = server_protocol(limit)
-        protocol.on_ready = lambda transport: server.track(
+        protocol.on_ready = lambda transport: track(
             loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
                                           tracer)))
         return protocol
 
-    try:
-        for address in addresses:
-            if is_datagram(address):
-                assert datagram_handler is not None
-                server.listeners.append(
-                    await serve_datagram(address, datagram_handler, options, tracer=tracer))
-            else:
-                server.listeners.append(await listen(address, on_connection, options))
-    except BaseException:
-        server.close()
-        raise
-    return server
+    for address in addresses:
+        if is_datagram(address):
+            assert datagram_handler is not None
+            host.endpoints.append(datagram_endpoint(address, datagram_handler, options,
+                                                    tracer=tracer))
+        else:
+            host.endpoints.append(stream_endpoint(address, on_connection, options))
+    return await Server(host=host).start()
 
 
 class _ServerStreamProtocol(StreamProtocol):

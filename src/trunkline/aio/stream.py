@@ -26,7 +26,7 @@ from types import TracebackType
 
 from .._loop.resume import resume_failed
 from ..address import Identity, PeerCredentials
-from ..errors import ProtocolError, TransportError, UnsupportedError
+from ..errors import ProtocolError, TransportError, UnsupportedError, os_error_words
 from ..trace.events import Side, Step, Tracer
 from ..transport.base import local_identity, peer_credentials, peer_identity
 
@@ -212,7 +212,7 @@ def stream_protocol(limit: int = DEFAULT_LIMIT, tls: bool = False) -> StreamProt
 
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, OSError) and not isinstance(exc, TransportError):
-        return TransportError(exc.errno, f"connection failed: {exc.strerror or exc}")
+        return TransportError(exc.errno, f"the connection broke: {os_error_words(exc)}")
     return exc
 
 
@@ -246,10 +246,22 @@ class Stream:
             self._credentials = peer_credentials(self.transport)
         return self._credentials  # type: ignore[return-value]
 
+    @property
+    def broken(self) -> TransportError | None:
+        """Why the connection ended abnormally (the peer reset it, say); ``None`` while it is
+        open or after a clean close. ``read`` returns ``b""`` either way; this tells them
+        apart."""
+        exc = self.protocol.exception
+        if exc is None:
+            return None
+        error = _translate(exc)
+        return error if isinstance(error, TransportError) else TransportError(str(error))
+
     # ---- reading
 
     async def read(self, max_bytes: int = 65536) -> bytes:
-        """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side."""
+        """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side (see
+        ``broken`` for whether it reset the connection instead)."""
         p = self.protocol
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0

@@ -19,7 +19,10 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes,
 
 async def respond_json(send: Send, status: int, value: Any,
                        extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    # backslashreplace: a socket path byte that is not UTF-8 (U+DCFF, os.fsdecode) becomes the
+    # JSON escape \udcff, which every JSON parser reads back, instead of a crash
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace") + b"\n"
     await respond(send, status, body, b"application/json", extra)
 
 

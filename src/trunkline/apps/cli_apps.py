@@ -39,7 +39,7 @@ def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG, *, app_dir: str | 
     async def start(args: tuple[str, ...], addresses: Sequence[Address],
                     options: ListenOptions, *, tracer: Tracer | None = None) -> AppServer:
         app = load_app(spec, args, app_dir=app_dir, factory=factory)
-        server_config = replace(config, listen=options, ssl_context=options.ssl)
+        server_config = replace(config, listen=options)
         server = AppServer(app, *addresses, config=server_config, tracer=tracer)
         await server.start()
         return server

@@ -119,7 +119,7 @@ class SniffProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         if self.decided is None:
-            self.state.forget(self)
+            self.state.connections.forget(self)
 
     def _on_timeout(self) -> None:
         self._timer = None

@@ -1,5 +1,5 @@
-"""What the commands share: exit codes, the address parameter, listen options, readiness lines,
-logging to stderr and one-line error reports (never a traceback)."""
+"""What the commands share: the address parameter, listen options, readiness lines, logging to
+stderr and one-line error reports (never a traceback). Exit statuses: ``exits``."""
 
 from __future__ import annotations
 
@@ -13,37 +13,25 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ..address import Address, format_address, parse_address
+from ..address import Address, FdAddress, FifoAddress, UnixAddress, format_address, parse_address
 from ..errors import (
     AddressError,
-    ConnectError,
-    ResolveError,
-    TrunklineError,
-    TrunklineTimeoutError,
 )
 from ..transport import ListenOptions
-
-#: Exit statuses scripts can rely on (``connect``; ``serve``/``relay`` use 0, 1 and 2).
-EXIT_OK = 0
-EXIT_UNREACHABLE = 1  # connection refused, no such socket, name did not resolve; cannot listen
-EXIT_USAGE = 2  # bad usage or bad address (click's usage errors exit 2 too)
-EXIT_TIMEOUT = 3
-EXIT_TRANSPORT = 4  # any other transport error
-EXIT_INTERRUPTED = 130  # Ctrl-C
-
-EXIT_CODES_HELP = """\b
-Exit status:
-  0  success
-  1  connection refused, socket not found or name not resolved
-  2  bad usage or bad address
-  3  timeout
-  4  other transport error"""
+from .exits import Exit, failure
+from .hints import suggest_address, with_suggestion
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class BadAddress(click.BadParameter):
+    """A malformed address on the command line: click's usage message, curl's status 3."""
+
+    exit_code = Exit.BAD_ADDRESS
+
+
 class AddressParam(click.ParamType):  # type: ignore[type-arg]
-    """An endpoint URL, parsed at the command line so a bad one is a usage error (exit 2)."""
+    """An endpoint URL, parsed at the command line; a bad one exits 3 with a usage message."""
 
     name = "URL"
 
@@ -57,10 +45,11 @@ class AddressParam(click.ParamType):  # type: ignore[type-arg]
         try:
             address = parse_address(value)
         except AddressError as exc:
-            self.fail(str(exc), param, ctx)
+            raise BadAddress(str(with_suggestion(exc, suggest_address(value))), ctx,
+                             param) from None
         if self.stream_only and address.scheme in ("udp", "unixgram"):
-            self.fail(f"{value} is a datagram address; this command needs a stream address "
-                      "(tcp, tls, unix, fifo, fd)", param, ctx)
+            raise BadAddress(f"{value} is a datagram address; this command needs a stream "
+                             "address (tcp, tls, unix, fifo, fd)", ctx, param)
         return address
 
 
@@ -81,15 +70,19 @@ class OctalMode(click.ParamType):  # type: ignore[type-arg]
 
 
 def listen_flags(func: F) -> F:
-    """``--mode``, ``--allow-uid``, ``--allow-gid``, ``--cert``, ``--key`` for listening
-    commands; read back with ``listen_options(**kwargs)``."""
+    """``--mode``, ``--allow-uid``, ``--allow-gid``, ``--allow-any-user``, ``--cert``, ``--key``
+    for listening commands; read back with ``listen_options(**kwargs)``."""
     options = [
         click.option("--mode", type=OctalMode(), default="0600", show_default=True,
                      help="File mode of Unix socket and FIFO files (octal)."),
         click.option("--allow-uid", "allow_uid", type=int, multiple=True, metavar="UID",
-                     help="Admit only local peers with this uid (repeatable; Unix, FIFO)."),
+                     help="Admit only local peers with this uid (repeatable; Unix stream "
+                          "sockets, FIFOs). An abstract name admits only this server's uid "
+                          "unless given this, --allow-gid or --allow-any-user."),
         click.option("--allow-gid", "allow_gid", type=int, multiple=True, metavar="GID",
                      help="Admit local peers with this gid too (repeatable)."),
+        click.option("--allow-any-user", "allow_any_user", is_flag=True,
+                     help="Admit every local user on abstract names (unix:@name)."),
         click.option("--cert", type=click.Path(exists=True, dir_okay=False),
                      help="Certificate chain (PEM) for tls:// addresses."),
         click.option("--key", type=click.Path(exists=True, dir_okay=False),
@@ -101,7 +94,8 @@ def listen_flags(func: F) -> F:
 
 
 def listen_options(mode: int, allow_uid: tuple[int, ...], allow_gid: tuple[int, ...],
-                   cert: str | None, key: str | None, addresses: list[Address]) -> ListenOptions:
+                   cert: str | None, key: str | None, addresses: list[Address],
+                   allow_any_user: bool = False) -> ListenOptions:
     context = None
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -114,25 +108,59 @@ def listen_options(mode: int, allow_uid: tuple[int, ...], allow_gid: tuple[int, 
     elif any(a.scheme == "tls" for a in addresses):
         raise click.UsageError("tls:// addresses need --cert (and --key if the key is in "
                                "another file)")
+    for warning in check_admit_flags(allow_uid, allow_gid, allow_any_user, addresses):
+        click.echo(f"warning: {warning}", err=True)
     return ListenOptions(mode=mode, allow_uids=frozenset(allow_uid) if allow_uid else None,
-                         allow_gids=frozenset(allow_gid) if allow_gid else None, ssl=context)
+                         allow_gids=frozenset(allow_gid) if allow_gid else None,
+                         allow_any_user=allow_any_user, ssl=context)
 
 
-def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, AddressError):
-        return EXIT_USAGE
-    if isinstance(exc, ConnectError | ResolveError | FileNotFoundError | ConnectionRefusedError):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, TrunklineTimeoutError | TimeoutError):
-        return EXIT_TIMEOUT
-    return EXIT_TRANSPORT
+def check_admit_flags(allow_uid: tuple[int, ...], allow_gid: tuple[int, ...],
+                      allow_any_user: bool, addresses: list[Address]) -> list[str]:
+    """Admit flags no address can apply are usage errors (a security option must never do
+    nothing in silence); the warnings to print for addresses that ignore them."""
+    def checks_peers(a: Address) -> bool:  # inherited sockets may be Unix ones: let them try
+        return isinstance(a, FifoAddress | FdAddress) or (
+            isinstance(a, UnixAddress) and not a.datagram)
+
+    flag = "/".join(name for name, given in (("--allow-uid", allow_uid),
+                                             ("--allow-gid", allow_gid)) if given)
+    if flag and allow_any_user:
+        raise click.UsageError(f"--allow-any-user admits every local user; it cannot be "
+                               f"combined with {flag}, which admits only those listed")
+    if flag:
+        for a in addresses:
+            if isinstance(a, UnixAddress) and a.datagram:
+                raise click.UsageError(
+                    f"{flag} cannot apply to {format_address(a)}: datagram sockets carry no "
+                    "peer credentials (SO_PEERCRED). Protect a unixgram path with --mode; an "
+                    "abstract unixgram name is open to every local user of this network "
+                    "namespace")
+        if not any(checks_peers(a) for a in addresses):
+            raise click.UsageError(
+                f"{flag} applies only to Unix stream sockets (unix:///path, unix:@name), FIFOs "
+                "(fifo:///path) and inherited Unix sockets (fd://N); none of "
+                f"{', '.join(format_address(a) for a in addresses)} is one")
+        return [f"{flag} does not apply to {format_address(a)} (its peers have no local "
+                "uid/gid): any peer that reaches it is served" for a in addresses
+                if not checks_peers(a)]
+    if allow_any_user and not any(
+            isinstance(a, FdAddress) or (isinstance(a, UnixAddress) and a.abstract
+                                         and not a.datagram) for a in addresses):
+        raise click.UsageError(
+            "--allow-any-user opens abstract names (unix:@name), which admit only this "
+            "server's uid by default; none of "
+            f"{', '.join(format_address(a) for a in addresses)} is one. Path sockets and FIFOs "
+            "admit by their file mode: use --mode (e.g. 0666) for those")
+    return []
 
 
-def describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, TrunklineError) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def report(command: str, exc: BaseException, *, address: Address | str | None = None,
+           listening: bool = False, timeout_hint: str = "") -> NoReturn:
+    """Say what went wrong in one line (words, and the fix where there is one) and exit with
+    its status from the one table (``exits.failure``)."""
+    found = failure(exc, address=address, listening=listening, timeout_hint=timeout_hint)
+    fail(command, found.message, found.code)
 
 
 def fail(command: str, message: str, code: int) -> NoReturn:

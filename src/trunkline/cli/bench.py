@@ -14,7 +14,8 @@ from ..bench.pingpong import KINDS, PLACEMENTS, run_pingpong
 from ..bench.process import BenchError
 from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
 from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
-from ._support import EXIT_USAGE, fail
+from ._support import fail
+from .exits import Exit, exit_help
 from .main import cli
 
 GROUP_EPILOG = """\b
@@ -92,7 +93,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
-@cli.group("bench", epilog=GROUP_EPILOG)
+@cli.group("bench", epilog=GROUP_EPILOG + "\n\n" + exit_help(Exit.OK, Exit.CANNOT_LISTEN,
+                                                              Exit.USAGE, Exit.INTERRUPTED))
 def bench_group() -> None:
     """Measure trunkline against raw baselines, side by side."""
 
@@ -123,7 +125,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
             results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
                                    size=size, block=block, progress=progress)
     except BenchError as exc:
-        fail("bench pingpong", str(exc), EXIT_USAGE)
+        fail("bench pingpong", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), "rounds": rounds, "size": size,
                                "results": pingpong_json(results)}, indent=2))
@@ -132,7 +134,7 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
                   "warm-up[/]")
         out.print(pingpong_table(results, size))
     if check and any(r.meets_target is not True for r in results):
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 @bench_group.command("relay", epilog=RELAY_EPILOG)
@@ -154,14 +156,14 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
         with _progress(not as_json) as progress:
             result = run_relay_bulk(size, relay_list, repeat=repeat, progress=progress)
     except BenchError as exc:
-        fail("bench relay", str(exc), EXIT_USAGE)
+        fail("bench relay", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **relay_json(result)}, indent=2))
     else:
         out.print(f"[dim]{host_line()}[/]")
         out.print(relay_table(result))
     if check and result.meets_target is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)
 
 
 WS_EPILOG = """\b
@@ -215,7 +217,7 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
                 _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
                 warmup=warmup, size=size, inflight=inflight, progress=progress)
     except BenchError as exc:
-        fail("bench ws", str(exc), EXIT_USAGE)
+        fail("bench ws", str(exc), Exit.USAGE)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:
@@ -224,4 +226,4 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
         for what, error in result.errors.items():
             out.print(f"[dim]n/a {what}: {error}[/]", soft_wrap=True)
     if check and result.meets_target() is not True:
-        raise SystemExit(1)
+        raise SystemExit(Exit.CANNOT_LISTEN)

@@ -108,8 +108,8 @@ def read_write_out(fmt: str | None) -> str | None:
 
 
 def facts(method: str, url: str, transport: str | None, response: object | None,
-          exit_code: int, messages: Sequence[str], events: Sequence[TraceEvent]
-          ) -> ResponseFacts:
+          exit_code: int, messages: Sequence[str], events: Sequence[TraceEvent],
+          redirects: int = 0) -> ResponseFacts:
     """curl's view of the request and response, for ``-w``."""
     scheme, port = "http", 80
     where: Address | None = None
@@ -142,6 +142,7 @@ def facts(method: str, url: str, transport: str | None, response: object | None,
         content_type=response.headers.get("content-type") or "",
         http_version=response.http_version, remote_port=remote_port,
         headers=response.headers.items(), exitcode=exit_code,
+        url_effective=response.url, num_redirects=redirects,
         errormsg=messages[0] if messages and exit_code else "",
         num_connects=_connects(events))
 

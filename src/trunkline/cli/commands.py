@@ -12,5 +12,6 @@ from . import tour
 from . import call
 from . import bench
 from . import ws
+from . import map
 from . import services
 from . import registry

@@ -10,22 +10,14 @@ import ssl
 import click
 
 from .. import _loop
-from ..address import Address, is_datagram
+from ..address import Address, format_address, is_datagram
 from ..aio.datagram import open_datagram
 from ..aio.servers import connect
-from ..errors import TrunklineError
+from ..errors import PeerNotAllowedError, TransportError, TrunklineError, os_error_words
 from ..transport import ConnectOptions
-from ._support import (
-    EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
-    restore_blocking,
-    saved_blocking,
-)
+from ..transport.base import refusal_hint
+from ._support import AddressParam, report, restore_blocking, saved_blocking
+from .exits import Exit, exit_help
 from .main import cli
 from .stdio import CHUNK, Output, open_stdin
 
@@ -40,13 +32,16 @@ Examples:
 Stream kinds (tcp, tls, unix, fifo, fd): bytes pass unchanged both ways. At the end of
 stdin the sending side is half-closed (the peer reads EOF, its replies still arrive);
 TLS cannot half-close, so the connection stays open. The command exits when the peer
-closes, or --wait seconds after stdin ends if --wait is given.
+closes, or --wait seconds after stdin ends if --wait is given. A peer that resets the
+connection is an error (exit 56), as it is for socat.
 \b
 Datagram kinds (udp, unixgram): each stdin line, without its newline, is one datagram.
 Each reply datagram is written to stdout followed by a newline, unless it already ends
 with one. After stdin ends, replies are awaited for --wait seconds (default 1).
 
-{EXIT_CODES_HELP}"""
+{exit_help(Exit.OK, Exit.USAGE, Exit.BAD_ADDRESS, Exit.RESOLVE, Exit.CONNECT, Exit.TIMEOUT,
+           Exit.TLS, Exit.CERTIFICATE, Exit.RECEIVE, Exit.INTERRUPTED)}
+Writing to a reader that went away (| head) is not an error: the command ends, status 0."""
 
 
 @cli.command("connect", epilog=EXAMPLES)
@@ -55,7 +50,7 @@ with one. After stdin ends, replies are awaited for --wait seconds (default 1).
               help="After stdin ends, wait at most this long for the peer "
                    "(default: until it closes; 1 s for datagrams).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
-              help="Give up connecting after this long (exit 3).")
+              help="Give up connecting after this long (exit 28).")
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
               help="Trust this CA bundle (PEM) for tls:// instead of the system's.")
 def connect_command(url: Address, wait: float | None, timeout: float, cafile: str | None
@@ -77,16 +72,18 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
             _loop.run(_stream(url, options, wait))
     except KeyboardInterrupt:
         restore_blocking(state)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(Exit.INTERRUPTED) from None
     except (TrunklineError, OSError) as exc:
         restore_blocking(state)
-        fail("connect", describe_error(exc), exit_code_for(exc))
+        report("connect", exc, address=url, timeout_hint="raise --timeout")
     restore_blocking(state)
-    raise SystemExit(EXIT_OK)
+    raise SystemExit(Exit.OK)
 
 
 async def _stream(address: Address, options: ConnectOptions, wait: float | None) -> None:
     stream = await connect(address, options=options)
+    hint = refusal_hint(stream.transport)  # now: the server's credentials go with the socket
+    received = False
     stdin = await open_stdin()
     stdout = await Output.open()
 
@@ -98,9 +95,15 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
             stream.write_eof()
 
     async def downstream() -> None:
+        nonlocal received
         while chunk := await stream.read(CHUNK):
+            received = True
             stdout.write(chunk)
             await stdout.drain()
+        broken = stream.broken
+        if broken is not None:  # a reset, not a close: say so (socat does too)
+            raise TransportError(broken.errno, f"{format_address(address)}: "
+                                 f"{os_error_words(broken)}")
 
     up = asyncio.ensure_future(upstream())
     down = asyncio.ensure_future(downstream())
@@ -108,6 +111,8 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
         await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         if up.done() and not up.cancelled() and up.exception() is None and not down.done():
             await asyncio.wait({down}, timeout=wait)  # stdin ended; the peer has the floor
+        if hint is not None and not received and (down.done() or _failed(up)):
+            raise PeerNotAllowedError(hint)  # closed on us before a byte
         for task in (up, down):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -122,6 +127,10 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
             await asyncio.wait_for(stream.wait_closed(), 1.0)
         with contextlib.suppress(BrokenPipeError, ConnectionError):
             await stdout.aclose()
+
+
+def _failed(task: asyncio.Future[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> None:

@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import _loop
-from ..errors import AddressError, RegistryError, ResolveError, TrunklineError
+from ..errors import AddressError
 from ..registry import Instance, Resolution, Resolver, open_registry
 from ..registry.ranking import KINDS
 from ..registry.url import ENV_VAR, RegistryURL, parse_registry_url, registry_url
-from ._support import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, fail
+from ._support import BadAddress, fail, report
+from .exits import Exit, exit_help
 from .main import cli
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,16 +27,12 @@ T = TypeVar("T")
 
 REGISTRY_HELP = (f"Registry: sqlite:///path or etcd://host:2379[,host:2379...] (default: "
                  f"${ENV_VAR}, else the user's SQLite file in $XDG_RUNTIME_DIR/trunkline).")
-EXIT_HELP = """\b
-Exit status:
-  0  success
-  1  the registry cannot be used (unreachable, damaged or unwritable file) or the name
-     has no live instance reachable from here
-  2  bad usage, bad name or bad registry URL"""
+EXIT_HELP = exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.BAD_ADDRESS, Exit.RESOLVE,
+                      Exit.CONNECT, Exit.INTERRUPTED)
 
 
 class RegistryParam(click.ParamType):  # type: ignore[type-arg]
-    """A registry URL, parsed at the command line so a bad one is a usage error (exit 2)."""
+    """A registry URL, parsed at the command line; a bad one exits 3 (a malformed URL)."""
 
     name = "URL"
 
@@ -46,7 +43,7 @@ class RegistryParam(click.ParamType):  # type: ignore[type-arg]
         try:
             return parse_registry_url(str(value))
         except AddressError as exc:
-            self.fail(str(exc), param, ctx)
+            raise BadAddress(str(exc), ctx, param) from None
 
 
 def registry_option(func: F) -> F:
@@ -55,8 +52,8 @@ def registry_option(func: F) -> F:
 
 
 def run_registry(command: str, main: Coroutine[Any, Any, T], *,
-                 interrupt_code: int = EXIT_INTERRUPTED) -> T:
-    """Run ``main``; registry and name errors become one line on stderr and an exit code.
+                 interrupt_code: int = Exit.INTERRUPTED) -> T:
+    """Run ``main``; errors become one line on stderr and a status from the one table.
     The registry's warnings (e.g. "unreachable, serving the last view") are left out: the
     error line, or the stale mark of --watch, says it once."""
     logging.getLogger("trunkline.registry").setLevel(logging.ERROR)
@@ -64,22 +61,18 @@ def run_registry(command: str, main: Coroutine[Any, Any, T], *,
         return _loop.run(main)
     except KeyboardInterrupt:
         raise SystemExit(interrupt_code) from None
-    except AddressError as exc:
-        fail(command, str(exc), EXIT_USAGE)
-    except (RegistryError, ResolveError) as exc:
-        fail(command, str(exc), EXIT_UNREACHABLE)
-    except TrunklineError as exc:
-        fail(command, str(exc), EXIT_UNREACHABLE)
+    except Exception as exc:  # registry, name and transport errors alike: one line
+        report(command, exc)
 
 
-def where(url: RegistryURL | None) -> tuple[RegistryURL, str]:
+def where(url: RegistryURL | None, command: str) -> tuple[RegistryURL, str]:
     """The registry a command uses, and where that choice came from."""
     if url is not None:
         return url, "--registry"
     try:
         chosen = registry_url()
     except AddressError as exc:
-        fail("registry", f"${ENV_VAR}: {exc}", EXIT_USAGE)
+        fail(command, f"${ENV_VAR}: {exc}", Exit.BAD_ADDRESS)
     return chosen, (f"${ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "default")
 
 
@@ -130,12 +123,12 @@ def resolve_command(name: str, prefer: str | None, datagram: bool, as_json: bool
         if not console.is_terminal:
             console = Console(highlight=False, width=160)  # URLs and reasons: never cut them
         show_resolution(answer, console)
-    raise SystemExit(EXIT_OK)
+    raise SystemExit(Exit.OK)
 
 
 async def _resolve(name: str, prefer: str | None, datagram: bool,
                    registry: RegistryURL | None) -> Resolution:
-    async with Resolver(open_registry(where(registry)[0]), owns_store=True) as resolver:
+    async with Resolver(open_registry(where(registry, "resolve")[0]), owns_store=True) as resolver:
         return await resolver.resolve(name, prefer=prefer, datagram=datagram)
 
 
@@ -191,7 +184,7 @@ def registry_group() -> None:
 @registry_option
 def info_command(as_json: bool, registry: RegistryURL | None) -> None:
     """Which registry this user's commands use, whether it answers, and what it holds."""
-    chosen, source = where(registry)
+    chosen, source = where(registry, "registry info")
     instances = run_registry("registry info", _list(chosen))
     services = sorted({i.service for i in instances})
     if as_json:
@@ -201,7 +194,7 @@ def info_command(as_json: bool, registry: RegistryURL | None) -> None:
         click.echo(f"registry  {chosen}  (from {source})")
         click.echo(f"holds     {len(instances)} live instance(s) of {len(services)} "
                    f"service(s){': ' + ', '.join(services) if services else ''}")
-    raise SystemExit(EXIT_OK)
+    raise SystemExit(Exit.OK)
 
 
 async def _list(url: RegistryURL) -> list[Instance]:
@@ -218,7 +211,7 @@ async def _list(url: RegistryURL) -> list[Instance]:
 def prune_command(as_json: bool, registry: RegistryURL | None) -> None:
     """Remove the records of dead instances: expired ones, and those whose process is gone
     (checked for records made in this pid namespace)."""
-    chosen, _ = where(registry)
+    chosen, _ = where(registry, "registry prune")
     removed = run_registry("registry prune", _prune(chosen))
     if as_json:
         click.echo(json.dumps({"registry": str(chosen), "removed": [
@@ -229,7 +222,7 @@ def prune_command(as_json: bool, registry: RegistryURL | None) -> None:
         for instance in removed:
             click.echo(f"  {instance.service}/{instance.id} (pid {instance.pid} on "
                        f"{instance.host.hostname})")
-    raise SystemExit(EXIT_OK)
+    raise SystemExit(Exit.OK)
 
 
 async def _prune(url: RegistryURL) -> list[Instance]:

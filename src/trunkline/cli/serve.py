@@ -7,8 +7,6 @@ apps (``hello``, ``static DIR``, ASGI ``module:app``) plug in without touching t
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -20,35 +18,38 @@ from ..address import Address
 from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
 from ..errors import TrunklineError
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..server.run import DEFAULT_CONFIG
 from ..trace.events import Tracer
-from ..transport import ListenOptions
+from ..transport import Listener, ListenOptions
 from ._support import (
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
     AddressParam,
-    describe_error,
-    exit_code_for,
-    fail,
     listen_flags,
     listen_options,
     ready,
+    report,
     setup_logging,
 )
+from .exits import Exit, exit_help
 from .main import cli
 from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
 
 class Serving(Protocol):
-    """What a started app gives back (``trunkline.Server`` fits)."""
+    """What a started app gives back: a server on a ``ServiceHost`` (``trunkline.Server``,
+    ``AppServer`` and ``EchoServer`` fit)."""
 
     @property
     def urls(self) -> list[str]: ...
 
-    def close(self) -> None: ...
+    @property
+    def listeners(self) -> list[Listener]: ...
 
-    async def wait_closed(self, grace: float | None = 5.0) -> None: ...
+    def install_signal_handlers(self) -> Callable[[], None]: ...
+
+    async def serve_forever(self, grace: float | None = None) -> None: ...
+
+    async def aclose(self, grace: float | None = None) -> None: ...
 
 
 class StartApp(Protocol):
@@ -99,7 +100,7 @@ async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
                       options: ListenOptions, *, tracer: Tracer | None = None) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
-    config = replace(DEFAULT_CONFIG, listen=options, ssl_context=options.ssl)
+    config = replace(DEFAULT_CONFIG, listen=options)
     return await EchoServer(*addresses, config=config, tracer=tracer).start()
 
 
@@ -115,6 +116,7 @@ Examples:
   trunkline serve echo --on tcp://127.0.0.1:7000
   trunkline serve echo --on unix:///tmp/echo.sock --on unix:@echo --on udp://127.0.0.1:7001
   trunkline serve echo --on fifo:///tmp/echo.fifo --mode 0660 --allow-gid 100
+  trunkline serve echo --on unix:@echo --allow-any-user   (abstract: own uid by default)
   trunkline serve echo --on tls://127.0.0.1:7443 --cert cert.pem --key key.pem
   curl --unix-socket /tmp/echo.sock http://x/path?q=1      (against the echo above)
   trunkline serve main:app --on unix:///tmp/api.sock --on fifo:///tmp/api.fifo
@@ -128,9 +130,19 @@ HTTP too. Anything else is echoed byte for byte at once; a prefix that could sti
 either (GET /a) waits at most 0.5 s for more. http-echo is HTTP only.
 
 \b
+Who may connect: a socket path or FIFO admits whoever its --mode lets in; an abstract
+name (unix:@name) only this server's uid, unless --allow-uid/--allow-gid widen it or
+--allow-any-user opens it. Refused peers are closed at once and logged. The admit flags
+apply to Unix stream sockets, FIFOs and inherited Unix sockets (a usage error where no
+address can take them). Datagram replies a peer does not read are dropped and counted.
+
+\b
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
-port), then serves until SIGINT or SIGTERM, closes cleanly (socket files removed) and
-exits 0. Exit 1: an address could not be bound; exit 2: bad usage or address."""
+port), then serves until SIGINT or SIGTERM: stops accepting (socket files removed), lets
+requests and connections in flight finish for up to --grace seconds, aborts the rest and
+exits 0. A second signal aborts at once.
+
+{EXITS}"""
 
 
 class _ServeCommand(click.Command):
@@ -145,14 +157,19 @@ class _ServeCommand(click.Command):
                  "calls it to get the app")])
 
 
+EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
+                                           Exit.BAD_ADDRESS))
+
+
 @cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
 @click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
               help="An address to serve on (repeatable; stream and datagram kinds mix).")
 @listen_flags
-@click.option("--grace", type=float, default=5.0, show_default=True,
-              help="Seconds to let open connections finish after a stop signal.")
+@click.option("--grace", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
+              help="Seconds to let open connections finish after a stop signal (a second "
+                   "signal aborts them at once).")
 @click.option("--app-dir", metavar="DIR", default=None,
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
@@ -160,21 +177,21 @@ class _ServeCommand(click.Command):
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], cert: str | None,
-                  key: str | None, grace: float, app_dir: str | None, factory: bool,
-                  quiet: bool, trace: str | None, trace_file: str | None) -> None:
+                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
+                  cert: str | None, key: str | None, grace: float, app_dir: str | None,
+                  factory: bool, quiet: bool, trace: str | None, trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     addresses = list(on)
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses)
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
     setup_logging(quiet=quiet)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:
         code = _loop.run(_serve(found, app_args, addresses, options, grace, tracer))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
-        code = EXIT_OK
+        code = Exit.OK
     finally:
         close_trace()
     raise SystemExit(code)
@@ -189,26 +206,15 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     except click.UsageError:
         raise
     except (TrunklineError, OSError) as exc:
-        code = exit_code_for(exc)
-        fail("serve", describe_error(exc), EXIT_USAGE if code == EXIT_USAGE else EXIT_UNREACHABLE)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        report("serve", exc, listening=True)
+    remove = server.install_signal_handlers()  # a second signal aborts what is left
     try:
-        listeners = getattr(server, "listeners", None)
-        if listeners is not None and len(listeners) == len(server.urls):
-            for url, listener in zip(server.urls, listeners, strict=True):
-                local = getattr(listener, "local", None)  # an inherited socket's real address
-                ready(url, f" ({local})" if local is not None else "")
-        else:
-            for url in server.urls:
-                ready(url)
-        await stop.wait()
+        for url, listener in zip(server.urls, server.listeners, strict=True):
+            local = getattr(listener, "local", None)  # an inherited socket's real address
+            ready(url, f" ({local})" if local is not None else "")
+        await server.serve_forever(grace)
     finally:
-        server.close()
-        await server.wait_closed(grace)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return EXIT_OK
+        remove()
+        await server.aclose(grace)  # at once when serve_forever has stopped it
+    return Exit.OK
 

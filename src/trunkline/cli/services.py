@@ -22,7 +22,7 @@ from ..aio.servers import connect
 from ..registry import HostIdentity, Instance, Resolver, open_registry
 from ..registry.ranking import rank_instance
 from ..registry.url import RegistryURL
-from ._support import EXIT_OK
+from .exits import Exit
 from .main import cli
 from .registry import EXIT_HELP, age, registry_option, run_registry, where
 
@@ -62,7 +62,7 @@ def services_command(watch: bool, as_json: bool, service: str | None, health_tim
                      no_health: bool, registry: RegistryURL | None) -> None:
     """List every registered service instance: name, addresses, host, pid, age, protocol
     and health (does it take a connection now?)."""
-    chosen, _ = where(registry)
+    chosen, _ = where(registry, "services")
     timeout = None if no_health else health_timeout
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -70,10 +70,10 @@ def services_command(watch: bool, as_json: bool, service: str | None, health_tim
     if watch:
         # Ctrl-C is how a watch ends: like serve, that is a clean exit
         run_registry("services", _watch(chosen, service, timeout, as_json, console),
-                     interrupt_code=EXIT_OK)
+                     interrupt_code=Exit.OK)
     else:
         run_registry("services", _once(chosen, service, timeout, as_json, console))
-    raise SystemExit(EXIT_OK)
+    raise SystemExit(Exit.OK)
 
 
 async def _once(url: RegistryURL, service: str | None, timeout: float | None, as_json: bool,

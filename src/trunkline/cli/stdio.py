@@ -1,8 +1,14 @@
 """Asynchronous stdin and stdout for commands that move bytes (``connect``).
 
-Pipes, sockets and terminals go through the loop (``connect_read_pipe``/``connect_write_pipe``);
+Pipes and sockets go through the loop (``connect_read_pipe``/``connect_write_pipe``);
 regular files and ``/dev/null``, which epoll cannot watch, are read in a thread and written
 directly (a regular file never makes a write wait).
+
+A terminal is read through the loop but written directly: a write pipe transport watches its
+descriptor for readability to notice a closed reader, and on a terminal (stdin and stdout are
+one device) that read takes the user's typed input, and the Ctrl-D, away from stdin. Writes
+to a terminal wait on ``add_writer`` when it is full (stdin made the shared description
+non-blocking).
 """
 
 from __future__ import annotations
@@ -13,6 +19,13 @@ import stat
 
 CHUNK = 256 * 1024
 LINE_LIMIT = 1024 * 1024
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def _pollable(fd: int) -> bool:
@@ -78,11 +91,12 @@ class Output:
         self.fd = fd
         self._transport: asyncio.WriteTransport | None = None
         self._protocol: _WriteProtocol | None = None
+        self._pending = bytearray()  # direct writes (a terminal) the device was not ready for
 
     @classmethod
     async def open(cls, fd: int = 1) -> Output:
         out = cls(fd)
-        if _pollable(fd):
+        if _pollable(fd) and not _is_terminal(fd):
             loop = asyncio.get_running_loop()
             pipe = os.fdopen(os.dup(fd), "wb", buffering=0)
             out._transport, out._protocol = await loop.connect_write_pipe(_WriteProtocol, pipe)
@@ -90,18 +104,38 @@ class Output:
 
     def write(self, data: bytes) -> None:
         if self._transport is None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view):]
+            self._pending += data
+            self._flush()
             return
         assert self._protocol is not None
         if self._protocol.lost:
             raise BrokenPipeError("stdout was closed")
         self._transport.write(data)
 
+    def _flush(self) -> None:
+        pending = self._pending
+        while pending:
+            try:
+                del pending[:os.write(self.fd, pending)]
+            except BlockingIOError:
+                return  # drain() waits for room
+
+    async def _wait_writable(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            ready = loop.create_future()
+            loop.add_writer(self.fd, ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(self.fd)
+            self._flush()
+
     async def drain(self) -> None:
         p = self._protocol
         if p is None:
+            if self._pending:
+                await self._wait_writable()
             return
         if p.lost:
             raise BrokenPipeError("stdout was closed")
@@ -115,6 +149,8 @@ class Output:
         """Flush what is queued (the pipe transport does it on close), then wait for that."""
         p = self._protocol
         if self._transport is None or p is None:
+            if self._pending:
+                await self._wait_writable()
             return
         self._transport.close()
         while not p.lost:

@@ -29,6 +29,7 @@ from ..tour import (
 from ..tour.http_leg import ratio
 from ..tour.model import describe_credentials
 from ..tour.ws_leg import WsLegResult
+from .exits import Exit, exit_help
 from .main import cli
 
 EXAMPLES = """\b
@@ -58,7 +59,8 @@ and checked.
 Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 
 
-@cli.command("tour", epilog=EXAMPLES)
+@cli.command("tour", epilog=EXAMPLES + "\n\n" + exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
+                                                           Exit.INTERRUPTED))
 @click.option("--rounds", type=click.IntRange(1, 1_000_000), default=DEFAULT_ROUNDS,
               show_default=True, help="Round trips per transport for the latency figures.")
 @click.option("--only", "only", multiple=True, metavar="KIND",
@@ -90,7 +92,7 @@ def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: flo
         try:
             result = _loop.run(run_tour(legs, rounds=rounds, timeout=timeout, progress=say))
         except KeyboardInterrupt:
-            raise SystemExit(130) from None
+            raise SystemExit(Exit.INTERRUPTED) from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -99,7 +101,7 @@ def tour_command(rounds: int, only: tuple[str, ...], as_json: bool, timeout: flo
             if leg.written_dir is not None:
                 out.print(f"traces: Mermaid diagrams and an HTML page in {leg.written_dir}",
                           soft_wrap=True)  # one line: the path stays copyable
-    raise SystemExit(0 if result.ok else 1)
+    raise SystemExit(Exit.OK if result.ok else Exit.CANNOT_LISTEN)
 
 
 @contextlib.contextmanager

@@ -16,22 +16,14 @@ from dataclasses import dataclass
 import click
 
 from .. import _loop
+from ..address import format_address, parse_http_url
 from ..aio.websocket import WebSocket
 from ..client.websocket import websocket
-from ..errors import TrunklineError, WebSocketClosed
+from ..errors import AddressError, TrunklineError, WebSocketClosed
 from ..trace import Tracer, describe_event
-from ._support import (
-    EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TRANSPORT,
-    EXIT_USAGE,
-    describe_error,
-    exit_code_for,
-    fail,
-    restore_blocking,
-    saved_blocking,
-)
+from ._support import fail, report, restore_blocking, saved_blocking
+from .exits import Exit, exit_help
+from .hints import suggest_http_url, with_suggestion
 from .main import cli
 from .stdio import CHUNK, Output, open_stdin
 
@@ -51,9 +43,11 @@ message received goes to stdout followed by a newline. --binary: each read from 
 one binary message; messages received are written as they are. After stdin ends, replies
 are awaited for --wait seconds (default 1; 0 closes at once), or until the server closes;
 then the WebSocket closes with 1000. A server closing with a code other than 1000 or
-1001 exits with 4 and names the code.
+1001 exits with 56 and names the code.
 
-{EXIT_CODES_HELP}"""
+{exit_help(Exit.OK, Exit.USAGE, Exit.BAD_ADDRESS, Exit.RESOLVE, Exit.CONNECT, Exit.WEIRD_REPLY,
+           Exit.TIMEOUT, Exit.TLS, Exit.CERTIFICATE, Exit.RECEIVE, Exit.INTERRUPTED)}
+Writing to a reader that went away (| head) is not an error: the command ends, status 0."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ class _NotText(TrunklineError):
 @click.option("--wait", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="After stdin ends, wait this long for replies before closing.")
 @click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
-              help="Give up opening (connect, TLS, handshake) after this long (exit 3).")
+              help="Give up opening (connect, TLS, handshake) after this long (exit 28).")
 @click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
               help="Add a handshake request header (repeatable).")
 @click.option("-p", "--subprotocol", "subprotocols", multiple=True, metavar="NAME",
@@ -109,6 +103,10 @@ def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tup
     """Open a WebSocket to URL: stdin lines become messages, messages go to stdout."""
     if wait < 0:
         raise click.BadParameter("must be >= 0", param_hint="--wait")
+    try:
+        parse_http_url(url)
+    except AddressError as exc:
+        fail("ws", str(with_suggestion(exc, suggest_http_url(url, "ws"))), Exit.BAD_ADDRESS)
     pairs = []
     for header in headers:
         name, sep, value = header.partition(":")
@@ -123,17 +121,27 @@ def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tup
         code = _loop.run(session(options))
     except KeyboardInterrupt:
         restore_blocking(state)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(Exit.INTERRUPTED) from None
     except _NotText as exc:
         restore_blocking(state)
-        fail("ws", str(exc), EXIT_USAGE)
+        fail("ws", str(exc), Exit.USAGE)
     except (TrunklineError, OSError, ValueError) as exc:
         restore_blocking(state)
         if isinstance(exc, ValueError) and not isinstance(exc, TrunklineError):
-            fail("ws", str(exc), EXIT_USAGE)
-        fail("ws", describe_error(exc), exit_code_for(exc))
+            fail("ws", str(exc), Exit.USAGE)
+        report("ws", exc, address=_dial_address(options), timeout_hint="raise --timeout")
     restore_blocking(state)
     raise SystemExit(code)
+
+
+def _dial_address(options: WsOptions) -> str | None:
+    """The stream address the session dials, for the fix in a connect error."""
+    if options.via is not None:
+        return options.via
+    try:
+        return format_address(parse_http_url(options.url).transport)
+    except AddressError:
+        return None
 
 
 async def session(options: WsOptions) -> int:
@@ -171,7 +179,7 @@ async def session(options: WsOptions) -> int:
         pass  # our reader went away (| head): stop quietly
     except WebSocketClosed as closed:
         click.echo(f"trunkline ws: {closed}", err=True)
-        return EXIT_TRANSPORT
+        return Exit.RECEIVE
     finally:
         for task in (up, down):
             task.cancel()
@@ -180,7 +188,7 @@ async def session(options: WsOptions) -> int:
             await ws.close(1000)
         with contextlib.suppress(BrokenPipeError, ConnectionError):
             await stdout.aclose()
-    return EXIT_OK
+    return Exit.OK
 
 
 async def _upstream(ws: WebSocket, stdin: asyncio.StreamReader, binary: bool) -> None:

@@ -122,7 +122,10 @@ class Client:
     ``retries``: how many times an idempotent request is sent again after a connection
     failed before any response byte (a server closing an idle keep-alive connection).
     ``resolver``: looks TCP host names up instead of the system resolver, e.g.
-    ``trunkline.DnsResolver("127.0.0.1:5353")`` (a traced, timed DNS step of its own)."""
+    ``trunkline.DnsResolver("127.0.0.1:5353")`` (a traced, timed DNS step of its own).
+    ``trace_headers``: with a tracer, send its id (``x-trunkline-trace-id`` and a W3C
+    ``traceparent`` that is not sampled) so a trunkline server records it and both sides
+    merge; False traces this side only and leaves the request as it would be untraced."""
 
     def __init__(self, base_url: str | None = None, *, headers: HeadersInput | None = None,
                  timeout: Timeout | float | None = DEFAULT_TIMEOUT,
@@ -130,12 +133,13 @@ class Client:
                  verify: bool | str | Any = True, cert: str | tuple[str, str] | None = None,
                  transport: TransportInput = None, tracer: Tracer | None = None,
                  retries: int = 1, user_agent: str | None = USER_AGENT,
-                 resolver: Resolver | None = None) -> None:
+                 resolver: Resolver | None = None, trace_headers: bool = True) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = Timeout.of(timeout)
         self.limits = limits
         self.tracer = tracer
         self.retries = retries
+        self.trace_headers = trace_headers
         self.resolver = resolver  # host names over TCP/TLS, e.g. trunkline.resolve.DnsResolver
         self.transport = _as_transport(transport)
         self._verify = verify
@@ -243,8 +247,10 @@ class Client:
             names = names | user_names
         trace_id = None
         if tracer is not None:
-            # the server records the id, so both sides' events can be merged
             trace_id = getattr(tracer, "trace_id", None) or uuid.uuid4().hex
+        if tracer is not None and self.trace_headers:
+            # the server records the id, so both sides' events can be merged
+            assert trace_id is not None
             header_block += b"x-trunkline-trace-id: %s\r\n" % trace_id.encode()
             traceparent = getattr(tracer, "traceparent", None)
             if traceparent is not None and b"traceparent" not in names:  # W3C, for OpenTelemetry

@@ -12,11 +12,18 @@ Rules:
 - A connection is handed back to its pool the moment its response completes with keep-alive;
   anything else (an error, an early response to an unfinished upload, an abandoned stream)
   closes it.
+- A server may answer before the body is sent (413) and close; our next write then fails
+  (EPIPE/ECONNRESET) and the transport closes without reading what had arrived. So while a
+  body goes out over a plain socket we hold a duplicate of its descriptor, and on such a
+  write error read the answer from it (the kernel hands out queued data before the error):
+  a write error after the response arrived is not a failure of the exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import ssl
 import time
 from collections.abc import Callable
@@ -28,10 +35,12 @@ from ..errors import (
     ResolveError,
     TransportError,
     TrunklineTimeoutError,
+    os_error_words,
 )
 from ..protocol.http_client import HeaderPairs, ResponseParser
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
+from ..transport.base import refusal_hint
 from ..transport.tcp import Resolver
 from .errors import (
     ConnectTimeoutError,
@@ -69,6 +78,7 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._stream = False
         self._got_bytes = False
+        self._refusal: str | None = None
         self._sending = False
         self._must_close = False
         self._start_ns = 0
@@ -81,11 +91,16 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._read_timeout: float | None = None
         self._deadline: float | None = None
         self._last_rx = 0.0
+        # a duplicate of the socket's descriptor while a body is being sent (see the rules)
+        self._rescue_fd: int | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # what to say if a local server of another uid closes this connection before a byte
+        # (it refused us); only knowable while connected
+        self._refusal = refusal_hint(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -125,9 +140,12 @@ class HttpClientConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed_by is None:
             self.closed_by = "server"
+        if self._response is not None and exc is not None and self._rescue_fd is not None:
+            self._read_what_arrived()
         if self._response is not None:
             self._fail(self._disconnected(exc))
         self._mark_closed()
+        self._drop_descriptor()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -183,6 +201,8 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         response = self._response
         assert response is not None
         self._response = None
+        if self._rescue_fd is not None:
+            self._drop_descriptor()
         response._complete = True
         response._conn = None
         timer = self._timer
@@ -238,6 +258,8 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self.parser.expect(head=head)
         waiter = self.loop.create_future()
         self._waiter = waiter
+        if body is not None or not waiting:
+            self._hold_descriptor()
         self.transport.write(data)
         if body is not None:
             self.transport.write(body)
@@ -309,7 +331,40 @@ class HttpClientConnection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ internals
 
+    def _hold_descriptor(self) -> None:
+        """Keep a duplicate of a plain socket's descriptor while the body goes out."""
+        transport = self.transport
+        if self._rescue_fd is not None or transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("sslcontext") is not None:
+            return  # TLS records cannot be read beside the TLS layer; pipes have no socket
+        with contextlib.suppress(OSError):
+            self._rescue_fd = os.dup(sock.fileno())
+
+    def _drop_descriptor(self) -> None:
+        fd, self._rescue_fd = self._rescue_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _read_what_arrived(self) -> None:
+        """After a write error: feed the parser what the server sent before it closed."""
+        fd = self._rescue_fd
+        assert fd is not None
+        while self._response is not None:
+            try:
+                data = os.read(fd, READ_BUFFER)
+            except OSError:  # EAGAIN: nothing more; ECONNRESET: after the queued data
+                return
+            if not data:
+                with contextlib.suppress(ProtocolError):
+                    self.parser.feed_eof()
+                return
+            self.data_received(data)
+
     def _mark_closed(self) -> None:
+        if self._rescue_fd is not None and self._response is None:
+            self._drop_descriptor()
         if not self.closed:
             self.closed = True
             timer = self._timer
@@ -345,12 +400,19 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self.abort()
 
     def _disconnected(self, exc: BaseException | None = None) -> ServerDisconnectedError:
-        why = f" ({exc})" if exc is not None else ""
+        why = f" ({os_error_words(exc)})" if exc is not None else ""
         if not self._got_bytes:
-            return ServerDisconnectedError("the server closed the connection without sending "
-                                           f"a response{why}", before_response=True)
-        return ServerDisconnectedError("the server closed the connection before the response "
-                                       f"was complete{why}", before_response=False)
+            if self._refusal is not None and self.requests == 1:
+                error = ServerDisconnectedError(self._refusal, before_response=True)
+            else:
+                error = ServerDisconnectedError("the server closed the connection without "
+                                                f"sending a response{why}", before_response=True)
+        else:
+            error = ServerDisconnectedError("the server closed the connection before the "
+                                            f"response was complete{why}",
+                                            before_response=False)
+        error.__cause__ = exc  # a reset and a clean close mean different things to callers
+        return error
 
     def _fail(self, exc: BaseException) -> None:
         response = self._response

@@ -276,7 +276,9 @@ class EtcdStore(Store):
                         log.warning("%s: %s; serving the last view", self.url, _summary(exc))
                     stale = True
                     last = self._live(found) if found is not None else None
-                    yield RegistryView(last, stale=True, error=str(exc))
+                    problem = exc if isinstance(exc, RegistryError) else \
+                        RegistryUnavailableError(f"{self.url}: {_summary(exc)}")
+                    yield RegistryView(last, stale=True, error=str(exc), problem=problem)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.retry_max)
                     continue

@@ -153,6 +153,8 @@ class Resolver:
         view = self._view
         assert view is not None
         if view.instances is None:  # the error names the backend and what to do
+            if view.problem is not None:
+                raise view.problem
             raise RegistryUnavailableError(view.error or f"{self.store.url}: unreachable")
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
@@ -175,7 +177,7 @@ class Resolver:
             raise
         except RegistryError as exc:
             self._apply(RegistryView(self._view.instances if self._view else None,
-                                     stale=True, error=str(exc)))
+                                     stale=True, error=str(exc), problem=exc))
         except Exception as exc:  # a bug in a backend must not leave waiters hanging
             log.exception("registry watch failed")
             self._apply(RegistryView(self._view.instances if self._view else None,
@@ -184,7 +186,8 @@ class Resolver:
     def _apply(self, view: RegistryView) -> None:
         self.version += 1
         if view.instances is None and self._view is not None and self._view.instances:
-            view = RegistryView(self._view.instances, view.stale, view.error, view.at)
+            view = RegistryView(self._view.instances, view.stale, view.error, view.at,
+                                view.problem)
         self._view = view
         by_name: dict[str, list[Instance]] = {}
         for instance in view.instances or ():

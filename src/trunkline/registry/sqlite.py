@@ -334,7 +334,7 @@ class SqliteStore(Store):
                 if not stale:
                     log.warning("%s: %s", self.url, exc)
                 stale = True
-                yield RegistryView(instances, stale=True, error=str(exc))
+                yield RegistryView(instances, stale=True, error=str(exc), problem=exc)
                 await asyncio.sleep(min(1.0, self.poll_interval * 10))
                 continue
             if rows is not None:

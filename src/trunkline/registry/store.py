@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from ..errors import RegistryError
 from .hostid import HostIdentity, process_alive
 from .model import Instance
 
@@ -31,6 +32,7 @@ class RegistryView:
     stale: bool = False
     error: str | None = None
     at: float = field(default_factory=time.time)
+    problem: RegistryError | None = field(default=None, compare=False)  # what ``error`` says
 
 
 class Store(abc.ABC):

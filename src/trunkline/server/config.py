@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import HandshakeError
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..protocol.http_server import HttpLimits
 from ..transport.base import ListenOptions
 
@@ -29,7 +30,8 @@ class ServerConfig:
     # Timeouts.
     header_timeout: float = 30.0  # first byte of a head to its end; trickling does not reset it
     keepalive_timeout: float = 5.0  # idle time allowed between requests on one connection
-    shutdown_timeout: float = 10.0  # graceful shutdown: how long in-flight requests may run
+    # graceful shutdown: how long requests in flight may run (one default for every server)
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # Capacity.
     max_connections: int | None = 10_000  # beyond this a new connection gets 503 and is closed
     body_buffer: int = 64 * KiB  # request body buffered ahead of the app before reads pause

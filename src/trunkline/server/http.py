@@ -33,6 +33,7 @@ from ..address import (
     SocketIdentity,
     UnixIdentity,
 )
+from ..host import ConnectionRegistry
 from ..protocol.http_server import (
     END_OF_MESSAGE,
     HttpLimits,
@@ -81,9 +82,9 @@ class ServerState:
     tracer: Tracer | None = None
     websocket_handler: WebSocketHandler | None = None
     app_state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
-    connections: set[Any] = field(default_factory=set)  # objects with shutdown() and abort()
-    draining: bool = False
-    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when draining ends
+    # The host's registry: live connections, and app calls running (``tasks``) so a
+    # graceful stop waits for background work after a response too.
+    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     limits: HttpLimits = field(init=False)
     server_header: bytes | None = field(init=False)
 
@@ -91,12 +92,6 @@ class ServerState:
         self.limits = self.config.http_limits()
         header = self.config.server_header
         self.server_header = header.encode("latin-1") if header else None
-
-    def forget(self, conn: Any) -> None:
-        """A connection is gone (or handed off): drop it; wake shutdown when it was the last."""
-        self.connections.discard(conn)
-        if self.draining and not self.connections:
-            self.all_closed.set()
 
 
 @dataclass(frozen=True)
@@ -137,21 +132,6 @@ def _credentials(creds: PeerCredentials | None) -> dict[str, int | None] | None:
     if creds is None:
         return None
     return {"pid": creds.pid, "uid": creds.uid, "gid": creds.gid}
-
-
-def app_tasks(state: ServerState) -> list[asyncio.Task[Any]]:
-    """The app calls of this server still running (a response may be done while the app
-    works on, e.g. Starlette background tasks). Found by their coroutine, so the hot path
-    keeps no per-request bookkeeping for shutdown's sake."""
-    found = []
-    for task in asyncio.all_tasks():
-        coro = task.get_coro()
-        frame = getattr(coro, "cr_frame", None)
-        if getattr(coro, "cr_code", None) is _RUN_CODE and frame is not None:
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, HttpServerConnection) and owner.state is state:
-                found.append(task)
-    return found
 
 
 class HttpServerConnection(asyncio.Protocol):
@@ -195,13 +175,15 @@ class HttpServerConnection(asyncio.Protocol):
         self._access = accesslog.logger
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
+        self._app_tasks = state.connections.tasks
 
     # ---------------------------------------------------------------- connection events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         state = self.state
-        state.connections.add(self)
+        connections = state.connections
+        connections.add(self)
         tracer = self.tracer
         if tracer is not None:
             self.conn_id = tracer.new_connection()
@@ -211,10 +193,11 @@ class HttpServerConnection(asyncio.Protocol):
                           transport=self.ext["kind"], local=self.ext["local"],
                           peer=self.ext["peer"])
         cap = self._config.max_connections
-        if state.draining or (cap is not None and len(state.connections) > cap):
+        if connections.draining or (cap is not None and len(connections) > cap):
             # Over capacity: answer the first request with 503 and close.
             self._rejected = Reject(503, "the server is at its connection limit"
-                                    if not state.draining else "the server is shutting down")
+                                    if not connections.draining else
+                                    "the server is shutting down")
         # Even a refused connection gets the header deadline: a silent one is then closed.
         self._set_deadline(_HEADER, self._config.header_timeout)
 
@@ -296,7 +279,7 @@ class HttpServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.state.forget(self)
+        self.state.connections.forget(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -420,7 +403,10 @@ class HttpServerConnection(asyncio.Protocol):
         if cycle.head.upgrade == b"websocket" and handler is not None:
             self._hand_off(cycle, handler)
             return
-        self.loop.create_task(self._run(cycle))  # found again at shutdown: app_tasks()
+        # A graceful stop waits for (or cancels) the app calls in this set. _run takes its
+        # own task out as it ends: a done callback would cost a loop pass per request.
+        cycle.task = task = self.loop.create_task(self._run(cycle))
+        self._app_tasks.add(task)
 
     async def _run(self, cycle: Cycle) -> None:
         tracer = self.tracer
@@ -449,6 +435,7 @@ class HttpServerConnection(asyncio.Protocol):
                           cycle.head.target.decode("latin-1"))
                 self._app_failed(cycle)
         finally:
+            self._app_tasks.discard(cycle.task)
             if tracer is not None:
                 self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
@@ -524,7 +511,7 @@ class HttpServerConnection(asyncio.Protocol):
 
     def _hand_off(self, cycle: Cycle, handler: Callable[[WebSocketHandoff], None]) -> None:
         self._detached = True
-        self.state.forget(self)
+        self.state.connections.forget(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -613,7 +600,5 @@ class HttpServerConnection(asyncio.Protocol):
                     status=cycle.status)
 
 
-_RUN_CODE = HttpServerConnection._run.__code__
-
-__all__ = ["ASGI_VERSION", "app_tasks", "HttpServerConnection", "ListenContext", "ServerState",
+__all__ = ["ASGI_VERSION", "HttpServerConnection", "ListenContext", "ServerState",
            "WebSocketHandler", "WebSocketHandoff"]

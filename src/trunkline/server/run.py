@@ -5,12 +5,16 @@
         await server.serve_forever()          # until request_shutdown() or a signal
 
 Rules:
+- The server is a ``ServiceHost`` (``trunkline.host``) whose endpoints make one
+  ``HttpServerConnection`` per accepted connection; the host binds, tracks connections
+  and app calls (``state.connections``), drains and aborts.
 - ``start``: lifespan startup first, then every address is bound (an error closes the ones
-  already bound). ``urls`` are the bound addresses (port 0 resolved).
+  already bound, then runs lifespan shutdown). ``urls`` are the bound addresses (port 0
+  resolved). ``hooks`` are the host's (entered after binding, exited when stopping).
 - Graceful shutdown (``close`` then ``wait_closed``, or ``shutdown``): stop accepting (Unix
-  socket files are removed), close idle connections, let requests in flight finish (their
-  responses carry ``Connection: close``) up to ``shutdown_timeout``, abort the rest, then
-  run lifespan shutdown.
+  socket files are removed), close idle connections, let requests in flight and app calls
+  still running after their response finish (responses carry ``Connection: close``) up to
+  ``shutdown_timeout``, abort the rest, then run lifespan shutdown.
 - ``Upgrade: websocket`` requests run the app's ``websocket`` scope (``server.websocket``,
   options through ``websocket_handler(WebSocketOptions(...))``); ``websocket_handler=None``
   leaves them to the app as plain HTTP.
@@ -20,12 +24,11 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from types import TracebackType
+from typing import Self
 
 from ..address import (
     Address,
@@ -39,11 +42,12 @@ from ..address import (
     parse_address,
 )
 from ..errors import AddressError, UnsupportedError
+from ..host import STOP_SIGNALS, Endpoint, Hook, HostedServer, ServiceHost, stream_endpoint
 from ..trace.events import Tracer
-from ..transport import Listener, listen
+from ..transport.base import ProtocolFactory
 from .config import ServerConfig
 from .cycle import ASGIApp
-from .http import HttpServerConnection, ListenContext, ServerState, WebSocketHandler, app_tasks
+from .http import HttpServerConnection, ListenContext, ServerState, WebSocketHandler
 from .lifespan import Lifespan
 from .websocket import handle_websocket  # the default upgrade hook: the ASGI websocket scope
 
@@ -76,12 +80,35 @@ def server_address(url: str | Address) -> StreamAddress:
     return address
 
 
-class AppServer:
+def http_endpoint(address: StreamAddress, state: ServerState,
+                  connection: Callable[[ListenContext], ProtocolFactory] | None = None
+                  ) -> Endpoint:
+    """``address`` served by the HTTP server of ``state`` (TLS from its config for tls://).
+    ``connection(context)`` makes the protocol factory (default: ``HttpServerConnection``);
+    the echo service passes one that sniffs first."""
+    config = state.config
+    options = config.listen
+    kind = address.scheme
+    via = None
+    if isinstance(address, TcpAddress) and address.tls:
+        options = replace(options, ssl=config.server_ssl_context())
+    elif isinstance(address, FdAddress):
+        kind, via = "tcp", "fd"
+    context = ListenContext(kind, format_address(address), via)
+    if connection is None:
+        factory: ProtocolFactory = lambda: HttpServerConnection(state, context)  # noqa: E731
+    else:
+        factory = connection(context)
+    return stream_endpoint(address, factory, options)
+
+
+class AppServer(HostedServer):
     """One ASGI app served on many stream addresses."""
 
     def __init__(self, app: ASGIApp, *urls: str | Address,
                  config: ServerConfig = DEFAULT_CONFIG, tracer: Tracer | None = None,
-                 websocket_handler: WebSocketHandler | None = handle_websocket) -> None:
+                 websocket_handler: WebSocketHandler | None = handle_websocket,
+                 hooks: Sequence[Hook] = ()) -> None:
         if not urls:
             raise UnsupportedError("AppServer needs at least one address, e.g. "
                                    "'tcp://127.0.0.1:8000'")
@@ -89,145 +116,44 @@ class AppServer:
         self.config = config
         self.state = ServerState(app, config, tracer, websocket_handler)
         self.lifespan = Lifespan(app, config.lifespan, self.state.app_state)
-        self.listeners: list[Listener] = []
-        self._stop: asyncio.Event | None = None
-        self._closed = False
-        self._finished = False
-
-    @property
-    def addresses(self) -> list[Address]:
-        return [listener.address for listener in self.listeners]
-
-    @property
-    def urls(self) -> list[str]:
-        return [format_address(a) for a in self.addresses]
+        self.host = ServiceHost([], connections=self.state.connections,
+                                shutdown_timeout=config.shutdown_timeout, hooks=hooks)
+        self._started = False
 
     @property
     def connections(self) -> int:
         return len(self.state.connections)
 
-    async def start(self) -> AppServer:
-        self._stop = asyncio.Event()
+    async def start(self) -> Self:
+        """Lifespan startup, then bind every address (an error closes the ones bound and
+        runs lifespan shutdown). Idempotent."""
+        if self._started:
+            return self
+        self._started = True
         await self.lifespan.startup()
         try:
-            for address in self.addresses_requested:
-                self.listeners.append(await self._listen(address))
+            self.host.endpoints = [http_endpoint(a, self.state)
+                                   for a in self.addresses_requested]
+            await self.host.start()
         except BaseException:
-            for listener in self.listeners:
-                listener.close()
             with contextlib.suppress(Exception):
                 await self.lifespan.shutdown()
             raise
         return self
 
-    async def _listen(self, address: StreamAddress) -> Listener:
-        options = self.config.listen
-        kind = address.scheme
-        via = None
-        if isinstance(address, TcpAddress) and address.tls:
-            options = replace(options, ssl=self.config.server_ssl_context())
-        elif isinstance(address, FdAddress):
-            kind, via = "tcp", "fd"
-        state = self.state
-        context = ListenContext(kind, format_address(address), via)
-        return await listen(address, lambda: HttpServerConnection(state, context), options)
-
-    # ---------------------------------------------------------------- running
-
-    async def serve_forever(self) -> None:
-        """Wait until ``request_shutdown`` (or a signal handler) asks to stop, then shut
-        down gracefully."""
-        assert self._stop is not None, "call start() first"
-        await self._stop.wait()
-        await self.shutdown()
-
-    def request_shutdown(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
-    def close(self) -> None:
-        """Stop accepting and start draining connections (returns at once)."""
-        if self._closed:
-            return
-        self._closed = True
-        self.state.draining = True
-        for listener in self.listeners:
-            listener.close()
-        for conn in list(self.state.connections):
-            conn.shutdown()
-
     async def wait_closed(self, grace: float | None = None) -> None:
-        """Wait for connections to finish (up to ``grace``, default ``shutdown_timeout``),
-        abort the rest, then run lifespan shutdown."""
-        self.close()
-        if self._finished:
-            return
-        self._finished = True
-        await asyncio.gather(*(listener.wait_closed() for listener in self.listeners),
-                             return_exceptions=True)
-        grace = self.config.shutdown_timeout if grace is None else grace
-        state = self.state
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        if state.connections:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
-                    await state.all_closed.wait()
-        for conn in list(state.connections):
-            conn.abort()
-        tasks = app_tasks(state)  # apps still running after their response (background)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-        if state.connections:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):  # connection_lost callbacks after abort
-                    await state.all_closed.wait()
+        """Stop gracefully (``ServiceHost.wait_closed``), then run lifespan shutdown."""
+        await self.host.wait_closed(grace)
         await self.lifespan.shutdown()
 
-    async def shutdown(self, grace: float | None = None) -> None:
-        self.close()
-        await self.wait_closed(grace)
 
-    async def __aenter__(self) -> AppServer:
-        if self._stop is None:
-            await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.shutdown()
-
-
-def install_signal_handlers(server: AppServer,
-                            signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+def install_signal_handlers(server: HostedServer,
+                            signals: Sequence[signal.Signals] = STOP_SIGNALS
                             ) -> Callable[[], None]:
-    """SIGTERM/SIGINT ask ``server`` to shut down gracefully; a second one aborts every
-    connection at once. Returns a function that removes the handlers."""
-    loop = asyncio.get_running_loop()
-    count = 0
-
-    def on_signal() -> None:
-        nonlocal count
-        count += 1
-        if count == 1:
-            server.request_shutdown()
-            server.close()
-        else:
-            for conn in list(server.state.connections):
-                conn.abort()
-
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal)
-
-    def remove() -> None:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    return remove
+    """SIGTERM/SIGINT ask ``server`` to stop gracefully; a second one aborts every
+    connection at once (``ServiceHost.install_signal_handlers``). Returns a function that
+    removes the handlers."""
+    return server.install_signal_handlers(signals)
 
 
 async def serve_app(app: ASGIApp, *urls: str | Address, config: ServerConfig = DEFAULT_CONFIG,
@@ -240,7 +166,7 @@ async def serve_app(app: ASGIApp, *urls: str | Address, config: ServerConfig = D
     server = AppServer(app, *urls, config=config, tracer=tracer,
                        websocket_handler=websocket_handler)
     await server.start()
-    remove = install_signal_handlers(server) if signals else None
+    remove = server.install_signal_handlers() if signals else None
     try:
         if on_ready is not None:
             on_ready(server.urls)
@@ -251,4 +177,5 @@ async def serve_app(app: ASGIApp, *urls: str | Address, config: ServerConfig = D
         await server.shutdown()
 
 
-__all__ = ["AppServer", "install_signal_handlers", "serve_app", "server_address"]
+__all__ = ["AppServer", "http_endpoint", "install_signal_handlers", "serve_app",
+           "server_address"]

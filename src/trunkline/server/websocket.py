@@ -217,11 +217,11 @@ class AsgiWebSocket:
 
     def _lost(self, ws: WebSocket) -> None:
         if self.task.done():
-            self.state.forget(self)
+            self.state.connections.forget(self)
 
     def _app_done(self, task: asyncio.Task[None]) -> None:
         if self.ws.lost:
-            self.state.forget(self)
+            self.state.connections.forget(self)
 
     def _log(self, status: int, problem: str) -> None:
         if not self.state.config.access_log or not accesslog.logger.isEnabledFor(logging.INFO):

@@ -127,9 +127,10 @@ class Tracer:
     def add_sink(self, sink: Sink) -> None:
         self.sinks.append(sink)
 
-    def traceparent(self, span_id: str | None = None) -> str:
-        """A W3C ``traceparent`` header value carrying this trace's id."""
-        return f"00-{self.trace_id}-{span_id or secrets.token_hex(8)}-01"
+    def traceparent(self, span_id: str | None = None, *, sampled: bool = False) -> str:
+        """A W3C ``traceparent`` header value carrying this trace's id. Not sampled unless
+        asked: the flag tells a real backend to record, which is the caller's decision."""
+        return f"00-{self.trace_id}-{span_id or secrets.token_hex(8)}-{'01' if sampled else '00'}"
 
 
 def parse_traceparent(value: str) -> str | None:

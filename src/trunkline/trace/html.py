@@ -37,6 +37,12 @@ def _script_tag(js: str) -> str:
     return f"<script>\n{js}\n</script>"
 
 
+def mermaid_script() -> str:
+    """The vendored mermaid library as one inline ``<script>`` element, for any offline page
+    that draws diagrams (the trace page here, ``trunkline map --html``)."""
+    return _script_tag(mermaid_js())
+
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.3em; }

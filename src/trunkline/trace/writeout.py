@@ -45,6 +45,7 @@ class ResponseFacts:
     remote_port: int | None = None  # override: curl shows the URL's port for Unix sockets
     headers: Mapping[str, str] | Iterable[tuple[str, str]] = field(default_factory=tuple)
     num_connects: int | None = None  # None: 1 for a new connection, 0 for a reused one
+    num_redirects: int = 0  # redirects followed (call -L)
     exitcode: int = 0
     errormsg: str = ""
 
@@ -91,7 +92,7 @@ def _variables(s: Summary, facts: ResponseFacts) -> dict[str, tuple[str, Any]]:
         "speed_download": ("int", int(down / total_s) if total_s > 0 else 0),
         "speed_upload": ("int", int(up / total_s) if total_s > 0 else 0),
         "num_connects": ("int", connects),
-        "num_redirects": ("int", 0),
+        "num_redirects": ("int", facts.num_redirects),
         "num_headers": ("int", len(facts.header_items())),
         "exitcode": ("int", facts.exitcode),
         "errormsg": ("str", facts.errormsg or None),

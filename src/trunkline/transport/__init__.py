@@ -21,7 +21,7 @@ from ..address import (
 from ..errors import TrunklineTimeoutError, UnsupportedError
 from ..trace.events import Tracer
 from . import fd, fifo, tcp, unix
-from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
+from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory, check_dialable
 
 
 async def open_transport(address: Address, factory: ProtocolFactory,
@@ -33,6 +33,8 @@ async def open_transport(address: Address, factory: ProtocolFactory,
     if is_datagram(address):
         raise UnsupportedError(f"{format_address(address)} is a datagram address; use "
                                "trunkline.open_datagram() for it")
+    if isinstance(address, TcpAddress):
+        check_dialable(address)
     try:
         async with asyncio.timeout(options.timeout):
             if isinstance(address, TcpAddress):

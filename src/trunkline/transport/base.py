@@ -8,6 +8,11 @@ Rules:
 - Transports that are not kernel sockets (FIFO pairs) answer ``get_extra_info`` for the keys
   ``LOCAL``, ``PEER`` and ``CREDENTIALS`` below; socket-backed ones are read from the socket.
 - OSErrors are translated to ``trunkline.errors`` here, at the edge.
+- Who is admitted: peers of Unix stream sockets and FIFOs can be checked against admit lists
+  (uid/gid, from SO_PEERCRED or the FIFO pair's owner). An abstract name has no file mode to
+  keep other users out, so unless told otherwise it admits only the server's own uid
+  (``admit_defaults``); a refused peer is logged (``Admission``, rate-limited) and its
+  connection closed at once, which its client can recognise (``refusal_hint``).
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import abc
 import asyncio
 import errno
 import grp
+import logging
+import os
 import pwd
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..address import (
@@ -30,9 +38,14 @@ from ..address import (
     Identity,
     PeerCredentials,
     SocketIdentity,
+    TcpAddress,
+    UdpAddress,
     UnixIdentity,
+    format_address,
 )
-from ..errors import TransportError
+from ..errors import AddressError, TransportError, UnsupportedError
+
+log = logging.getLogger("trunkline.transport")
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -51,10 +64,24 @@ class ListenOptions:
     mode: int = 0o600  # Unix socket / FIFO file mode, applied before the path is visible
     owner: int | str | None = None  # user (uid or name) to own the socket file
     group: int | str | None = None  # group (gid or name) to own the socket file
-    allow_uids: frozenset[int] | None = None  # admit only these peer uids (Unix, FIFO)
-    allow_gids: frozenset[int] | None = None  # ... or peers whose gid is listed here
+    # Admit lists for local peers (Unix stream sockets, FIFOs): only these uids, or peers
+    # whose gid is listed. None and None: a path or FIFO admits whoever its file mode lets
+    # in; an abstract name admits only the server's own uid, unless ``allow_any_user``.
+    allow_uids: frozenset[int] | None = None
+    allow_gids: frozenset[int] | None = None
+    allow_any_user: bool = False  # abstract names: admit every local user
     ssl: ssl.SSLContext | None = None  # server context for tls://
     reuse_port: bool = False
+
+    def __post_init__(self) -> None:
+        if self.allow_any_user and (self.allow_uids is not None or self.allow_gids is not None):
+            raise UnsupportedError("allow_any_user admits every local user; it cannot be "
+                                   "combined with allow_uids/allow_gids, which admit only "
+                                   "those listed")
+
+    @property
+    def checks_peers(self) -> bool:
+        return self.allow_uids is not None or self.allow_gids is not None
 
 
 @dataclass(frozen=True)
@@ -182,16 +209,80 @@ def is_admitted(creds: PeerCredentials | None, options: ListenOptions) -> bool:
     )
 
 
+def admit_defaults(options: ListenOptions, *, abstract: bool) -> ListenOptions:
+    """``options`` with the default for an abstract name applied: no file mode guards it, so
+    without admit lists or ``allow_any_user`` it admits only this process's uid."""
+    if abstract and not options.allow_any_user and not options.checks_peers:
+        return replace(options, allow_uids=frozenset({os.geteuid()}))
+    return options
+
+
+class RateLimitedLog:
+    """Warnings at most once per ``interval`` seconds; those held back are counted in the
+    next line, so a flood of refused peers cannot flood the log."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._next = 0.0
+        self._held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return
+        self._next = now + self._interval
+        if self._held:
+            message += " (and %d more since the last such line)"
+            args = (*args, self._held)
+            self._held = 0
+        self._logger.warning(message, *args)
+
+
+def _admitted_text(options: ListenOptions) -> str:
+    parts = []
+    if options.allow_uids is not None:
+        parts.append("uid " + ", ".join(map(str, sorted(options.allow_uids))))
+    if options.allow_gids is not None:
+        parts.append("gid " + ", ".join(map(str, sorted(options.allow_gids))))
+    return " or ".join(parts) or "nobody"
+
+
+class Admission:
+    """One listener's admit check, with a rate-limited log line for each refused peer."""
+
+    def __init__(self, options: ListenOptions, where: str) -> None:
+        self.options = options
+        self.where = where
+        self._refusals = RateLimitedLog(log)
+
+    def admits(self, creds: PeerCredentials | None) -> bool:
+        if is_admitted(creds, self.options):
+            return True
+        who = "a peer without credentials" if creds is None else (
+            f"pid {creds.pid}, uid {creds.uid}, gid {creds.gid}")
+        self._refusals.warning(
+            "%s: refused %s: not admitted (this server admits %s); widen with --allow-uid/"
+            "--allow-gid (ListenOptions.allow_uids/allow_gids) or open with --allow-any-user "
+            "(allow_any_user)", self.where, who, _admitted_text(self.options))
+        return False
+
+    def gate(self, factory: ProtocolFactory) -> ProtocolFactory:
+        """``factory`` behind this check (it costs nothing once a connection is admitted)."""
+        return lambda: AdmitGate(factory, self)
+
+
 class AdmitGate(asyncio.Protocol):
     """Checks a new connection's peer credentials, then hands the transport to the real
     protocol (``set_protocol``), so the check costs nothing once the connection is admitted."""
 
-    def __init__(self, factory: ProtocolFactory, options: ListenOptions) -> None:
+    def __init__(self, factory: ProtocolFactory, admission: Admission) -> None:
         self._factory = factory
-        self._options = options
+        self._admission = admission
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not is_admitted(peer_credentials(transport), self._options):
+        if not self._admission.admits(peer_credentials(transport)):
             transport.abort()  # type: ignore[attr-defined]
             return
         inner = self._factory()
@@ -202,13 +293,44 @@ class AdmitGate(asyncio.Protocol):
         pass
 
 
+def refusal_hint(transport: asyncio.BaseTransport) -> str | None:
+    """For a client's new Unix socket connection: what to say if the server closes it before
+    sending anything. A server of another uid that does so has, all but surely, refused this
+    peer by its uid (an abstract name admits only its own uid by default). None when there
+    is nothing to tell (not a Unix socket, or the same uid). Call it while connected: the
+    server's credentials are gone with the socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    try:
+        server = socket_peer_credentials(sock)
+    except OSError:
+        return None
+    mine = os.geteuid()
+    if server.uid == mine:
+        return None
+    return (f"the server refused this peer (its uid {mine} is not admitted: the server runs "
+            f"as uid {server.uid}, pid {server.pid}, and closed the connection before sending "
+            f"anything); it can admit this user with --allow-uid {mine} or --allow-any-user")
+
+
 def describe(identity: Identity | None) -> str:
     return "?" if identity is None else str(identity)
 
 
 __all__ = [
-    "CREDENTIALS", "KIND", "LOCAL", "PEER", "AdmitGate", "ConnectOptions", "FifoIdentity",
-    "ListenOptions", "Listener", "ProtocolFactory", "describe", "is_admitted", "local_identity",
-    "peer_credentials", "peer_identity", "sock_identity", "socket_peer_credentials",
+    "CREDENTIALS", "KIND", "LOCAL", "PEER", "AdmitGate", "Admission", "ConnectOptions",
+    "FifoIdentity", "ListenOptions", "Listener", "ProtocolFactory", "RateLimitedLog",
+    "admit_defaults", "describe", "is_admitted", "local_identity", "peer_credentials",
+    "peer_identity", "refusal_hint", "sock_identity", "socket_peer_credentials",
     "unix_identity",
 ]
+
+
+def check_dialable(address: TcpAddress | UdpAddress) -> None:
+    """Port 0 means "any free port": a server can take it, a client cannot reach it."""
+    if address.port == 0:
+        url = format_address(address)
+        raise AddressError(url, "port 0", "means any free port, which only a server can take; "
+                           "connect to the port the server printed ('listening on ...')",
+                           f"{address.scheme}://127.0.0.1:8000")

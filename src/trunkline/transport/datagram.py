@@ -49,8 +49,9 @@ from ..errors import (
     TransportError,
     TrunklineError,
     UnsupportedError,
+    os_error_words,
 )
-from .base import ListenOptions
+from .base import ListenOptions, check_dialable
 from .unix import bind_unix_socket, unlink_if_ours
 from .unixgram import UnixDatagramTransport
 
@@ -105,7 +106,8 @@ async def resolve_udp(host: str, port: int, *, passive: bool = False
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_DGRAM, flags=flags)
         except socket.gaierror as exc:
-            raise ResolveError(f"could not resolve {host!r}: {exc.strerror}") from exc
+            raise ResolveError(f"could not resolve the host name {host!r}: "
+                               f"{os_error_words(exc)}") from exc
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
@@ -140,8 +142,8 @@ async def _bind_udp(address: UdpAddress, options: ListenOptions) -> DatagramSock
                           "udp"), max_size=_udp_max(family))
 
 
-def _bind_unix(address: UnixAddress, options: ListenOptions) -> DatagramSocket:
-    sock = bind_unix_socket(address, options, socket.SOCK_DGRAM)
+async def _bind_unix(address: UnixAddress, options: ListenOptions) -> DatagramSocket:
+    sock = await bind_unix_socket(address, options, socket.SOCK_DGRAM)
     cleanup = None
     if not address.abstract:
         st = os.lstat(address.path)
@@ -162,7 +164,7 @@ async def bind_socket(address: UdpAddress | UnixAddress,
             f"{format_address(address)}: allow_uids/allow_gids need a connection's peer "
             "credentials (SO_PEERCRED), which datagram sockets do not have; restrict senders "
             "with the socket file's mode, owner and group instead")
-    return _bind_unix(address, options)
+    return await _bind_unix(address, options)
 
 
 async def open_socket(address: UdpAddress | UnixAddress, *,
@@ -175,6 +177,7 @@ async def open_socket(address: UdpAddress | UnixAddress, *,
         raise UnsupportedError(f"cannot bind {format_address(bind)} to talk to "
                                f"{format_address(address)}: both must be udp or both unixgram")
     if isinstance(address, UdpAddress):
+        check_dialable(address)
         family, sockaddr = await resolve_udp(address.host, address.port)
         if bind is not None:
             dsock = await bind_socket(bind, options)
@@ -216,8 +219,8 @@ def _why(exc: OSError) -> str:
     if exc.errno == errno.EPERM:
         return "that socket is connected to another peer and accepts datagrams only from it"
     if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
-        return f"{exc.strerror} (is the server running?)"
-    return exc.strerror or str(exc)
+        return f"{os_error_words(exc)} (is the server running?)"
+    return os_error_words(exc)
 
 
 def _as_address(identity: Identity) -> UdpAddress | UnixAddress:

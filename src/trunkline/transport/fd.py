@@ -35,7 +35,14 @@ from ..errors import (
     UnsupportedError,
 )
 from ..trace.events import Step, Tracer
-from .base import AdmitGate, ConnectOptions, ListenOptions, ProtocolFactory, sock_identity
+from .base import (
+    Admission,
+    ConnectOptions,
+    ListenOptions,
+    ProtocolFactory,
+    admit_defaults,
+    sock_identity,
+)
 from .tcp import SocketListener
 
 #: systemd passes descriptors starting here (SD_LISTEN_FDS_START).
@@ -198,9 +205,12 @@ async def listen(address: FdAddress, factory: ProtocolFactory, options: ListenOp
         loop = asyncio.get_running_loop()
         server: asyncio.AbstractServer
         if sock.family == socket.AF_UNIX:
+            name = sock.getsockname()
+            options = admit_defaults(options, abstract=isinstance(name, bytes)
+                                     and name.startswith(b"\0"))
             gated: ProtocolFactory = factory
-            if options.allow_uids is not None or options.allow_gids is not None:
-                gated = lambda: AdmitGate(factory, options)  # noqa: E731
+            if options.checks_peers:
+                gated = Admission(options, f"{url} ({local})").gate(factory)
             server = await loop.create_unix_server(gated, sock=sock, backlog=options.backlog)
         else:
             server = await loop.create_server(factory, sock=sock, backlog=options.backlog,

@@ -20,7 +20,9 @@ Rules:
 - The server trusts nothing in an announcement. DIR must be a 0700 directory (not a symlink)
   whose name carries this rendezvous' device and inode, so a pair meant for another server
   cannot be redirected here; c2s and s2c must be FIFOs owned by DIR's owner, whose uid/gid are
-  the peer's credentials (the pid is as claimed by the client). Garbage lines are skipped.
+  the peer's credentials (the pid is as claimed by the client). Garbage lines are skipped,
+  and an announcement is found by its prefix wherever it lands (after someone's
+  unterminated junk too), so no writer can cost an announced client its connection.
 - Rendezvous hygiene, as for Unix sockets: a live one (it has a reader) is never stolen, a stale
   one is reclaimed, a non-FIFO is never removed, the file is never looser than ``mode``, and it
   is unlinked on close only if it is still ours (same inode).
@@ -35,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import select
@@ -52,6 +53,7 @@ from ..errors import (
     PeerNotAllowedError,
     TransportError,
     TrunklineError,
+    os_error_words,
 )
 from ..trace.events import Step, Tracer
 from .base import (
@@ -59,15 +61,15 @@ from .base import (
     KIND,
     LOCAL,
     PEER,
+    Admission,
     ConnectOptions,
     Listener,
     ListenOptions,
     ProtocolFactory,
     file_owner,
-    is_admitted,
 )
 from .pipepair import PIPE_READ_SIZE, attach_pipes
-from .unix import unlink_if_ours
+from .unix import path_claim, unlink_if_ours
 
 log = logging.getLogger("trunkline.transport.fifo")
 
@@ -173,7 +175,7 @@ async def open_fifo(address: FifoAddress, factory: ProtocolFactory, options: Con
         raise
     except OSError as exc:
         _close_all(fds)
-        raise ConnectError(exc.errno, f"could not connect to {url}: {exc.strerror or exc}"
+        raise ConnectError(exc.errno, f"could not connect to {url}: {os_error_words(exc)}"
                            ) from exc
     except BaseException:
         _close_all(fds)
@@ -255,13 +257,13 @@ class FifoListener(Listener):
         self._path = address.path
         self._factory = factory
         self._options = options
+        self._admission = Admission(options, format_address(address))
         self._rfd, self._wfd = rfd, wfd
         self._inode = (st.st_dev, st.st_ino)
         self._prefix = _pair_prefix(st)
         self._handshakes: set[asyncio.Task[None]] = set()
         self._claimed: set[tuple[int, int]] = set()  # pair dirs mid-handshake: no double use
-        self._partial = bytearray()
-        self._skipping = False  # inside an over-long line: drop until its newline
+        self._partial = bytearray()  # an unterminated line, kept from its last MAGIC
         self._closed = False
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(rfd, self._on_readable)
@@ -280,6 +282,12 @@ class FifoListener(Listener):
                 task.add_done_callback(self._handshakes.discard)
 
     def _read_lines(self) -> list[bytes]:
+        """Complete lines read so far, each cut to start at its last announcement prefix.
+
+        An announcement is one atomic write, so it arrives whole, but anyone who may write
+        the FIFO can leave unterminated bytes just before it. The announcement is then the
+        line's tail from its last ``MAGIC``: junk before it never costs the client its turn,
+        and junk cannot follow it within the line (its own newline ends the line)."""
         lines: list[bytes] = []
         while True:
             try:
@@ -292,21 +300,28 @@ class FifoListener(Listener):
                 break
             self._partial += chunk
             while (i := self._partial.find(b"\n")) >= 0:
-                if not self._skipping:
-                    lines.append(bytes(self._partial[:i]))
-                self._skipping = False
+                start = self._partial.rfind(MAGIC, 0, i)
+                if start >= 0:
+                    lines.append(bytes(self._partial[start:i]))
                 del self._partial[:i + 1]
             if len(self._partial) > _MAX_LINE:
-                self._partial.clear()
-                self._skipping = True
+                self._trim_partial()
             if len(chunk) < PIPE_READ_SIZE:
                 break
         return lines
 
+    def _trim_partial(self) -> None:
+        """Bound an unterminated line: keep only what could still begin an announcement
+        (from its last ``MAGIC``, or the few bytes that could be the start of one)."""
+        start = self._partial.rfind(MAGIC)
+        if start < 0 or len(self._partial) - start > _MAX_LINE:
+            start = len(self._partial) - (len(MAGIC) - 1)
+        del self._partial[:start]
+
     def _parse(self, line: bytes) -> tuple[int, str] | None:
         head, _, rest = line.partition(MAGIC + b" ")
         pid, _, path = rest.partition(b" ")
-        if head or not pid.isdigit() or not path.startswith(b"/"):
+        if head or not pid.isdigit() or not path.startswith(b"/") or b"\0" in path:
             return None
         pair_dir = os.fsdecode(path)
         if not os.path.basename(pair_dir).startswith(self._prefix):
@@ -330,7 +345,7 @@ class FifoListener(Listener):
             fds.append(wfd)
             st = os.fstat(rfd)
             creds = PeerCredentials(pid, st.st_uid, st.st_gid)
-            if not is_admitted(creds, self._options):
+            if not self._admission.admits(creds):
                 os.write(wfd, b"!uid %d gid %d is not admitted\n" % (st.st_uid, st.st_gid))
                 raise PeerNotAllowedError(errno.EACCES, f"uid {st.st_uid} not admitted")
             os.write(wfd, b"+%d\n" % os.getpid())
@@ -400,35 +415,11 @@ def _open_pipe(name: str, flags: int, dfd: int, uid: int) -> int:
 
 async def listen(address: FifoAddress, factory: ProtocolFactory, options: ListenOptions
                  ) -> FifoListener:
-    # Competing servers in one directory take turns (flock on the directory), so two of them
-    # reclaiming the same stale FIFO cannot both believe they own the new one.
-    parent = os.path.dirname(os.path.abspath(address.path))
-    try:
-        lock = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        lock = -1  # e.g. a write-only drop directory: go on without the lock
-    try:
-        if lock >= 0:
-            await _flock(lock)
+    # Competing servers in one directory take turns, so two of them reclaiming the same stale
+    # FIFO cannot both believe they own the new one.
+    async with path_claim(address.path):
         rfd, wfd, st = _create_rendezvous(address, options)
-    finally:
-        if lock >= 0:
-            os.close(lock)
     return FifoListener(address, factory, options, rfd, wfd, st)
-
-
-async def _flock(fd: int, wait: float = 2.0) -> None:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return  # someone else holds it for long: not one of us; proceed unlocked
-            await asyncio.sleep(0.002)
-        except OSError:
-            return  # the filesystem cannot lock directories
 
 
 def _create_rendezvous(address: FifoAddress, options: ListenOptions

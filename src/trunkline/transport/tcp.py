@@ -12,8 +12,15 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 
-from ..address import TcpAddress
-from ..errors import AddressInUseError, ConnectError, HandshakeError, ResolveError
+from ..address import TcpAddress, format_address, format_hostport
+from ..errors import (
+    AddressInUseError,
+    ConnectError,
+    HandshakeError,
+    ResolveError,
+    TransportError,
+    os_error_words,
+)
 from ..trace.events import Step, Tracer
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory
 
@@ -27,7 +34,8 @@ async def system_resolve(host: str, port: int) -> list[tuple[int, tuple[str, int
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ResolveError(f"could not resolve {host!r}: {exc.strerror}") from exc
+        raise ResolveError(f"could not resolve the host name {host!r}: "
+                           f"{os_error_words(exc)}") from exc
     return [(family, sockaddr[:2]) for family, _, _, _, sockaddr in infos]  # type: ignore[misc]
 
 
@@ -66,6 +74,7 @@ async def open_tcp(address: TcpAddress, factory: ProtocolFactory, options: Conne
                 tracer.record(Step.RESOLVE, "client", start, conn, host=address.host,
                               addresses=[a[0] for _, a in targets])
     errors: list[str] = []
+    last_errno: int | None = None
     for family, sockaddr in targets:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -74,17 +83,20 @@ async def open_tcp(address: TcpAddress, factory: ProtocolFactory, options: Conne
             if tracer is not None:
                 tracer.record(Step.SOCKET, "client", time.monotonic_ns(), conn,
                               family="ipv6" if family == socket.AF_INET6 else "ipv4",
-                              protocol="tcp")
+                              protocol="tcp", peer=format_hostport(sockaddr[0], sockaddr[1]))
             t_connect = time.monotonic_ns()
             await loop.sock_connect(sock, sockaddr)
             if tracer is not None:
                 local = sock.getsockname()
                 tracer.record(Step.CONNECT, "client", t_connect, conn,
-                              local=f"{local[0]}:{local[1]}", peer=f"{sockaddr[0]}:{sockaddr[1]}",
+                              local=format_hostport(local[0], local[1]),
+                              peer=format_hostport(sockaddr[0], sockaddr[1]),
                               how="TCP handshake (SYN/SYN-ACK/ACK)")
         except OSError as exc:
             sock.close()
-            errors.append(f"{sockaddr[0]}:{sockaddr[1]}: {exc.strerror or exc}")
+            last_errno = exc.errno
+            errors.append(f"{format_hostport(sockaddr[0], sockaddr[1])}: {os_error_words(exc)}"
+                          if len(targets) > 1 else os_error_words(exc))
             continue
         except BaseException:
             sock.close()
@@ -99,13 +111,13 @@ async def open_tcp(address: TcpAddress, factory: ProtocolFactory, options: Conne
                 server_hostname=(options.server_hostname or address.host) if ctx else None)
         except (ssl.SSLError, ConnectionError) as exc:
             sock.close()
-            raise HandshakeError(f"TLS handshake with {address.host}:{address.port} failed: "
-                                 f"{exc}") from exc
+            raise HandshakeError(f"TLS handshake with {format_hostport(address.host, address.port)}"
+                                 f" failed: {exc}") from exc
         if ctx is not None and tracer is not None:
             tracer.record(Step.TLS, "client", t_tls, conn,
                           version=transport.get_extra_info("ssl_object").version())
         return transport, protocol
-    raise ConnectError(f"could not connect to {address.scheme}://{address.host}:{address.port}: "
+    raise ConnectError(last_errno, f"could not connect to {format_address(address)}: "
                        + "; ".join(errors))
 
 
@@ -132,13 +144,14 @@ async def listen(address: TcpAddress, factory: ProtocolFactory, options: ListenO
                  ) -> SocketListener:
     loop = asyncio.get_running_loop()
     if address.tls and options.ssl is None:
-        raise HandshakeError(f"{address.scheme}://{address.host}:{address.port} needs a "
+        raise HandshakeError(f"{format_address(address)} needs a "
                              "certificate and key (ListenOptions.ssl, or --cert/--key)")
     try:
         infos = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ResolveError(f"could not resolve {address.host!r}: {exc.strerror}") from exc
+        raise ResolveError(f"could not resolve the host name {address.host!r}: "
+                           f"{os_error_words(exc)}") from exc
     family, _, _, _, sockaddr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -152,10 +165,10 @@ async def listen(address: TcpAddress, factory: ProtocolFactory, options: ListenO
     except OSError as exc:
         sock.close()
         if exc.errno == 98:
-            raise AddressInUseError(exc.errno, f"{address.scheme}://{address.host}:"
-                                    f"{address.port} is already in use by another socket") from exc
-        raise ConnectError(exc.errno, f"cannot bind {address.host}:{address.port}: "
-                           f"{exc.strerror}") from exc
+            raise AddressInUseError(exc.errno, f"{format_address(address)} is already in use "
+                                    "by another socket") from exc
+        raise TransportError(exc.errno, f"cannot bind {format_address(address)}: "
+                             f"{os_error_words(exc)}") from exc
     server = await loop.create_server(factory, sock=sock, backlog=options.backlog,
                                       ssl=options.ssl)
     host, port = sock.getsockname()[:2]

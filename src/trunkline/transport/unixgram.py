@@ -13,7 +13,14 @@ trailing NULs. This transport behaves the same on every loop, and it also:
   ``error_received`` at once instead of buffering: ``poll`` cannot tell when one destination
   has room again, so buffering would spin the loop, and one slow peer would hold up replies
   to all others. A *connected* socket buffers and waits for writability, which the kernel
-  reports per peer.
+  reports per peer;
+- on an unconnected socket, bounds what each destination may hold of our send buffer
+  (``reply_budget``: datagrams stay charged to the sender until read, so one peer that never
+  reads would otherwise fill it and make every send fail). A send past a destination's
+  budget is reported as ``PeerBacklogError`` (an ``EAGAIN``, carrying the peer) through
+  ``error_received``, like a full queue. The send buffer is doubled where the system allows
+  (``net.core.wmem_max``), so the largest datagram a default peer can send fits beside
+  what non-reading peers may hold.
 
 Errors from a send reach ``protocol.error_received`` synchronously, inside ``sendto``, so a
 caller can raise them right away.
@@ -23,9 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import errno
 import socket
 from typing import Any
+
+from .reply_budget import PeerBacklogError, ReplyBudget
 
 RECV_BUFFER = 256 * 1024  # above the default limit of 212992 - 32 bytes (net.core.wmem_default)
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: IntFlag arithmetic costs ~1 us a datagram
@@ -42,6 +52,10 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
         self._fd = sock.fileno()
         self._protocol = protocol
         self._connected = connected
+        self._budget: ReplyBudget | None = None
+        if not connected:
+            _raise_send_buffer(sock)
+            self._budget = ReplyBudget(sock)
         self._buffer = bytearray(recv_size)
         self._view = memoryview(self._buffer)
         self._pending: collections.deque[bytes] = collections.deque()
@@ -93,6 +107,13 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
         if self._pending:  # connected and already waiting for room: keep order
             self._queue(data)
             return
+        budget = self._budget
+        cost = 0
+        if budget is not None and addr is not None:
+            cost = budget.allows(addr, len(data))
+            if not cost:
+                self._protocol.error_received(PeerBacklogError(addr))
+                return
         try:
             if addr is None:
                 self._sock.send(data)
@@ -105,7 +126,12 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
             self._queue(data)
             self._loop.add_writer(self._fd, self._write_ready)
         except OSError as exc:
+            if budget is not None and isinstance(exc, ConnectionRefusedError | FileNotFoundError):
+                budget.forget(addr)  # gone, and what it held with it
             self._protocol.error_received(exc)
+        else:
+            if cost:
+                budget.sent(addr, cost, not len(data))  # type: ignore[union-attr]
 
     def _queue(self, data: Any) -> None:
         data = bytes(data)
@@ -169,6 +195,8 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
         if self._closed:
             return
         self._closed = True
+        if self._budget is not None:
+            self._budget.close()
         try:
             self._protocol.connection_lost(None)
         finally:
@@ -179,3 +207,12 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol  # type: ignore[assignment]
+
+
+def _raise_send_buffer(sock: socket.socket) -> None:
+    """Double the send buffer if the system allows (the kernel caps it at twice
+    ``net.core.wmem_max``); the largest datagram a peer with the default buffer can send
+    must fit beside what non-reading peers may hold of ours."""
+    size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)  # the kernel doubles it
