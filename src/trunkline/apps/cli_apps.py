@@ -33,17 +33,20 @@ CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": 
 
 def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG, *, app_dir: str | None = None,
             factory: bool = False) -> Callable[..., Any]:
-    """``start(args, addresses, options, tracer=None)`` for the command: load the app, bind,
-    serve (traced when ``trunkline serve --trace`` passes a tracer)."""
+    """``start(args, addresses, options, tracer=None, config=None)`` for the command: load
+    the app, bind, serve (traced when ``trunkline serve --trace`` passes a tracer; with the
+    command's limits and timeouts when it passes a config)."""
 
     async def start(args: tuple[str, ...], addresses: Sequence[Address],
-                    options: ListenOptions, *, tracer: Tracer | None = None) -> AppServer:
+                    options: ListenOptions, *, tracer: Tracer | None = None,
+                    config: ServerConfig | None = None) -> AppServer:
         app = load_app(spec, args, app_dir=app_dir, factory=factory)
-        server_config = replace(config, listen=options)
+        server_config = replace(config or default, listen=options)
         server = AppServer(app, *addresses, config=server_config, tracer=tracer)
         await server.start()
         return server
 
+    default = config
     return start
 
 

@@ -19,6 +19,7 @@ from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
 from ..errors import TrunklineError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT
+from ..server.config import ServerConfig
 from ..server.run import DEFAULT_CONFIG
 from ..trace.events import Tracer
 from ..transport import Listener, ListenOptions
@@ -53,12 +54,13 @@ class Serving(Protocol):
 
 
 class StartApp(Protocol):
-    """``start(app_args, addresses, options, tracer=None)``: bind and return the server;
-    ``tracer`` is passed only when ``--trace``/``--trace-file`` asked for one."""
+    """``start(app_args, addresses, options, tracer=None, config=None)``: bind and return
+    the server; ``tracer`` is passed only when ``--trace``/``--trace-file`` asked for one,
+    ``config`` (the HTTP server's timeouts and limits) always."""
 
     def __call__(self, args: tuple[str, ...], addresses: Sequence[Address],
-                 options: ListenOptions, *, tracer: Tracer | None = None
-                 ) -> Awaitable[Serving]: ...
+                 options: ListenOptions, *, tracer: Tracer | None = None,
+                 config: ServerConfig | None = None) -> Awaitable[Serving]: ...
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,11 @@ def available_apps() -> str:
 
 
 async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
-                      options: ListenOptions, *, tracer: Tracer | None = None) -> Serving:
+                      options: ListenOptions, *, tracer: Tracer | None = None,
+                      config: ServerConfig | None = None) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
-    config = replace(DEFAULT_CONFIG, listen=options)
+    config = replace(config or DEFAULT_CONFIG, listen=options)
     return await EchoServer(*addresses, config=config, tracer=tracer).start()
 
 
@@ -170,6 +173,20 @@ EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USA
 @click.option("--grace", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
               help="Seconds to let open connections finish after a stop signal (a second "
                    "signal aborts them at once).")
+@click.option("--timeout-body", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_CONFIG.body_timeout, show_default=True, metavar="SECONDS",
+              help="HTTP: close a connection whose request body stops arriving for this "
+                   "long (408 if no answer started; nginx's client_body_timeout).")
+@click.option("--timeout-send", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_CONFIG.send_timeout, show_default=True, metavar="SECONDS",
+              help="HTTP: abort a connection whose client takes none of the output waiting "
+                   "for it for this long (nginx's send_timeout).")
+@click.option("--ws-max-size", type=click.IntRange(min=1),
+              default=DEFAULT_CONFIG.ws_max_size, show_default=True, metavar="BYTES",
+              help="Largest WebSocket message accepted; a bigger one closes with 1009.")
+@click.option("--ws-max-fragments", type=click.IntRange(min=1),
+              default=DEFAULT_CONFIG.ws_max_fragments, show_default=True, metavar="N",
+              help="Most frames one WebSocket message may come in (1009 beyond).")
 @click.option("--app-dir", metavar="DIR", default=None,
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
@@ -178,18 +195,22 @@ EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USA
 @trace_options
 def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
                   allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
-                  cert: str | None, key: str | None, grace: float, app_dir: str | None,
-                  factory: bool, quiet: bool, trace: str | None, trace_file: str | None) -> None:
+                  cert: str | None, key: str | None, grace: float, timeout_body: float,
+                  timeout_send: float, ws_max_size: int, ws_max_fragments: int,
+                  app_dir: str | None, factory: bool, quiet: bool, trace: str | None,
+                  trace_file: str | None) -> None:
     """Serve APP on every --on address until stopped."""
     found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     addresses = list(on)
     options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
+    config = replace(DEFAULT_CONFIG, body_timeout=timeout_body, send_timeout=timeout_send,
+                     ws_max_size=ws_max_size, ws_max_fragments=ws_max_fragments)
     setup_logging(quiet=quiet)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:
-        code = _loop.run(_serve(found, app_args, addresses, options, grace, tracer))
+        code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         code = Exit.OK
     finally:
@@ -198,11 +219,12 @@ def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], 
 
 
 async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
-                 options: ListenOptions, grace: float, tracer: Tracer | None = None) -> int:
+                 options: ListenOptions, grace: float, config: ServerConfig,
+                 tracer: Tracer | None = None) -> int:
     try:
         # only a traced serve passes a tracer, so app starters need not all take one
-        server = await (app.start(args, addresses, options) if tracer is None else
-                        app.start(args, addresses, options, tracer=tracer))
+        server = await (app.start(args, addresses, options, config=config) if tracer is None
+                        else app.start(args, addresses, options, tracer=tracer, config=config))
     except click.UsageError:
         raise
     except (TrunklineError, OSError) as exc:
