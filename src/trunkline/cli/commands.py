@@ -15,3 +15,5 @@ from . import bench_http
 from . import bench_net
 from . import ws
 from . import map
+from . import services
+from . import registry
