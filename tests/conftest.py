@@ -2,6 +2,9 @@
 
 - ``short_tmp``: a short directory under /tmp for socket paths (``tmp_path`` can push a socket
   path past the kernel's 107-byte limit), removed afterwards.
+- ``private_registry`` (every test): ``TRUNKLINE_REGISTRY`` names a file in a temp dir of the
+  test's own, so no test ever touches the user's own service registry; ``sqlite_url``: a
+  registry file of the test's own.
 - Event loop: the stdlib loop by default; ``TRUNKLINE_TEST_LOOP=uvloop`` runs every async test
   on uvloop instead. A test (or module, via ``pytestmark``) that marks itself
   ``@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])`` runs once on each.
@@ -48,3 +51,18 @@ def short_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def private_registry(tmp_path_factory: pytest.TempPathFactory,
+                     monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's default registry is a file of its own (outside ``tmp_path``, which
+    some tests check for leftovers)."""
+    path = tmp_path_factory.mktemp("registry") / "default-registry.db"
+    monkeypatch.setenv("TRUNKLINE_REGISTRY", f"sqlite://{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'registry.db'}"

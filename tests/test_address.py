@@ -54,7 +54,9 @@ GOOD = [
     ("fd://web", FdAddress(name="web")),
     ("fd://my-app.http_v2", FdAddress(name="my-app.http_v2")),
     ("svc://users", ServiceAddress("users")),
-    ("svc://billing.v2", ServiceAddress("billing.v2")),
+    ("svc://billing-v2", ServiceAddress("billing-v2")),
+    ("svc://a", ServiceAddress("a")),
+    ("svc://" + "x" * 63, ServiceAddress("x" * 63)),
 ]
 
 
@@ -121,7 +123,7 @@ fd_addresses = st.one_of(
               st.from_regex(r"[A-Za-z_][A-Za-z0-9._-]{0,40}", fullmatch=True)),
 )
 service_addresses = st.builds(
-    ServiceAddress, st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}", fullmatch=True))
+    ServiceAddress, st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?", fullmatch=True))
 addresses = st.one_of(tcp_addresses, udp_addresses, unix_addresses, fifo_addresses,
                       fd_addresses, service_addresses)
 
@@ -293,6 +295,11 @@ BAD = [
     ("svc://", "'//'"),
     ("svc://bad name", "service name 'bad name'"),
     ("svc://-lead", "service name '-lead'"),
+    ("svc://trail-", "must be a DNS label"),
+    ("svc://billing.v2", "'billing-v2' would do"),
+    ("svc://Users", "'users' would do"),
+    ("svc://under_score", "'under-score' would do"),
+    ("svc://" + "x" * 64, "1 to 63"),
 ]
 
 

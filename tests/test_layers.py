@@ -11,6 +11,8 @@
 |             | modules; from trunkline only address, errors, trace and protocol/ itself |
 | transport/  | stdlib, uvloop; from trunkline only address, errors, trace and           |
 |             | transport/ itself (never cli/, protocol/ or anything above)              |
+| registry/   | stdlib, psutil, aetcd; from trunkline only address, errors, trace, _loop |
+|             | and registry/ itself (never cli/, server/, client/)                      |
 | host        | from trunkline only transport, _loop, trace, address, errors (the one    |
 |             | service host sits under every server: never aio/, server/ or above)      |
 | aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
@@ -266,6 +268,11 @@ def test_library_errors_live_in_the_error_modules() -> None:
                 if bases & roots:
                     found.append(f"{module.where(node)}: {node.name} belongs in errors.py")
     no_violations(found)
+
+
+def test_registry_is_a_library_layer() -> None:
+    no_violations(violations("registry", {"registry", "address", "errors", "trace", "_loop"},
+                             {"psutil", "aetcd"}))
 
 
 # --------------------------------------------------------------------------- print and exit

@@ -46,6 +46,7 @@ from .client import (
 from .client.websocket import websocket
 from .errors import TrunklineError, WebSocketClosed, WebSocketHandshakeError
 from .protocol.websocket import WebSocketOptions
+from .registry import Registration, Resolver, open_registry, register
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .transport import ConnectOptions, ListenOptions
@@ -67,3 +68,4 @@ __all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocke
             "websocket"]
 __all__ += ["AppServer", "ServerConfig", "serve_app"]
 __all__ += ["DnsResolver"]
+__all__ += ["Registration", "Resolver", "open_registry", "register"]

@@ -35,7 +35,11 @@ MAX_UNIX_PATH_BYTES = 107
 
 _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
-_SERVICE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126})$")
+# A service name is one DNS label (RFC 1123, lower case as in Kubernetes service names), so
+# it can also serve as a DNS name later; the registry keys its records by it.
+_SERVICE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SERVICE_NAME_RULE = ("must be a DNS label: 1 to 63 of a-z, 0-9 and '-', starting and ending "
+                     "with a letter or digit")
 # systemd FileDescriptorName: no ":" (the LISTEN_FDNAMES separator); a name never looks
 # like a number, so fd://3 is always descriptor 3.
 _FD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,254}$")
@@ -48,7 +52,7 @@ EXAMPLES = {
     "unixgram": "unixgram:///run/app.dgram or unixgram:@app",
     "fifo": "fifo:///tmp/app.fifo",
     "fd": "fd://3 or fd://web (a systemd LISTEN_FDNAMES name)",
-    "svc": "svc://users",
+    "svc": "svc://users or svc://billing-v2",
     "http": "http://127.0.0.1:8000/users, http+unix://%2Frun%2Fapp.sock/users "
     "or http://unix:/run/app.sock:/users",
 }
@@ -151,11 +155,21 @@ class ServiceAddress:
     name: str
 
     def __post_init__(self) -> None:
-        if not _SERVICE.match(self.name):
-            raise AddressError(f"svc://{self.name}", f"service name {self.name!r}",
-                               "must be letters, digits, '.', '_' or '-'", EXAMPLES["svc"])
+        check_service_name(self.name)
 
     scheme = "svc"
+
+
+def check_service_name(name: str) -> str:
+    """``name`` if it is a valid service name, else ``AddressError`` naming the rule."""
+    if not isinstance(name, str) or not _SERVICE.match(name):
+        hint = ""
+        if isinstance(name, str) and _SERVICE.match(name.lower().replace("_", "-").replace(
+                ".", "-")):
+            hint = f" ({name.lower().replace('_', '-').replace('.', '-')!r} would do)"
+        raise AddressError(f"svc://{name}", f"service name {name!r}",
+                           SERVICE_NAME_RULE + hint, EXAMPLES["svc"])
+    return name
 
 
 Address = TcpAddress | UdpAddress | UnixAddress | FifoAddress | FdAddress | ServiceAddress

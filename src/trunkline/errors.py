@@ -15,6 +15,11 @@
     │   │   └── CertificateVerifyError*   the server's TLS certificate is not trusted
     │   └── ServerDisconnectedError*      the server closed before the response ended
     ├── ResolveError (OSError)       a name that did not resolve (DNS or the service registry)
+    ├── RegistryError                the service registry cannot do what was asked
+    │   ├── RegistryUnavailableError     the backend is unreachable and nothing is cached
+    │   ├── RegistryFileError            the registry file is damaged or cannot be written
+    │   ├── DuplicateInstanceError       a live instance already holds that instance id
+    │   └── InvalidRecordError (ValueError)  a record that cannot be registered (bad ttl, ...)
     ├── TrunklineTimeoutError (TimeoutError)
     │   └── ConnectTimeoutError*, PoolTimeoutError*, WriteTimeoutError*, ReadTimeoutError*
     ├── ProtocolError                the peer broke the wire protocol (HTTP, WebSocket)
@@ -112,6 +117,32 @@ class ResolveError(TrunklineError, OSError):
 
     def __str__(self) -> str:
         return self.strerror if self.errno is not None and self.strerror else super().__str__()
+
+
+class RegistryError(TrunklineError):
+    """The service registry (SQLite file or etcd) cannot do what was asked."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry backend cannot be reached, and there is no cached view to serve."""
+
+
+class RegistryFileError(RegistryError):
+    """The registry file is damaged or cannot be written; names the file and what to do."""
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"registry file {path}: {problem}; {remedy}")
+
+
+class DuplicateInstanceError(RegistryError):
+    """A live instance of the service already holds the instance id."""
+
+
+class InvalidRecordError(RegistryError, ValueError):
+    """An instance record that cannot be registered (protocol, ttl, metadata, id)."""
 
 
 class TrunklineTimeoutError(TrunklineError, TimeoutError):

@@ -274,3 +274,27 @@ async def test_close_frame_from_a_raw_server_then_silence() -> None:
 
 def close_code_payload(code: int) -> bytes:
     return code.to_bytes(2, "big")
+
+
+async def test_full_duplex_peers_that_both_send_more_than_the_buffers_hold(url: str) -> None:
+    """A client with a sender and a reader task against the echo server, both directions
+    far over every buffer: it finishes. (Reading must go on while only sends wait: with
+    both ends reading nothing while their writing was paused, they waited on each other.)"""
+    message = b"m" * (256 * KiB)
+    count = 64  # 16 MiB each way
+    async with serving(echo_app, url, options=WebSocketOptions(compression=False)) as server, \
+            trunkline.websocket(ws_url(server), compression=False) as ws:
+
+        async def sender() -> None:
+            for _ in range(count):
+                await ws.send(message)
+
+        async def reader() -> int:
+            got = 0
+            for _ in range(count):
+                assert await ws.recv() == message
+                got += 1
+            return got
+
+        _, got = await asyncio.wait_for(asyncio.gather(sender(), reader()), 30)
+    assert got == count

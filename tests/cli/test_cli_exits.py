@@ -13,7 +13,8 @@ from tests.support.cli_helpers import free_port, run
 from trunkline.cli.exits import MEANING
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-COMMANDS = [["serve"], ["connect"], ["relay"], ["call"], ["ws"], ["tour"], ["bench"], ["map"]]
+COMMANDS = [["serve"], ["connect"], ["relay"], ["call"], ["ws"], ["tour"], ["bench"], ["map"],
+            ["services"], ["resolve"], ["registry"]]
 
 
 def test_readme_table_is_the_code_table() -> None:

@@ -226,3 +226,40 @@ async def test_our_client_sends_masked_frames_and_echoes_a_server_close() -> Non
     assert raw[1] & 0x80  # the mask bit
     assert parse_frames(raw)[0] == [(True, TEXT, b"masked by us")]
     assert got[1:] == [(True, CLOSE, close_payload(1001, b"going"))]
+
+
+async def test_a_close_in_the_middle_of_a_fragmented_message_is_a_normal_close(
+        url: str) -> None:
+    """Autobahn 7.1.5: fragment 1, close 1000, fragment 2: the unfinished message is dropped
+    and the close is answered with 1000 (it was answered with 1002)."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        seen.append(await receive())
+
+    async with serving(app, url) as server, RawPeer.open(server.urls[0]) as peer:
+        peer.send(frame(TEXT, b"fragment1", fin=False) + frame(CLOSE, close_payload(1000))
+                  + frame(CONT, b"fragment2", fin=True))
+        assert await peer.expect_close() == (1000, b"")
+        await peer.wait_eof()
+    assert seen == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+async def test_our_client_answers_a_close_in_the_middle_of_a_fragmented_message() -> None:
+    got: list[Any] = []
+
+    async def script(stream: trunkline.Stream) -> None:
+        stream.write(frame(TEXT, b"fragment1", fin=False, mask=False)
+                     + frame(CLOSE, close_payload(1000), mask=False)
+                     + frame(CONT, b"fragment2", mask=False))
+        got.extend(await _frames_until_close(stream))
+
+    server = await _raw_server(script)
+    async with server:
+        url = "ws://" + server.urls[0].removeprefix("tcp://") + "/"
+        async with trunkline.websocket(url, compression=False) as ws:
+            assert [m async for m in ws] == []  # a normal close, no message
+        assert ws.close_code == 1000 and ws.closed_by == "server"
+    assert got == [(True, CLOSE, close_payload(1000))]

@@ -416,11 +416,7 @@ def reference(frames: list[tuple[int, bool, int, bool, bytes]]) -> tuple[list[An
                                  1013, 1014) or 3000 <= code <= 4999
                 if not valid:
                     return messages, 1002
-                if current is not None:
-                    return messages, 1002
-                return messages, code
-            if current is not None:
-                return messages, 1002
+                return messages, code  # mid-message too: it is dropped (Autobahn 7.1.5)
             return messages, 1005  # echoed empty
         if opcode in (PING, PONG):
             continue

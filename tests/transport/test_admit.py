@@ -149,7 +149,7 @@ def test_connect_and_call_say_the_server_refused_them() -> None:
         done = subprocess.run(trunkline_as_nobody("connect", f"unix:@{name}"), input=b"hi\n",
                               capture_output=True, timeout=30, check=False)
         err = done.stderr.decode()
-        assert done.returncode == 4, err  # the documented "other transport error"
+        assert done.returncode == 7, err  # the exit table: could not connect (not admitted)
         assert "refused this peer" in err and f"uid {UID}" in err, err
         assert done.stdout == b""
 
@@ -185,7 +185,7 @@ def test_a_refused_fifo_writer_does_not_cost_admitted_clients(short_tmp: Path) -
         admitted = run(["connect", url], input=b"root\n", timeout=30)
         out, err = refused.communicate(b"nobody\n", timeout=30)
         assert (admitted.returncode, admitted.stdout) == (0, b"root\n"), admitted.stderr
-        assert refused.returncode == 4 and out == b"", err
+        assert refused.returncode == 7 and out == b"", err  # could not connect (not admitted)
         assert b"not admitted" in err, err
         line = server.wait_for_line("refused")
         assert f"uid {UID}" in line.string

@@ -9,7 +9,11 @@ Rules:
   transport stops reading until the app catches up. ``send`` waits while the transport's
   write buffer is over ``write_limit``. Automatic answers (pongs, close echoes) written
   while the peer does not read count against ``write_limit`` too: past it we stop reading,
-  so a peer that pings without reading cannot grow our memory.
+  so a peer that pings without reading cannot grow our memory. Reading goes on while only
+  the app's sends wait (they are bounded by waiting): a WebSocket is full duplex, and two
+  peers that each stopped reading while their writing is paused would wait on each other
+  forever (a sender and a reader task on each side, both sending more than the buffers
+  hold).
 - Writes: a small frame goes straight to the transport. While the task that received a
   read of several messages runs inside that read's callback, the frames it sends are held
   and written in batches of half that many (the peer starts on the first half while we
@@ -84,6 +88,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self._paused = 0  # bit set of reasons reading is paused
         self._write_paused = False
         self._backlog = 0  # automatic answers written while the peer did not read
+        #: the read size while writing is paused (see get_buffer and _receive_large)
+        self._paused_step = max(1024, min(READ_BUFFER, options.write_limit // 2))
         self._drain_waiters: list[asyncio.Future[None]] = []
         #: frames held while a read of several messages is being answered: written in two
         #: halves (the peer starts on the first while we answer the rest), not one each
@@ -370,6 +376,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._write_paused:  # smaller reads: what each makes us answer stays small
+            return self._view[:self._paused_step]
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -410,7 +418,7 @@ class WebSocket(asyncio.BufferedProtocol):
                     self._write_batch()
 
     def data_received(self, data: bytes | memoryview) -> None:
-        if len(data) > READ_BUFFER:
+        if len(data) > READ_BUFFER or self._write_paused and len(data) > self._paused_step:
             self._receive_large(data)
             return
         core = self.core
@@ -448,9 +456,9 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._held = bytes(view[at:])
                 return
             # smaller steps once the peer stopped reading: the check above comes sooner
-            step = READ_BUFFER if not self._write_paused else self.options.write_limit // 2
-            self.data_received(view[at:at + max(step, 1024)])
-            at += max(step, 1024)
+            step = READ_BUFFER if not self._write_paused else self._paused_step
+            self.data_received(view[at:at + step])
+            at += step
 
     def _received(self, events: list[Any]) -> None:
         """After a read that was not only whole messages (or while tracing)."""
@@ -694,8 +702,10 @@ class WebSocket(asyncio.BufferedProtocol):
         assert interval is not None
         now = self.loop.time()
         if self._ka_payload is not None:  # a keepalive ping waits for its pong
-            if self._paused:
-                self._ka_deadline = now + (timeout or 0.0)  # not reading: no pong can come
+            if self._paused & ~_BACKLOG:
+                # the app holds our reading: no pong can come, through no fault of the peer
+                # (paused for our unread answers, the peer does not read: the timeout runs)
+                self._ka_deadline = now + (timeout or 0.0)
             elif timeout is not None and now >= self._ka_deadline:
                 core.fail(1011, "keepalive ping timeout")
                 self._flush()

@@ -226,6 +226,7 @@ async def measure(pings: dict[str, Ping], rounds: int, warmup: int, block: int
     clock = time.perf_counter_ns
     samples: dict[str, list[int]] = {name: [] for name in pings}
     elapsed = dict.fromkeys(pings, 0)
+    blocks: list[int] = []
     done = 0
     while done < rounds:
         n = min(block, rounds - done)
@@ -239,8 +240,10 @@ async def measure(pings: dict[str, Ping], rounds: int, warmup: int, block: int
                 await ping()
                 out.append(clock() - t0)
             elapsed[name] += clock() - start
+        blocks.append(n)
         done += n
-    return {name: Latency.from_samples(samples[name], elapsed[name]) for name in pings}
+    return {name: Latency.from_samples(samples[name], elapsed[name], blocks)
+            for name in pings}
 
 
 __all__ = ["IMPLS", "KINDS", "PLACEMENTS", "TARGET_RATIO", "PingPongResult", "measure",

@@ -30,11 +30,13 @@ def pinnable(cpu: int) -> bool:
     return shutil.which("taskset") is not None and cpu in os.sched_getaffinity(0)
 
 
-def worker_command(args: Sequence[str], cpu: int | None) -> list[str]:
+def worker_command(args: Sequence[str], cpu: int | None, prefix: Sequence[str] = ()
+                   ) -> list[str]:
+    """``prefix`` runs the worker through another command first (``ip netns exec NS``)."""
     cmd = [sys.executable, "-m", "trunkline.bench.worker", *args]
     if cpu is not None and pinnable(cpu):
         cmd = ["taskset", "-c", str(cpu), *cmd]
-    return cmd
+    return [*prefix, *cmd]
 
 
 def worker_env() -> dict[str, str]:
@@ -55,10 +57,11 @@ class Worker:
     """A long-running worker (a server): started on ``cpu``, stopped by closing its stdin."""
 
     def __init__(self, args: Sequence[str], cpu: int | None = None,
-                 pass_fds: Sequence[int] = (), ready_timeout: float = 20.0) -> None:
+                 pass_fds: Sequence[int] = (), ready_timeout: float = 20.0,
+                 prefix: Sequence[str] = ()) -> None:
         self.args = list(args)
         self.ready_timeout = ready_timeout
-        self.proc = subprocess.Popen(worker_command(args, cpu), stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(worker_command(args, cpu, prefix), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      pass_fds=tuple(pass_fds), env=worker_env())
 
@@ -102,18 +105,40 @@ class Worker:
         self.stop()
 
 
-def run_worker(args: Sequence[str], cpu: int | None = None, timeout: float = 120.0
-               ) -> dict[str, Any]:
-    """Run a one-shot worker to completion; returns the JSON object it printed last."""
+def run_worker(args: Sequence[str], cpu: int | None = None, timeout: float = 120.0,
+               prefix: Sequence[str] = (), *, allow_failure: bool = False) -> dict[str, Any]:
+    """Run a one-shot worker to completion; returns the JSON object it printed last.
+    ``allow_failure``: a worker that exits non-zero after printing its JSON (an error it
+    reports itself) returns that JSON instead of raising."""
     try:
-        done = subprocess.run(worker_command(args, cpu), capture_output=True, timeout=timeout,
+        done = subprocess.run(worker_command(args, cpu, prefix), capture_output=True,
+                              timeout=timeout,
                               env=worker_env(), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"worker {args[0]} took longer than {timeout:.0f} s: "
                          f"{_tail(exc.stderr)}") from exc
     lines = done.stdout.decode().strip().splitlines()
-    if done.returncode != 0 or not lines:
+    if not lines or (done.returncode != 0 and not allow_failure):
         raise BenchError(f"worker {args[0]} failed (exit {done.returncode}): "
                          f"{_tail(done.stderr) or 'no output'}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except ValueError:
+        raise BenchError(f"worker {args[0]} failed (exit {done.returncode}): "
+                         f"{_tail(done.stderr) or lines[-1]}") from None
+    return result
+
+
+def read_json_line(worker: Worker, timeout: float) -> dict[str, Any]:
+    """The next line a running worker prints, as JSON (its result)."""
+    assert worker.proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(worker.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise BenchError(f"worker {worker.args[0]} did not report within {timeout:.0f} s")
+    line = worker.proc.stdout.readline().decode()
+    if not line:
+        worker.proc.wait(5)
+        raise BenchError(f"worker {worker.args[0]} failed: {_tail(worker.stderr()) or 'no output'}")
+    result: dict[str, Any] = json.loads(line)
     return result

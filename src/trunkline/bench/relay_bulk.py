@@ -11,7 +11,6 @@ relay is the bottleneck. Throughput is bytes / (sink saw the last byte - sender 
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -22,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .process import BenchError, Worker, pinnable, run_worker, worker_env
+from .process import BenchError, Worker, pinnable, read_json_line, run_worker, worker_env
 
 RELAYS = ("socat", "trunkline")
 TARGET_RATIO = 1.5
@@ -121,27 +120,12 @@ def _run_once(relay: str, size: int, sink_path: str) -> RelayRun:
         try:
             sent = run_worker(["send", "--tcp", f"127.0.0.1:{port}", "--size", str(size)],
                               cpu=ENDS_CPU, timeout=timeout)
-            got = _read_json_line(sink, timeout)
+            got = read_json_line(sink, timeout)
         finally:
             _stop(proc)
     if got["bytes"] != size:
         raise BenchError(f"{relay}: the sink got {got['bytes']} of {size} bytes")
     return RelayRun(relay, size, (got["t_full_ns"] - sent["t_start_ns"]) / 1e9)
-
-
-def _read_json_line(worker: Worker, timeout: float) -> dict[str, object]:
-    import json
-
-    assert worker.proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(worker.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            raise BenchError("the sink did not finish in time")
-    line = worker.proc.stdout.readline().decode()
-    if not line:
-        raise BenchError(f"the sink failed: {worker.stderr().strip()[-300:]}")
-    result: dict[str, object] = json.loads(line)
-    return result
 
 
 def _pin(cmd: list[str]) -> list[str]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..bench.charts import pingpong_chart, relay_chart
 from ..bench.pingpong import KINDS, PLACEMENTS, run_pingpong
+from ..bench.plot import Chart, require_matplotlib
 from ..bench.process import BenchError
 from ..bench.relay_bulk import RELAYS, parse_size, run_relay_bulk
 from ..bench.report import host_line, pingpong_json, pingpong_table, relay_json, relay_table
@@ -24,10 +29,16 @@ Examples:
   trunkline bench pingpong --kinds unix,fifo --rounds 5000
   trunkline bench relay --size 1G                   trunkline relay against socat
   trunkline bench ws                                WebSocket echo vs websockets, aiohttp, picows
+  trunkline bench http                              HTTP server vs uvicorn and granian
+  trunkline bench transports                        every socket kind: round trip and bulk
+  trunkline bench udp --rate 100M                   datagram health: loss, reorder, jitter
+  trunkline bench pingpong --plot pingpong.png      any of them also as a bar chart (PNG)
 
 \b
 Every figure is a ratio measured side by side in one run, each end in its own process pinned
-with taskset. The same workloads run from benchmarks/*.py."""
+with taskset. The same workloads run from benchmarks/*.py. Every command takes --json and
+--plot FILE.png (matplotlib: pip install 'trunkline[plot]') and shows a progress bar on a
+terminal."""
 
 PINGPONG_EPILOG = """\b
 Examples:
@@ -93,8 +104,50 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plot_option(func: F) -> F:
+    """``--plot FILE.png``, the same on every bench command."""
+    option = click.option(
+        "--plot", "plot_path", metavar="FILE.png", default=None,
+        help="Also draw the results as a bar chart into this PNG file (needs matplotlib: "
+             "pip install 'trunkline[plot]').")
+    return option(func)
+
+
+def check_plot(command: str, path: str | None) -> None:
+    """Before measuring anything: matplotlib is there and the file can be written."""
+    if path is None:
+        return
+    try:
+        require_matplotlib()
+    except BenchError as exc:
+        fail(command, str(exc), Exit.USAGE)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        fail(command, f"cannot write --plot {path}: the folder {folder} does not exist",
+             Exit.WRITE)
+
+
+def write_plot(command: str, path: str | None, chart: Callable[[], Chart]) -> None:
+    """Draw the chart (built only when asked for) and say where it went, on stderr so that
+    --json output stays clean."""
+    if path is None:
+        return
+    from ..bench.plot import render_png
+
+    sys.stdout.flush()  # the table first, then this line, when both go to one place
+    try:
+        render_png(chart(), path)
+    except (OSError, ValueError) as exc:
+        fail(command, f"cannot write --plot {path}: {exc}", Exit.WRITE)
+    Console(stderr=True, highlight=False).print(f"[dim]plot written to {path}[/]")
+
+
 @cli.group("bench", epilog=GROUP_EPILOG + "\n\n" + exit_help(Exit.OK, Exit.CANNOT_LISTEN,
-                                                              Exit.USAGE, Exit.INTERRUPTED))
+                                                              Exit.USAGE, Exit.WRITE,
+                                                              Exit.INTERRUPTED))
 def bench_group() -> None:
     """Measure trunkline against raw baselines, side by side."""
 
@@ -114,11 +167,14 @@ def bench_group() -> None:
               help="Round trips before the client switches to the other server.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--check", is_flag=True, help="Exit 1 if a ratio misses its target.")
+@plot_option
 def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds: int,
-                     warmup: int, size: int, block: int, as_json: bool, check: bool) -> None:
+                     warmup: int, size: int, block: int, as_json: bool, check: bool,
+                     plot_path: str | None) -> None:
     """Round-trip latency of every socket kind: trunkline against raw asyncio."""
     kind_list = _split(kinds, KINDS, "kind") or list(KINDS)
     placement_list = _split(placements, PLACEMENTS, "placement") or list(PLACEMENTS)
+    check_plot("bench pingpong", plot_path)
     out = _console()
     try:
         with _progress(not as_json) as progress:
@@ -133,6 +189,8 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
         out.print(f"[dim]{host_line()}; {rounds:,} round trips per side after {warmup:,} "
                   "warm-up[/]")
         out.print(pingpong_table(results, size))
+    write_plot("bench pingpong", plot_path,
+               lambda: pingpong_chart(results, size, host_line()))
     if check and any(r.meets_target is not True for r in results):
         raise SystemExit(Exit.CANNOT_LISTEN)
 
@@ -146,10 +204,12 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
               help="Relays to measure (default: both).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--check", is_flag=True, help="Exit 1 if the ratio misses its target.")
+@plot_option
 def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json: bool,
-                  check: bool) -> None:
+                  check: bool, plot_path: str | None) -> None:
     """Bulk throughput of `trunkline relay` (TCP to Unix socket) against socat."""
     relay_list = _split(relays, RELAYS, "relay") or list(RELAYS)
+    check_plot("bench relay", plot_path)
     out = _console()
     try:
         size = parse_size(size_text)
@@ -162,6 +222,7 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
     else:
         out.print(f"[dim]{host_line()}[/]")
         out.print(relay_table(result))
+    write_plot("bench relay", plot_path, lambda: relay_chart(result, host_line()))
     if check and result.meets_target is not True:
         raise SystemExit(Exit.CANNOT_LISTEN)
 
@@ -200,12 +261,15 @@ installed, or cannot use a transport, are listed as n/a."""
               help="Messages in flight when pipelined.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--check", is_flag=True, help="Exit 1 if trunkline is below aiohttp anywhere.")
+@plot_option
 def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple[str, ...],
                rounds: int, seconds: float, warmup: float, size: int, inflight: int,
-               as_json: bool, check: bool) -> None:
+               as_json: bool, check: bool, plot_path: str | None) -> None:
     """WebSocket echo round trips/s: trunkline against websockets, aiohttp, picows."""
+    from ..bench.charts import ws_chart
     from ..bench.websocket import IMPLS, MODES, TRANSPORTS, run_ws_bench, ws_table
 
+    check_plot("bench ws", plot_path)
     out = _console()
     if not out.is_terminal:
         out = Console(highlight=False, width=140)  # the table is wider than the others
@@ -225,5 +289,6 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
         out.print(ws_table(result))
         for what, error in result.errors.items():
             out.print(f"[dim]n/a {what}: {error}[/]", soft_wrap=True)
+    write_plot("bench ws", plot_path, lambda: ws_chart(result, host_line()))
     if check and result.meets_target() is not True:
         raise SystemExit(Exit.CANNOT_LISTEN)

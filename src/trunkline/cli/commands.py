@@ -11,5 +11,9 @@ from . import relay
 from . import tour
 from . import call
 from . import bench
+from . import bench_http
+from . import bench_net
 from . import ws
 from . import map
+from . import services
+from . import registry

@@ -24,6 +24,8 @@ from ..errors import (
     NotASocketError,
     PeerNotAllowedError,
     ProtocolError,
+    RegistryError,
+    RegistryUnavailableError,
     ResolveError,
     TransportError,
     TrunklineTimeoutError,
@@ -62,15 +64,17 @@ MEANING: dict[Exit, str] = {
     Exit.OK: "success",
     Exit.CANNOT_LISTEN: "could not listen (the address is in use, permission denied) or "
                         "start (the app's lifespan startup failed); tour, bench, map: a leg, "
-                        "a run or the map failed",
+                        "a run or the map failed; registry commands: the registry file "
+                        "cannot be used (damaged, not writable)",
     Exit.USAGE: "bad usage (an unknown option, a missing argument)",
     Exit.BAD_ADDRESS: "malformed URL or address, or one of a kind the command cannot use",
-    Exit.RESOLVE: "could not resolve the host name",
-    Exit.CONNECT: "could not connect (refused, no such socket, not admitted)",
+    Exit.RESOLVE: "could not resolve the host name, or no live instance of the service name",
+    Exit.CONNECT: "could not connect (refused, no such socket, not admitted; the registry "
+                  "unreachable)",
     Exit.WEIRD_REPLY: "the server's reply was not valid HTTP",
     Exit.PARTIAL: "the body ended before its announced length (connection closed)",
     Exit.HTTP_ERROR: "HTTP status 400 or above, with --fail",
-    Exit.WRITE: "could not write the output (stdout, -o FILE, a trace file)",
+    Exit.WRITE: "could not write the output (stdout, -o FILE, a trace file, a --plot PNG)",
     Exit.READ: "could not read the input (a -d @file, -T FILE)",
     Exit.TIMEOUT: "timed out",
     Exit.TLS: "the TLS handshake failed",
@@ -114,6 +118,10 @@ def failure(exc: BaseException, *, address: Address | str | None = None,
         return Failure(Exit.TIMEOUT, text + (f" ({timeout_hint})" if timeout_hint else ""))
     if isinstance(exc, ResolveError):
         return Failure(Exit.RESOLVE, text)
+    if isinstance(exc, RegistryUnavailableError):  # etcd down (or a file locked for long)
+        return Failure(Exit.CONNECT, text)
+    if isinstance(exc, RegistryError):  # the registry file is damaged or not writable
+        return Failure(Exit.CANNOT_LISTEN, text)
     if listening and isinstance(exc, OSError):
         return Failure(Exit.CANNOT_LISTEN, text)
     if isinstance(exc, AddressInUseError | NotASocketError):

@@ -90,6 +90,22 @@ def http_options(command: F) -> F:
                      show_default=True, metavar="SECONDS",
                      help="Close a connection whose request head has not all arrived this "
                           "long after its first byte (a trickle does not reset it)."),
+        click.option("--timeout-body", type=_positive(float), default=d.body_timeout,
+                     show_default=True, metavar="SECONDS",
+                     help="Close a connection whose request body stops arriving for this "
+                          "long (408 if no answer started; nginx's client_body_timeout)."),
+        click.option("--timeout-send", type=_positive(float), default=d.send_timeout,
+                     show_default=True, metavar="SECONDS",
+                     help="Abort a connection whose client takes none of the output waiting "
+                          "for it for this long (nginx's send_timeout)."),
+        click.option("--ws-max-size", type=ByteSize(zero_is_none=True),
+                     default=d.ws_max_size or 0, show_default=True,
+                     help="Largest WebSocket message accepted; a bigger one closes with "
+                          "1009 (uvicorn's option of this name). 0: no limit."),
+        click.option("--ws-max-fragments", type=click.IntRange(min=0),
+                     default=d.ws_max_fragments or 0, show_default=True, metavar="N",
+                     help="Most frames one WebSocket message may come in (1009 beyond). "
+                          "0: no limit."),
         click.option("--access-log/--no-access-log", default=d.access_log, show_default=True,
                      help="One line per request on stderr (logger trunkline.access, INFO)."),
         click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
@@ -133,7 +149,9 @@ def server_config(params: dict[str, Any], base: ServerConfig = DEFAULT_CONFIG) -
         max_header_count=params["limit_header_count"],
         max_connections=params["limit_concurrency"] or None,
         max_pipelined=params["limit_pipelined"], keepalive_timeout=params["timeout_keep_alive"],
-        header_timeout=params["timeout_header"], access_log=params["access_log"],
+        header_timeout=params["timeout_header"], body_timeout=params["timeout_body"],
+        send_timeout=params["timeout_send"], ws_max_size=params["ws_max_size"],
+        ws_max_fragments=params["ws_max_fragments"] or None, access_log=params["access_log"],
         root_path=params["root_path"].rstrip("/"), proxy_headers=params["proxy_headers"],
         forwarded_allow_ips=tuple(p.strip() for p in params["forwarded_allow_ips"].split(",")
                                   if p.strip()),

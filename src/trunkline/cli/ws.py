@@ -63,6 +63,7 @@ class WsOptions:
     insecure: bool = False
     ping_interval: float | None = None
     max_size: int = 1024 * 1024
+    max_fragments: int = 4096
     compression: bool = True
     trace: bool = False
 
@@ -91,15 +92,18 @@ class _NotText(TrunklineError):
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify the TLS certificate.")
 @click.option("--ping-interval", type=float, default=None, metavar="SECONDS",
               help="Send a keepalive ping this often (a missing pong ends the session).")
-@click.option("--max-size", type=int, default=1024 * 1024, show_default=True, metavar="BYTES",
-              help="Largest message accepted from the server.")
+@click.option("--max-size", type=click.IntRange(min=1), default=1024 * 1024,
+              show_default=True, metavar="BYTES",
+              help="Largest message accepted from the server (1009 beyond).")
+@click.option("--max-fragments", type=click.IntRange(min=1), default=4096, show_default=True,
+              metavar="N", help="Most frames one message from the server may come in.")
 @click.option("--no-compression", is_flag=True, help="Do not offer permessage-deflate.")
 @click.option("--trace", is_flag=True, help="Write each step (upgrade, messages, close) "
                                             "to stderr as it happens.")
 def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tuple[str, ...],
                subprotocols: tuple[str, ...], via: str | None, cacert: str | None,
                insecure: bool, ping_interval: float | None, max_size: int,
-               no_compression: bool, trace: bool) -> None:
+               max_fragments: int, no_compression: bool, trace: bool) -> None:
     """Open a WebSocket to URL: stdin lines become messages, messages go to stdout."""
     if wait < 0:
         raise click.BadParameter("must be >= 0", param_hint="--wait")
@@ -114,7 +118,8 @@ def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tup
             raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="-H")
         pairs.append((name.strip(), value.strip()))
     options = WsOptions(url, binary, wait, timeout, tuple(pairs), subprotocols, via, cacert,
-                        insecure, ping_interval, max_size, not no_compression, trace)
+                        insecure, ping_interval, max_size, max_fragments, not no_compression,
+                        trace)
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     state = saved_blocking()
     try:
@@ -158,6 +163,7 @@ async def session(options: WsOptions) -> int:
     ws = await websocket(options.url, transport=options.via,
                          subprotocols=options.subprotocols or None,
                          headers=list(options.headers), max_size=options.max_size,
+                         max_fragments=options.max_fragments,
                          compression=options.compression, ping_interval=options.ping_interval,
                          open_timeout=options.timeout, verify=verify, tracer=tracer)
     stdin = await open_stdin()

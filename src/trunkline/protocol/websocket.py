@@ -15,7 +15,9 @@ Rules:
   a message over ``max_size`` bytes or ``max_fragments`` frames fails the connection with
   1009, invalid UTF-8 with 1007, any framing error (reserved bits or opcodes, a client frame
   without a mask, a server frame with one, a fragmented or oversized control frame, a
-  continuation out of place, a bad close code) with 1002. After a failure the core ignores
+  continuation out of place, a bad close code) with 1002. A close frame in the middle of a
+  fragmented message closes normally (the unfinished message is dropped, as Autobahn's
+  case 7.1.5 expects). After a failure the core ignores
   whatever the peer sends; ``close_expected()`` says the transport should close soon.
 - Whole single-frame messages take a fast path (``websocket_fast``) both ways; anything
   else goes through websockets' parser, so the rules are the parser's either way.
@@ -33,7 +35,7 @@ from typing import Any, Literal
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, PayloadTooBig
 from websockets.exceptions import ProtocolError as WsProtocolError
-from websockets.frames import BINARY, CONT, PING, PONG, TEXT, Frame
+from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
@@ -182,6 +184,12 @@ class _Assembler:
                 raise TooManyFragments(self.max_fragments)
             proto.current_size = None if frame.fin else proto.current_size + len(frame.data)
         else:
+            if op is CLOSE and proto.current_size is not None:
+                # A close in the middle of a fragmented message ends the connection normally
+                # (Autobahn 7.1.5: a clean close with the peer's code); the unfinished
+                # message is dropped. websockets' parser would fail it with 1002.
+                proto.current_size = None
+                self._parts = self._decoder = None
             proto.super_recv_frame(frame)
             return
         parts = self._parts

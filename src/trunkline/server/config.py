@@ -30,12 +30,21 @@ class ServerConfig:
     # Timeouts.
     header_timeout: float = 30.0  # first byte of a head to its end; trickling does not reset it
     keepalive_timeout: float = 5.0  # idle time allowed between requests on one connection
+    # Between two reads of a request body while we wait for it (nginx client_body_timeout):
+    # then 408 and close (a plain close once an answer was started).
+    body_timeout: float = 60.0
+    # Output waiting for a client that takes none of it this long (nginx send_timeout):
+    # the connection is aborted.
+    send_timeout: float = 60.0
     # graceful shutdown: how long requests in flight may run (one default for every server)
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # Capacity.
     max_connections: int | None = 10_000  # beyond this a new connection gets 503 and is closed
     body_buffer: int = 64 * KiB  # request body buffered ahead of the app before reads pause
     max_pipelined: int = 32  # parsed requests waiting behind the one in flight
+    # WebSocket (the default upgrade handler; websocket_handler(options) overrides it).
+    ws_max_size: int | None = 1 * MiB  # largest incoming message; 1009 beyond; None: no limit
+    ws_max_fragments: int | None = 4096  # most frames in one incoming message; 1009 beyond
     # ASGI.
     lifespan: Literal["auto", "on", "off"] = "auto"
     root_path: str = ""

@@ -6,7 +6,9 @@ Rules:
   waits until the response is done or the client is gone, then says ``http.disconnect``.
 - ``send`` turns ``http.response.start`` and ``http.response.body`` into wire bytes through
   the connection's sans-I/O core. The head waits for the first body message, so a response
-  sent in one piece goes out in one write with its Content-Length.
+  sent in one piece goes out in one write with its Content-Length. Every body message,
+  the last one included, returns once the transport's write buffer is under its
+  high-water mark (the app waits while the client does not read).
 - Sends after the client is gone are dropped (the app learns through ``receive``).
 """
 
@@ -67,6 +69,7 @@ class Cycle:
             self.expect = False
             if not self.started and not self.complete and not self.disconnected:
                 self.conn.write(CONTINUE)
+                self.conn.body_wanted(self)
         while True:
             if self.disconnected or self.done:
                 return {"type": _DISCONNECT}
@@ -112,7 +115,7 @@ class Cycle:
                 self.done = True
                 self.wake()
                 conn.response_done(self)
-            elif conn.write_paused:
+            if conn.write_paused:  # the last piece too: the app waits while the client lags
                 await conn.drain()
         elif kind == "http.response.start":
             if self.started:

@@ -6,7 +6,11 @@ Rules:
   wait (bounded by ``max_pipelined``); the next one starts when a response is complete, even
   if the app keeps running (background work after the response).
 - Backpressure both ways: request body held for the app is bounded by ``body_buffer``
-  (reading pauses above it); ``send`` waits while the transport's write buffer is full.
+  (reading pauses above it); ``send`` waits while the transport's write buffer is full,
+  the last body message too. While writing is paused (a client that pipelines and never
+  reads) reading stays paused and no next request starts: what we hold for a client is
+  its unsent answers up to the high-water mark, plus the requests parsed ahead (at most
+  ``max_pipelined`` after one read; the core holds the rest of a read as bytes).
 - Timeouts use one lazy timer per connection: moving a deadline is a float store; the timer
   notices when it fires. The header deadline starts at a head's first byte and is never
   pushed back by more bytes (slowloris); the idle deadline starts when a response ends.
@@ -46,6 +50,7 @@ from ..protocol.http_server import (
 from ..trace.events import Step, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
+from .clock import BUSY, HEADER, IDLE, ConnectionClock
 from .config import ServerConfig
 from .cycle import ASGIApp, Cycle, Scope
 from .forwarded import TrustedProxies, apply_forwarded
@@ -53,7 +58,6 @@ from .forwarded import TrustedProxies, apply_forwarded
 log = logging.getLogger("trunkline.server")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
-_HEADER, _IDLE, _BUSY = range(3)
 
 
 @dataclass
@@ -138,7 +142,7 @@ def _credentials(creds: PeerCredentials | None) -> dict[str, int | None] | None:
     return {"pid": creds.pid, "uid": creds.uid, "gid": creds.gid}
 
 
-class HttpServerConnection(asyncio.Protocol):
+class HttpServerConnection(ConnectionClock, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -147,7 +151,8 @@ class HttpServerConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.app: Any = state.app  # Any: the return value is checked (must be None)
         self.tracer = state.tracer
-        self.core = HttpServerProtocol(state.limits, state.server_header)
+        self.core = HttpServerProtocol(state.limits, state.server_header,
+                                       state.config.max_pipelined)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.conn_id = 0
         self._head_ns = 0
@@ -155,6 +160,7 @@ class HttpServerConnection(asyncio.Protocol):
         self._config = state.config
         self._queue: deque[Cycle] = deque()
         self._current: Cycle | None = None
+        self._stalled: Cycle | None = None  # done while writing was paused: resume_writing
         self._parsing: Cycle | None = None
         self._buffered = 0
         self._read_paused = False
@@ -165,8 +171,9 @@ class HttpServerConnection(asyncio.Protocol):
         self._draining = False
         self._peer_eof = False
         self._rejected: Reject | None = None
-        self._phase = _HEADER
+        self._phase = HEADER
         self._deadline: float | None = None
+        self._send_left = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._scheme = "http"
@@ -204,7 +211,7 @@ class HttpServerConnection(asyncio.Protocol):
                                     if not connections.draining else
                                     "the server is shutting down")
         # Even a refused connection gets the header deadline: a silent one is then closed.
-        self._set_deadline(_HEADER, self._config.header_timeout)
+        self._set_deadline(HEADER, self._config.header_timeout)
 
     def _describe_transport(self) -> None:
         transport = self.transport
@@ -266,13 +273,15 @@ class HttpServerConnection(asyncio.Protocol):
                 break  # nothing follows a reject; requests before it are still answered
         if self._closing:
             return
-        if self._current is None and self._queue:
+        if self._current is None and self._queue and not self.write_paused:
             self._start_next()
-        if self._current is not None:
-            self._phase = _BUSY  # no deadline while the app works (the timer finds None)
+        if self.core.held:
+            self._pause_reading()  # _more() goes on with them when the queue has room
+        if self._current is not None and self._parsing is None and not self.write_paused:
+            self._phase = BUSY  # no deadline while the app works (the timer finds None)
             self._deadline = None
         else:
-            self._update_deadline()
+            self._update_deadline()  # a body to wait for, the next head, idle...
 
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close. (TLS cannot
@@ -311,7 +320,11 @@ class HttpServerConnection(asyncio.Protocol):
                                **detail)
 
     def pause_writing(self) -> None:
+        # The client does not read its answers: read no more questions from it.
         self.write_paused = True
+        if not self._detached:
+            self._pause_reading()
+            self._start_send_clock()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -319,6 +332,19 @@ class HttpServerConnection(asyncio.Protocol):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if self._closing or self._detached or self.lost:
+            return
+        self._stop_send_clock()
+        stalled = self._stalled
+        if stalled is not None:
+            self._stalled = None
+            self._next_after(stalled)
+        elif self._current is None and self._queue:
+            self._start_next()
+        else:
+            self._more(self._config.body_buffer // 2)
+        if not self._closing and not self.write_paused:
+            self._update_deadline()
 
     async def drain(self) -> None:
         if self.write_paused and not self.lost:
@@ -482,6 +508,13 @@ class HttpServerConnection(asyncio.Protocol):
             self._current = None
         if self._closing:
             return
+        if self.write_paused:  # the client is not reading: go on when it does
+            self._stalled = cycle
+            return
+        self._next_after(cycle)
+
+    def _next_after(self, cycle: Cycle) -> None:
+        """After a response: the next request, more reading, or the close."""
         if not self.core.keep_alive or self._draining or self._peer_eof or \
                 self._rejected is not None or (not cycle.complete and cycle.head.expect_continue):
             self._after_last_response(cycle)
@@ -489,10 +522,11 @@ class HttpServerConnection(asyncio.Protocol):
         if self._queue:
             self._start_next()
             return
-        if self._read_paused and self._buffered <= self._config.body_buffer:
-            self._resume_reading()
-        if self._phase != _IDLE and not self.core.has_partial_head:
-            self._set_deadline(_IDLE, self._keepalive)
+        self._more(self._config.body_buffer)
+        if self._current is not None or self._queue or self._closing:
+            return  # the held bytes had a request: it runs
+        if self._phase != IDLE and not self.core.has_partial_head:
+            self._set_deadline(IDLE, self._keepalive)
         else:
             self._update_deadline()
 
@@ -512,10 +546,22 @@ class HttpServerConnection(asyncio.Protocol):
     def consumed(self, size: int) -> None:
         """The app took ``size`` buffered body bytes: maybe read again."""
         self._buffered -= size
-        if self._read_paused and self._buffered <= self._config.body_buffer // 2 and \
-                len(self._queue) <= self._config.max_pipelined and self._rejected is None \
-                and not self.core.switched:
+        if self._read_paused:
+            self._more(self._config.body_buffer // 2)
+
+    def _more(self, body_room: int) -> None:
+        """Take more requests when nothing holds them back (writing paused, too many
+        parsed ahead, body held over ``body_room``, a reject, an upgrade): first the bytes
+        the core held back, then the transport."""
+        if self.core.held and self._may_read(body_room):
+            self.data_received(b"")
+        if self._read_paused and not self.core.held and self._may_read(body_room):
             self._resume_reading()
+
+    def _may_read(self, body_room: int) -> bool:
+        return not (self.write_paused or self._closing or self._detached or self.lost or
+                    self._rejected is not None or self.core.switched or
+                    self._buffered > body_room or len(self._queue) > self._max_pipelined)
 
     def _hand_off(self, cycle: Cycle, handler: Callable[[WebSocketHandoff], None]) -> None:
         self._detached = True
@@ -540,6 +586,8 @@ class HttpServerConnection(asyncio.Protocol):
                 self._timer.cancel()
                 self._timer = None
             self.transport.close()
+            if not self.lost and self.transport.get_write_buffer_size():
+                self._start_send_clock()  # the rest must still go, or the close never ends
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
@@ -556,46 +604,19 @@ class HttpServerConnection(asyncio.Protocol):
         if not self._read_paused and not self.lost:
             self._read_paused = True
             self.transport.pause_reading()
+            self._reading_paused()
 
     def _resume_reading(self) -> None:
         if self._read_paused and not self.lost and not self._closing:
             self._read_paused = False
             self.transport.resume_reading()
+            if self._parsing is not None:
+                self._update_deadline()  # the body clock runs again
 
-    def _update_deadline(self) -> None:
-        if self._current is not None or self._queue:
-            self._phase = _BUSY
-            self._deadline = None
-        elif self.core.has_partial_head:
-            if self._phase != _HEADER:
-                self._set_deadline(_HEADER, self._config.header_timeout)
-        elif self._phase != _IDLE:
-            self._set_deadline(_IDLE, self._config.keepalive_timeout)
-
-    def _set_deadline(self, phase: int, delay: float) -> None:
-        self._phase = phase
-        when = self.loop.time() + delay
-        self._deadline = when
-        if self._timer is None or self._timer_when > when:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_when = when
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        when = self._deadline
-        if when is None or self._closing:
-            return
-        if self.loop.time() < when:
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_when = when
-            return
-        if self._phase == _HEADER and self.core.has_partial_head:
-            self._send_error(Reject(408, f"the request head did not arrive within "
-                                    f"{self._config.header_timeout:g} s"))
-        else:
-            self.close()
+    def body_wanted(self, cycle: Cycle) -> None:
+        """``100 Continue`` went out: the client's body is awaited from now on."""
+        if cycle is self._parsing:
+            self._update_deadline()
 
     def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> None:
         assert self.tracer is not None

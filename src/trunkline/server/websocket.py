@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from ..aio.websocket import WebSocket, websocket_class
@@ -252,14 +254,25 @@ def _close_reason(reason: object) -> str:
     return data[:123].decode(errors="ignore")
 
 
-def websocket_handler(options: WebSocketOptions = SERVER_OPTIONS) -> WebSocketHandler:
+def websocket_handler(options: WebSocketOptions | None = None) -> WebSocketHandler:
     """The HTTP server's upgrade hook, running the ASGI ``websocket`` scope with
-    ``options`` (limits, keepalive, compression) for every connection."""
+    ``options`` (limits, keepalive, compression) for every connection; None: the server
+    defaults (``SERVER_OPTIONS``) with ``ServerConfig.ws_max_size`` and
+    ``ws_max_fragments``."""
 
     def handle(handoff: WebSocketHandoff) -> None:
-        AsgiWebSocket(handoff, options).start()
+        config = handoff.state.config
+        chosen = options or _server_options(config.ws_max_size, config.ws_max_fragments)
+        AsgiWebSocket(handoff, chosen).start()
 
     return handle
+
+
+@lru_cache(maxsize=16)
+def _server_options(max_size: int | None, max_fragments: int | None) -> WebSocketOptions:
+    if max_size == SERVER_OPTIONS.max_size and max_fragments == SERVER_OPTIONS.max_fragments:
+        return SERVER_OPTIONS
+    return replace(SERVER_OPTIONS, max_size=max_size, max_fragments=max_fragments)
 
 
 #: The hook with the default options.
