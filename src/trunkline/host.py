@@ -175,6 +175,7 @@ class ServiceHost:
         self._stop = asyncio.Event()
         self._closed = False
         self._finished: asyncio.Future[None] | None = None
+        self._stop_signal: signal.Signals | None = None  # what asked for the stop, if any
 
     @property
     def addresses(self) -> list[Address]:
@@ -246,8 +247,8 @@ class ServiceHost:
             nonlocal count
             count += 1
             if count == 1:
-                log.info("stopping (%s): finishing what is in flight; send it again to "
-                         "abort", sig.name)
+                log.info("stopping (%s): no new connections", sig.name)
+                self._stop_signal = sig
                 self.request_shutdown()
             else:
                 log.warning("aborting (%s): cutting %d connections and %d tasks", sig.name,
@@ -317,8 +318,8 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         registry = self.connections
         if registry.live or registry.tasks:
-            log.info("waiting up to %g s for what is in flight (%d connections, %d tasks)",
-                     grace, len(registry.live), len(registry.tasks))
+            log.info("waiting for %s (up to %g s)%s", _in_flight(registry), grace,
+                     _force_hint(self._stop_signal))
         if not await registry.wait_empty(loop.time() + grace):
             registry.abort_all()
             await registry.wait_empty(loop.time() + SETTLE_TIMEOUT)
@@ -330,6 +331,27 @@ class ServiceHost:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
+
+
+def _in_flight(registry: ConnectionRegistry) -> str:
+    """``2 connections``, ``1 connection and 3 tasks``: what a drain waits for."""
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    tasks = sum(1 for task in registry.tasks if not task.done())
+    parts = [count(len(registry.live), "connection")] if registry.live or not tasks else []
+    if tasks:
+        parts.append(count(tasks, "task"))
+    return " and ".join(parts)
+
+
+def _force_hint(sig: signal.Signals | None) -> str:
+    """How to stop waiting, when a signal started the stop (the handler is still there)."""
+    if sig is None:
+        return ""
+    if sig == signal.SIGINT:
+        return ", Ctrl-C again to force"
+    return f", send {sig.name} again to force"
 
 
 async def _release(listeners: Sequence[Listener]) -> None:

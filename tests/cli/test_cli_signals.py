@@ -154,7 +154,8 @@ def test_sigterm_finishes_work_in_flight_then_exits_0(kind: str, short_tmp: Path
         work = Conversation(url, http=kind == "app")
         service.proc.send_signal(signal.SIGTERM)
         service.wait_for_line(r"stopping \(SIGTERM\)")
-        service.wait_for_line(r"waiting up to 600 s for what is in flight")  # not accepting
+        # not accepting
+        service.wait_for_line(r"waiting for .* \(up to 600 s\), send SIGTERM again")
         assert refused(url)
         work.exchange(b"more")  # still served while the grace lasts
         work.end()
@@ -166,7 +167,7 @@ def test_a_second_signal_aborts_at_once(kind: str, short_tmp: Path) -> None:
     with running(kind, short_tmp) as (service, url):
         work = Conversation(url, http=kind == "app")
         service.proc.send_signal(signal.SIGTERM)
-        service.wait_for_line(r"waiting up to 600 s for what is in flight")
+        service.wait_for_line(r"waiting for .* \(up to 600 s\), send SIGTERM again")
         service.proc.send_signal(signal.SIGINT)
         service.wait_for_line(r"aborting \(SIGINT\)")
         work.cut()  # long before the 600 s grace

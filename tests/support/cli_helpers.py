@@ -6,13 +6,14 @@ into a queue), never from sleeps; every wait has a deadline.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 TRUNKLINE = [sys.executable, "-m", "trunkline"]
 READY = re.compile(r"^listening on (\S+)")
@@ -31,11 +32,13 @@ class Service:
     another ``command`` (a script) that prints the same readiness lines."""
 
     def __init__(self, args: Sequence[str], *, pass_fds: Sequence[int] = (),
-                 command: Sequence[str] = TRUNKLINE) -> None:
+                 command: Sequence[str] = TRUNKLINE, env: Mapping[str, str] | None = None
+                 ) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     pass_fds=pass_fds)
+                                     pass_fds=pass_fds,
+                                     env=None if env is None else {**os.environ, **env})
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -176,9 +176,11 @@ def ready(url: str | Address, suffix: str = "") -> None:
     click.echo(f"listening on {url}{suffix}", err=True)
 
 
-def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
-    """Log records to stderr, one line each: warnings always, info unless ``quiet``."""
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+def setup_logging(verbose: int = 0, quiet: bool = False, level: int | None = None) -> None:
+    """Log records to stderr, one line each: warnings always, info unless ``quiet``
+    (``level``, when given, decides)."""
+    if level is None:
+        level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("trunkline")

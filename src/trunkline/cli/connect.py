@@ -13,7 +13,9 @@ from .. import _loop
 from ..address import Address, format_address, is_datagram
 from ..aio.datagram import open_datagram
 from ..aio.servers import connect
+from ..aio.stream import Stream
 from ..errors import PeerNotAllowedError, TransportError, TrunklineError, os_error_words
+from ..relay.stream import OnData
 from ..transport import ConnectOptions
 from ..transport.base import refusal_hint
 from ._support import AddressParam, report, restore_blocking, saved_blocking
@@ -81,14 +83,28 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
 
 
 async def _stream(address: Address, options: ConnectOptions, wait: float | None) -> None:
-    stream = await connect(address, options=options)
+    await pump_stdio(await connect(address, options=options), format_address(address), wait)
+
+
+async def pump_stdio(stream: Stream, where: str, wait: float | None,
+                     on_data: OnData | None = None) -> None:
+    """stdin to ``stream``, ``stream`` to stdout, until both directions end (``wait``: how
+    long the peer has after stdin ended). ``on_data`` sees each chunk (``relay -v``); ``up``
+    is stdin to the stream."""
     hint = refusal_hint(stream.transport)  # now: the server's credentials go with the socket
     received = False
+    offsets = {True: 0, False: 0}
+
+    def seen(up: bool, chunk: bytes) -> None:
+        if on_data is not None:
+            on_data(1, up, memoryview(chunk), offsets[up])
+            offsets[up] += len(chunk)
     stdin = await open_stdin()
     stdout = await Output.open()
 
     async def upstream() -> None:
         while chunk := await stdin.read(CHUNK):
+            seen(True, chunk)
             stream.write(chunk)
             await stream.drain()
         if stream.can_write_eof():
@@ -98,12 +114,12 @@ async def _stream(address: Address, options: ConnectOptions, wait: float | None)
         nonlocal received
         while chunk := await stream.read(CHUNK):
             received = True
+            seen(False, chunk)
             stdout.write(chunk)
             await stdout.drain()
         broken = stream.broken
         if broken is not None:  # a reset, not a close: say so (socat does too)
-            raise TransportError(broken.errno, f"{format_address(address)}: "
-                                 f"{os_error_words(broken)}")
+            raise TransportError(broken.errno, f"{where}: {os_error_words(broken)}")
 
     up = asyncio.ensure_future(upstream())
     down = asyncio.ensure_future(downstream())

@@ -62,9 +62,10 @@ class Exit(IntEnum):
 
 MEANING: dict[Exit, str] = {
     Exit.OK: "success",
-    Exit.CANNOT_LISTEN: "could not listen (the address is in use, permission denied); tour, "
-                        "bench, map: a leg, a run or the map failed; registry commands: the "
-                        "registry file cannot be used (damaged, not writable)",
+    Exit.CANNOT_LISTEN: "could not listen (the address is in use, permission denied) or "
+                        "start (the app's lifespan startup failed); tour, bench, map: a leg, "
+                        "a run or the map failed; registry commands: the registry file "
+                        "cannot be used (damaged, not writable)",
     Exit.USAGE: "bad usage (an unknown option, a missing argument)",
     Exit.BAD_ADDRESS: "malformed URL or address, or one of a kind the command cannot use",
     Exit.RESOLVE: "could not resolve the host name, or no live instance of the service name",

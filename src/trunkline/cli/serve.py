@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 
@@ -17,7 +17,7 @@ from .. import _loop
 from ..address import Address
 from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
-from ..errors import TrunklineError
+from ..errors import AppLoadError, LifespanError, TrunklineError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..server.config import ServerConfig
 from ..server.run import DEFAULT_CONFIG
@@ -25,6 +25,7 @@ from ..trace.events import Tracer
 from ..transport import Listener, ListenOptions
 from ._support import (
     AddressParam,
+    fail,
     listen_flags,
     listen_options,
     ready,
@@ -33,6 +34,22 @@ from ._support import (
 )
 from .exits import Exit, exit_help
 from .main import cli
+from .serve_options import (
+    ENV_HELP,
+    check_forwarded,
+    http_options,
+    load_env_file,
+    log_level,
+    server_config,
+)
+from .serve_reload import (
+    RELOAD_HELP,
+    in_reload_child,
+    reload_child_addresses,
+    reload_options,
+    run_reloader,
+    stop_with_parent,
+)
 from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
 
 
@@ -47,6 +64,8 @@ class Serving(Protocol):
     def listeners(self) -> list[Listener]: ...
 
     def install_signal_handlers(self) -> Callable[[], None]: ...
+
+    def request_shutdown(self) -> None: ...
 
     async def serve_forever(self, grace: float | None = None) -> None: ...
 
@@ -143,9 +162,8 @@ address can take them). Datagram replies a peer does not read are dropped and co
 Prints "listening on URL" on stderr for each bound address (port 0 becomes the real
 port), then serves until SIGINT or SIGTERM: stops accepting (socket files removed), lets
 requests and connections in flight finish for up to --grace seconds, aborts the rest and
-exits 0. A second signal aborts at once.
-
-{EXITS}"""
+exits 0. A second signal aborts at once. The log says what the stop waits for:
+"waiting for 2 connections (up to 10 s), Ctrl-C again to force"."""
 
 
 class _ServeCommand(click.Command):
@@ -160,54 +178,62 @@ class _ServeCommand(click.Command):
                  "calls it to get the app")])
 
 
-EXAMPLES = EXAMPLES.format(EXITS=exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE,
-                                           Exit.BAD_ADDRESS))
+EXITS = exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.BAD_ADDRESS)
+
+PROXY_HELP = """\b
+Behind a reverse proxy: --proxy-headers takes the client's address and the scheme
+from X-Forwarded-For / X-Forwarded-Proto, only when the peer is in
+--forwarded-allow-ips (uvicorn's rules). Unlike uvicorn it is off by default: any
+local user can reach 127.0.0.1 and would be trusted to claim any client address. A
+Unix socket or FIFO peer is trusted with * or when the socket's own path (or @name)
+is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
 
 
-@cli.command("serve", cls=_ServeCommand, epilog=EXAMPLES + "\n\n" + TRACE_EXAMPLES)
+@cli.command("serve", cls=_ServeCommand,
+             epilog="\n\n".join([EXAMPLES, TRACE_EXAMPLES, PROXY_HELP, RELOAD_HELP, ENV_HELP,
+                                 EXITS]),
+             context_settings={"auto_envvar_prefix": "TRUNKLINE_SERVE"})
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
 @click.option("--on", "on", type=AddressParam(), multiple=True, required=True, metavar="URL",
               help="An address to serve on (repeatable; stream and datagram kinds mix).")
 @listen_flags
-@click.option("--grace", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
+@click.option("--grace", "--timeout-graceful-shutdown", "grace", type=float,
+              default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, metavar="SECONDS",
               help="Seconds to let open connections finish after a stop signal (a second "
                    "signal aborts them at once).")
-@click.option("--timeout-body", type=click.FloatRange(min=0, min_open=True),
-              default=DEFAULT_CONFIG.body_timeout, show_default=True, metavar="SECONDS",
-              help="HTTP: close a connection whose request body stops arriving for this "
-                   "long (408 if no answer started; nginx's client_body_timeout).")
-@click.option("--timeout-send", type=click.FloatRange(min=0, min_open=True),
-              default=DEFAULT_CONFIG.send_timeout, show_default=True, metavar="SECONDS",
-              help="HTTP: abort a connection whose client takes none of the output waiting "
-                   "for it for this long (nginx's send_timeout).")
-@click.option("--ws-max-size", type=click.IntRange(min=1),
-              default=DEFAULT_CONFIG.ws_max_size, show_default=True, metavar="BYTES",
-              help="Largest WebSocket message accepted; a bigger one closes with 1009.")
-@click.option("--ws-max-fragments", type=click.IntRange(min=1),
-              default=DEFAULT_CONFIG.ws_max_fragments, show_default=True, metavar="N",
-              help="Most frames one WebSocket message may come in (1009 beyond).")
+@http_options
 @click.option("--app-dir", metavar="DIR", default=None,
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
               help="module:app names a function that returns the app; call it.")
+@reload_options
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
-def serve_command(app: str, app_args: tuple[str, ...], on: tuple[Address, ...], mode: int,
-                  allow_uid: tuple[int, ...], allow_gid: tuple[int, ...], allow_any_user: bool,
-                  cert: str | None, key: str | None, grace: float, timeout_body: float,
-                  timeout_send: float, ws_max_size: int, ws_max_fragments: int,
-                  app_dir: str | None, factory: bool, quiet: bool, trace: str | None,
-                  trace_file: str | None) -> None:
+@click.pass_context
+def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
+                  on: tuple[Address, ...], mode: int, allow_uid: tuple[int, ...],
+                  allow_gid: tuple[int, ...], allow_any_user: bool, cert: str | None,
+                  key: str | None, grace: float, app_dir: str | None, factory: bool,
+                  quiet: bool, trace: str | None, trace_file: str | None,
+                  **http: Any) -> None:
     """Serve APP on every --on address until stopped."""
+    check_forwarded(ctx, http)
+    reload = http.pop("reload")
+    reload_dirs, reload_include, reload_exclude = (
+        http.pop("reload_dir"), http.pop("reload_include"), http.pop("reload_exclude"))
+    addresses = list(on)
+    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
+    setup_logging(level=log_level(http["log_level"], quiet))
+    if reload and not in_reload_child():  # only watch here; each child imports the app
+        raise SystemExit(run_reloader(addresses, reload_dirs or (app_dir or ".",),
+                                      reload_include, reload_exclude, grace))
+    addresses = reload_child_addresses(addresses)
+    load_env_file(http["env_file"])  # before the app module is imported
     found = find_app(app, app_dir, factory)
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
-    addresses = list(on)
-    options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
-    config = replace(DEFAULT_CONFIG, body_timeout=timeout_body, send_timeout=timeout_send,
-                     ws_max_size=ws_max_size, ws_max_fragments=ws_max_fragments)
-    setup_logging(quiet=quiet)
+    config = server_config(http)
     tracer, close_trace = open_tracer(trace, trace_file)
     try:
         code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer))
@@ -227,9 +253,14 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
                         else app.start(args, addresses, options, tracer=tracer, config=config))
     except click.UsageError:
         raise
+    except AppLoadError as exc:  # the APP argument names nothing servable
+        fail("serve", str(exc), Exit.USAGE)
+    except LifespanError as exc:  # uvicorn: "Application startup failed. Exiting."
+        fail("serve", f"{exc}; not serving", Exit.CANNOT_LISTEN)
     except (TrunklineError, OSError) as exc:
         report("serve", exc, listening=True)
     remove = server.install_signal_handlers()  # a second signal aborts what is left
+    stop_with_parent(server)  # a --reload child ends with its watcher
     try:
         for url, listener in zip(server.urls, server.listeners, strict=True):
             local = getattr(listener, "local", None)  # an inherited socket's real address
@@ -239,4 +270,3 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
         remove()
         await server.aclose(grace)  # at once when serve_forever has stopped it
     return Exit.OK
-

@@ -48,6 +48,11 @@ class ServerConfig:
     # ASGI.
     lifespan: Literal["auto", "on", "off"] = "auto"
     root_path: str = ""
+    # X-Forwarded-For/-Proto (uvicorn's --proxy-headers): off unless asked; honoured only from
+    # peers in forwarded_allow_ips (IPs, networks, "*", or a listening Unix/FIFO path whose
+    # peers are trusted). See server/forwarded.py.
+    proxy_headers: bool = False
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     # Responses and logging.
     server_header: str | None = "trunkline"
     access_log: bool = True  # one line per request on the "trunkline.access" logger (INFO)

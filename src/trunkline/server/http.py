@@ -53,6 +53,7 @@ from . import accesslog
 from .clock import BUSY, HEADER, IDLE, ConnectionClock
 from .config import ServerConfig
 from .cycle import ASGIApp, Cycle, Scope
+from .forwarded import TrustedProxies, apply_forwarded
 
 log = logging.getLogger("trunkline.server")
 
@@ -91,9 +92,12 @@ class ServerState:
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     limits: HttpLimits = field(init=False)
     server_header: bytes | None = field(init=False)
+    proxies: TrustedProxies | None = field(init=False)  # set when proxy headers are on
 
     def __post_init__(self) -> None:
         self.limits = self.config.http_limits()
+        self.proxies = (TrustedProxies(self.config.forwarded_allow_ips)
+                        if self.config.proxy_headers else None)
         header = self.config.server_header
         self.server_header = header.encode("latin-1") if header else None
 
@@ -178,6 +182,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self._max_pipelined = self._config.max_pipelined
         self.ext: dict[str, Any] = {}
         self._root_path = self._config.root_path
+        self._proxies = state.proxies
         self._app_state = state.app_state
         self._access = accesslog.logger
         self._log_access = self._config.access_log
@@ -361,12 +366,15 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
             "method": head.method,
             "root_path": root,
             "path": root + head.path if root else head.path,
-            "raw_path": head.raw_path,
+            # as uvicorn: root_path prefixes path and raw_path alike
+            "raw_path": root.encode("latin-1") + head.raw_path if root else head.raw_path,
             "query_string": head.query,
             "headers": head.headers,
             "state": self._app_state.copy() if self._app_state else {},
             "extensions": {"trunkline.transport": self.ext},
         }
+        if self._proxies is not None:
+            apply_forwarded(scope, self._proxies)
         cycle = Cycle(self, head, scope)
         self._parsing = cycle
         self._queue.append(cycle)

@@ -57,7 +57,9 @@ class AsgiWebSocket:
         transport = handoff.transport
         tracer = self.state.tracer
         conn_id = getattr(transport.get_protocol(), "conn_id", 0) if tracer is not None else 0
-        tls = handoff.scope.get("scheme") == "https"
+        # the transport's own kind: a forwarded scheme (--proxy-headers) says nothing about it
+        tls = handoff.scope.get("extensions", {}).get("trunkline.transport", {}).get(
+            "kind") == "tls"
         self.ws = websocket_class(tls)(options, "server", tracer=tracer, conn_id=conn_id)
         self.ws.on_lost = self._lost
         self.ext: dict[str, Any] = handoff.scope.get("extensions", {}).get(

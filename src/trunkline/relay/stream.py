@@ -1,4 +1,5 @@
-"""A bidirectional byte relay between any two stream addresses (socat-like).
+"""A bidirectional byte relay between stream endpoints (socat-like): addresses, or a command
+per connection (``relay.exec``).
 
     relay = await trunkline.relay.start_relay("tcp://127.0.0.1:8000", "unix:///run/app.sock")
     ...
@@ -17,6 +18,9 @@ Rules:
   the queued bytes). The connection closes when both directions have ended, or when either
   side is lost. A side that cannot half-close (TLS) is left open until the other direction
   ends too, so no reply is cut off.
+- ``on_data(number, up, data, offset)``, when given, sees every chunk as it is relayed (the
+  CLI's ``-v``/``-x`` dump): ``up`` is client -> target, ``offset`` the chunk's first byte in
+  that direction. Nothing is copied or called for it when ``on_data`` is None.
 - One log line per connection at close (logger ``trunkline.relay``): both ends, bytes each
   way and duration.
 - The relay is a ``ServiceHost`` (``trunkline.host``): each relayed pair is one connection
@@ -34,11 +38,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .address import Address, format_address, is_datagram, parse_address
-from .errors import TrunklineError, UnsupportedError
-from .host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
-from .transport import ConnectOptions, Listener, ListenOptions, open_transport
-from .transport.base import describe, peer_identity
+from ..address import Address, format_address, is_datagram, parse_address
+from ..errors import TrunklineError, UnsupportedError
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
+from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
+from ..transport.base import ProtocolFactory, describe, peer_identity
+from .exec import ExecTarget, open_exec
 
 log = logging.getLogger("trunkline.relay")
 
@@ -73,6 +78,10 @@ class ConnectionReport:
 
 
 OnClose = Callable[[ConnectionReport], None]
+#: ``on_data(connection number, up, chunk, offset)``: a chunk as it is relayed.
+OnData = Callable[[int, bool, memoryview, int], None]
+#: Where a relay sends each client: an address, or a command run per connection.
+Target = Address | ExecTarget
 
 
 class _Side(asyncio.BufferedProtocol):
@@ -96,6 +105,10 @@ class _Side(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        on_data = self.conn.relay.on_data
+        if on_data is not None:
+            on_data(self.conn.number, self is self.conn.client, self._buffer[:nbytes],
+                    self.count)
         self.count += nbytes
         other = self.other
         if other is None or other.transport is None:
@@ -168,6 +181,7 @@ class _Connection:
         self.error: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._reported = False
+        self.process: asyncio.subprocess.Process | None = None  # an exec target's
 
     def side_made(self, side: _Side) -> None:
         if side is self.client:
@@ -183,7 +197,7 @@ class _Connection:
         target = _Side(self, relay.buffer_size, relay.high_water)
         target.other = self.client
         try:
-            await open_transport(relay.target, lambda: target, relay.connect_options)
+            await relay.open_target(lambda: target, self)
         except asyncio.CancelledError:
             if target.transport is not None:
                 target.transport.abort()
@@ -252,6 +266,8 @@ class _Connection:
         relay.stats.bytes_up += up
         relay.stats.bytes_down += down
         relay.host.connections.forget(self)
+        if self.process is not None:
+            relay.host.connections.track(asyncio.ensure_future(relay.end_process(self.process)))
         report = ConnectionReport(self.number, self.client_name, relay.target_url, up, down,
                                   time.monotonic() - self.started, self.error)
         log.info("connection %d closed: %s -> %s, %d bytes up, %d bytes down, %.3f s%s",
@@ -266,13 +282,15 @@ class Relay(HostedServer):
     ``target`` per accepted client. Stopping lets relayed connections run until both their
     directions end or the grace is over, then aborts the rest."""
 
-    def __init__(self, target: Address, connect_options: ConnectOptions, buffer_size: int,
+    def __init__(self, target: Target, connect_options: ConnectOptions, buffer_size: int,
                  high_water: int, on_close: OnClose | None, *,
                  listen: Sequence[Address] = (), listen_options: ListenOptions = ListenOptions(),
                  shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-                 hooks: Sequence[Hook] = ()) -> None:
+                 hooks: Sequence[Hook] = (), on_data: OnData | None = None) -> None:
         self.target = target
-        self.target_url = format_address(target)
+        self.target_url = (target.url if isinstance(target, ExecTarget)
+                           else format_address(target))
+        self.on_data = on_data
         self.connect_options = connect_options
         self.buffer_size = buffer_size
         self.high_water = high_water
@@ -300,22 +318,38 @@ class Relay(HostedServer):
     def _new_connection(self) -> _Side:
         return _Connection(self, next(self._numbers)).client
 
+    async def open_target(self, factory: ProtocolFactory, conn: _Connection) -> None:
+        """Connect ``factory``'s protocol to the target: dial the address, or start the
+        command on a socket pair (``conn.process`` is then its process)."""
+        target = self.target
+        if isinstance(target, ExecTarget):
+            conn.process = await open_exec(target, factory)
+        else:
+            await open_transport(target, factory, self.connect_options)
+
+    async def end_process(self, process: asyncio.subprocess.Process) -> None:
+        """After its connection: a command that has not exited on EOF is terminated."""
+        assert isinstance(self.target, ExecTarget)
+        await self.target.end(process, now=self.host.connections.draining)
+
 
 async def start_relay(listen_url: str | Address | Sequence[str | Address],
-                      target_url: str | Address, *,
+                      target_url: str | Address | ExecTarget, *,
                       listen_options: ListenOptions | None = None,
                       connect_options: ConnectOptions | None = None,
                       buffer_size: int = DEFAULT_BUFFER, high_water: int = DEFAULT_HIGH_WATER,
                       on_close: OnClose | None = None,
                       shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-                      hooks: Sequence[Hook] = ()) -> Relay:
+                      hooks: Sequence[Hook] = (), on_data: OnData | None = None) -> Relay:
     """Listen on ``listen_url`` (one address or several); for each client, connect to
-    ``target_url`` and relay bytes both ways until both directions have ended. All must be
-    stream addresses. Returns the started relay."""
+    ``target_url`` (or run an ``ExecTarget`` command) and relay bytes both ways until both
+    directions have ended. All must be stream addresses (datagram relays:
+    ``relay.datagram``). Returns the started relay."""
     urls = [listen_url] if isinstance(listen_url, str | Address) else list(listen_url)
     listen_addresses = [parse_address(u) if isinstance(u, str) else u for u in urls]
     target = parse_address(target_url) if isinstance(target_url, str) else target_url
-    for address in (*listen_addresses, target):
+    for address in (*listen_addresses,
+                    *([] if isinstance(target, ExecTarget) else [target])):
         if is_datagram(address):
             raise UnsupportedError(f"{format_address(address)} is a datagram address; the relay "
                                    "bridges stream addresses (tcp, tls, unix, fifo, fd)")
@@ -325,8 +359,8 @@ async def start_relay(listen_url: str | Address | Sequence[str | Address],
     relay = Relay(target, connect_options or ConnectOptions(), buffer_size, high_water,
                   on_close, listen=listen_addresses,
                   listen_options=listen_options or ListenOptions(),
-                  shutdown_timeout=shutdown_timeout, hooks=hooks)
+                  shutdown_timeout=shutdown_timeout, hooks=hooks, on_data=on_data)
     return await relay.start()
 
 
-__all__ = ["ConnectionReport", "Relay", "RelayStats", "start_relay"]
+__all__ = ["ConnectionReport", "OnData", "Relay", "RelayStats", "Target", "start_relay"]
