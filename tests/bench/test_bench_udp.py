@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.bench_plot import assert_bar, read_plot
 from tests.support.cli_helpers import TRUNKLINE, run
+from tests.support.second_user import as_nobody, needs_nobody_reads_tree
 from trunkline.bench.udp import run_udp_bench
 from trunkline.bench.udp_stats import HEADER, HealthCounter, datagrams_per_second, parse_rate
 
@@ -249,10 +250,8 @@ def test_netns_dont_fragment_over_the_path_mtu_is_a_clear_error() -> None:
 
 
 def test_netns_without_root_says_so() -> None:
-    if shutil.which("setpriv") is None or os.geteuid() != 0:
-        pytest.skip("needs setpriv and root to drop to an unprivileged user")
-    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           *TRUNKLINE, "bench", "udp", "--kinds", "netns"],
+    needs_nobody_reads_tree()
+    done = subprocess.run(as_nobody(*TRUNKLINE, "bench", "udp", "--kinds", "netns"),
                           capture_output=True, timeout=60, cwd="/")
     err = done.stderr.decode()
     assert done.returncode == 2, err

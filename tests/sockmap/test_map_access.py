@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.cli_helpers import TRUNKLINE
+from tests.support.second_user import as_nobody, needs_nobody_reads_tree
 from tests.support.sockmap import (
     DEADLINE,
     Peer,
@@ -26,7 +27,6 @@ from tests.support.sockmap import (
     socat_server,
     stop_all,
     unique,
-    user_group,
 )
 from trunkline.sockmap import build_map
 
@@ -89,6 +89,7 @@ def test_a_process_in_another_network_namespace(netns: str) -> None:
 
 @needs_root
 def test_as_nobody_root_sockets_are_hidden_and_counted() -> None:
+    needs_nobody_reads_tree()
     peers: list[Peer] = []
     try:
         server, listening = socat_server("TCP-LISTEN:0,bind=127.0.0.1,fork")
@@ -98,8 +99,7 @@ def test_as_nobody_root_sockets_are_hidden_and_counted() -> None:
         nobody_client = socat_client(f"TCP:{listening}", user="nobody")
         peers.append(nobody_client)
 
-        seen = _map_json(prefix=("setpriv", "--reuid=nobody",
-                                 f"--regid={user_group('nobody')}", "--clear-groups"))
+        seen = _map_json(prefix=tuple(as_nobody()))
         sockets = seen["sockets"]
         assert isinstance(sockets, list)
         held = {pid for s in sockets for pid in s["pids"]}
