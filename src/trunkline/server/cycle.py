@@ -48,7 +48,6 @@ class Cycle:
     start_ns = 0
     app_ns = 0
     rest = b""  # bytes after an Upgrade request's head
-    task: asyncio.Task[None] | None = None  # the app call (HttpServerConnection._run)
 
     def __init__(self, conn: HttpServerConnection, head: RequestHead, scope: Scope) -> None:
         self.conn = conn
