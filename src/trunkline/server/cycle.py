@@ -108,8 +108,7 @@ class Cycle:
                     self.on_wire = True
                     if conn.tracer is not None:
                         conn.trace_response_start(self)
-                if not conn.lost:
-                    conn.transport.write(out)
+                conn.write(out)
             if not more:
                 self.done = True
                 self.wake()

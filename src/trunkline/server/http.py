@@ -44,6 +44,7 @@ from .cycle import Cycle
 from .forwarded import apply_forwarded
 from .scope import ASGI_VERSION, ConnectionFacts, http_scope
 from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
+from .writes import OUT_MAX
 
 log = logging.getLogger("trunkline.server")
 
@@ -95,7 +96,8 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self._access_log = state.access
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
-        self._runner = state.runner(self.loop)
+        self._runner, self._writes = state.on_loop(self.loop)
+        self._out: bytes | None = None  # an answer queued for the end of the loop pass
         self._starting = False  # _start_next's loop runs (an app call may end inside it)
 
     # ---------------------------------------------------------------- connection events
@@ -175,6 +177,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.state.connections.forget(self)
+        self._out = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -454,14 +457,36 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self._pause_reading()
+        self.flush()  # the answers before the upgrade request
         handler(WebSocketHandoff(cycle.head, cycle.scope, self.transport, cycle.rest,
                                  self.app, self.state))
 
     # ---------------------------------------------------------------- helpers
 
     def write(self, data: bytes) -> None:
-        if not self.lost:
+        """Every write of the connection goes through here. The first bytes of a loop pass
+        (an answer, most often) wait for the end of the pass (``server.writes``); more
+        bytes, or many, go out at once with them, so backpressure works as it did."""
+        if self.lost:
+            return
+        out = self._out
+        if out is None:
+            if len(data) <= OUT_MAX:
+                self._out = data
+                self._writes.add(self)
+                return
             self.transport.write(data)
+        else:
+            self._out = None
+            self.transport.writelines((out, data))
+
+    def flush(self) -> None:
+        """Write what is queued, now."""
+        out = self._out
+        if out is not None:
+            self._out = None
+            if not self.lost:
+                self.transport.write(out)
 
     def close(self) -> None:
         """Close (once the write buffer is out); also ends a lingering close."""
@@ -474,6 +499,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.flush()
         self.transport.close()
         if not self.lost and self.transport.get_write_buffer_size():
             self._start_send_clock()  # the rest must still go, or the close never ends
@@ -489,6 +515,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
             self.close()
             return
         self._closing = True  # data_received drops what comes from now on
+        self.flush()
         transport.write_eof()
         self._linger = self.loop.call_later(LINGER_SECONDS, self.close)
         if self._read_paused:
@@ -504,6 +531,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
 
     def abort(self) -> None:
         self._closing = True
+        self._out = None
         self.transport.abort()
 
     def _pause_reading(self) -> None:

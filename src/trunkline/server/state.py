@@ -17,6 +17,7 @@ from .accesslog import AccessLog
 from .config import ServerConfig
 from .cycle import ASGIApp, Scope
 from .forwarded import TrustedProxies
+from .writes import WriteBatch
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ServerState:
     proxies: TrustedProxies | None = field(init=False)  # set when proxy headers are on
     access: AccessLog = field(init=False)  # request lines, written in batches
     _runner: EagerRunner | None = field(init=False, default=None)
+    _writes: WriteBatch | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.limits = self.config.http_limits()
@@ -64,15 +66,17 @@ class ServerState:
         self.server_header = header.encode("latin-1") if header else None
         self.access = AccessLog()
 
-    def runner(self, loop: asyncio.AbstractEventLoop) -> EagerRunner:
-        """The eager runner of app calls on ``loop``: an app call runs inside the read
+    def on_loop(self, loop: asyncio.AbstractEventLoop) -> tuple[EagerRunner, WriteBatch]:
+        """The eager runner of app calls on ``loop`` (an app call runs inside the read
         callback until it first waits; one that waits goes on in a task counted in
-        ``connections.tasks`` (a graceful stop waits for it)."""
-        runner = self._runner
-        if runner is None or runner.loop is not loop:
+        ``connections.tasks``, which a graceful stop waits for) and the batch that writes
+        the answers at the end of the loop pass (``server.writes``)."""
+        runner, writes = self._runner, self._writes
+        if runner is None or writes is None or runner.loop is not loop:
             runner = self._runner = EagerRunner(loop, self.connections.tasks)
             runner.start()
-        return runner
+            writes = self._writes = WriteBatch(loop)
+        return runner, writes
 
     def close(self) -> None:
         """The server has stopped: write out the access log, end the idle stand-in task
