@@ -91,21 +91,21 @@ def _log_lines(lines: list[Line]) -> None:
     base_time, base_relative = template.created, template.relativeCreated
     names: dict[int, tuple[str, str]] = {}  # id(ext) -> transport and peer names
     handle = logger.handle
+    new = record_type.__new__
     for created, ext, head, status, size in lines:
         known = names.get(id(ext))
         if known is None:
             known = names[id(ext)] = (transport_name(ext), peer_name(ext))
         transport, peer = known
         target = head.target.decode("latin-1")
-        record = record_type.__new__(record_type)
-        fields = record.__dict__
-        fields.update(shared)
-        fields.update(
-            args=(transport, peer, head.method, target, head.http_version, status, size),
-            created=created, msecs=int((created - int(created)) * 1000) + 0.0,
-            relativeCreated=base_relative - (base_time - created) * 1000,
-            transport=transport, peer=peer, method=head.method, path=target, status=status,
-            bytes=size)
+        record = new(record_type)
+        record.__dict__ = {
+            **shared,
+            "args": (transport, peer, head.method, target, head.http_version, status, size),
+            "created": created, "msecs": int((created - int(created)) * 1000) + 0.0,
+            "relativeCreated": base_relative - (base_time - created) * 1000,
+            "transport": transport, "peer": peer, "method": head.method, "path": target,
+            "status": status, "bytes": size}
         handle(record)
 
 
