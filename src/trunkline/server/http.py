@@ -5,6 +5,9 @@ Rules:
 - Requests are answered in the order they arrived. Pipelined requests are parsed ahead and
   wait (bounded by ``max_pipelined``); the next one starts when a response is complete, even
   if the app keeps running (background work after the response).
+- The app call runs inside the read callback until it first waits (``_loop.eager``: no
+  task for the many calls that never wait); its answer is written at the end of the loop
+  pass (``server.writes``). Every trick with asyncio's internals stays in ``_loop/``.
 - Backpressure both ways: request body held for the app is bounded by ``body_buffer``
   (reading pauses above it); ``send`` waits while the transport's write buffer is full,
   the last body message too. While writing is paused (a client that pipelines and never
@@ -14,7 +17,7 @@ Rules:
 - Timeouts use one lazy timer per connection: moving a deadline is a float store; the timer
   notices when it fires. The header deadline starts at a head's first byte and is never
   pushed back by more bytes (slowloris); the idle deadline starts when a response ends.
-- A ``Reject`` from the core is answered with its status and the connection is closed.
+- A ``Reject`` from the core is answered with its status, then a lingering close.
 - ``Upgrade: websocket`` requests go to ``websocket_handler`` when one is set (it takes
   the transport over); otherwise the app answers them as plain HTTP and the connection
   closes after.
@@ -39,19 +42,15 @@ from ..protocol.http_server import (
 )
 from ..trace.events import Step
 from . import accesslog
-from .clock import BUSY, HEADER, IDLE, ConnectionClock
+from .clock import BUSY, HEADER, IDLE
 from .cycle import Cycle
 from .forwarded import apply_forwarded
 from .scope import ASGI_VERSION, ConnectionFacts, http_scope
 from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
-from .writes import OUT_MAX
-
-log = logging.getLogger("trunkline.server")
-
-LINGER_SECONDS = 2.0  # how long an error answer's close waits for the client to stop sending
+from .writes import ConnectionOutput
 
 
-class HttpServerConnection(ConnectionClock, asyncio.Protocol):
+class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -92,8 +91,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self._root_path = self._config.root_path
         self._proxies = state.proxies
         self._app_state = state.app_state
-        self._access = accesslog.logger
-        self._access_log = state.access
+        self._access, self._access_log = accesslog.logger, state.access
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
         self._runner, self._writes = state.on_loop(self.loop)
@@ -322,62 +320,9 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
                 if self._parsing is None:  # (else the body clock keeps running)
                     self._phase = BUSY  # no deadline while the app works; its answer
                     self._deadline = None  # sets the idle one (even inside this call)
-                self._runner.run(self._run(cycle))
+                self._runner.run(cycle.run())
         finally:
             self._starting = False
-
-    async def _run(self, cycle: Cycle) -> None:
-        tracer = self.tracer
-        if tracer is not None:
-            cycle.app_ns = time.monotonic_ns()
-        try:
-            result: object = await self.app(cycle.scope, cycle.receive, cycle.send)
-        except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
-            if not isinstance(exc, asyncio.CancelledError | Exception):
-                raise
-            self._access_log.flush()  # the lines of earlier requests come first
-            if isinstance(exc, asyncio.CancelledError):
-                log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
-                            cycle.head.method, cycle.head.target.decode("latin-1"))
-            elif not cycle.disconnected:
-                log.error("Exception in ASGI application (%s %s)", cycle.head.method,
-                          cycle.head.target.decode("latin-1"), exc_info=exc)
-            self._app_failed(cycle)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            if result is not None or not (cycle.done or cycle.disconnected):
-                self._access_log.flush()
-            if result is not None:
-                log.error("ASGI app returned %r instead of None", result)
-            if not cycle.done and not cycle.disconnected:
-                log.error("ASGI app returned without %s the response (%s %s)",
-                          "completing" if cycle.started else "starting", cycle.head.method,
-                          cycle.head.target.decode("latin-1"))
-                self._app_failed(cycle)
-        finally:
-            if tracer is not None:
-                self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
-
-    def _app_failed(self, cycle: Cycle) -> None:
-        if cycle.done or cycle.disconnected:
-            return
-        if cycle.on_wire:  # part of a response went out: the client can only see a close
-            cycle.done = True
-            self.close()
-            return
-        body = b"Internal Server Error"
-        cycle.started = True
-        cycle.status = 500
-        self.core.start_response(cycle.head, 500, [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"21")])
-        self.write(self.core.send_body(body, False))
-        cycle.on_wire = True
-        cycle.body_bytes = len(body)
-        cycle.done = True
-        cycle.wake()
-        self.response_done(cycle)
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
@@ -463,76 +408,12 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
 
     # ---------------------------------------------------------------- helpers
 
-    def write(self, data: bytes) -> None:
-        """Every write of the connection goes through here. The first bytes of a loop pass
-        (an answer, most often) wait for the end of the pass (``server.writes``); more
-        bytes, or many, go out at once with them, so backpressure works as it did."""
-        if self.lost:
-            return
-        out = self._out
-        if out is None:
-            if len(data) <= OUT_MAX:
-                self._out = data
-                self._writes.add(self)
-                return
-            self.transport.write(data)
-        else:
-            self._out = None
-            self.transport.writelines((out, data))
-
-    def flush(self) -> None:
-        """Write what is queued, now."""
-        out = self._out
-        if out is not None:
-            self._out = None
-            if not self.lost:
-                self.transport.write(out)
-
-    def close(self) -> None:
-        """Close (once the write buffer is out); also ends a lingering close."""
-        if self._closing and self._linger is None:
-            return
-        self._closing = True
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.flush()
-        self.transport.close()
-        if not self.lost and self.transport.get_write_buffer_size():
-            self._start_send_clock()  # the rest must still go, or the close never ends
-
-    def _close_after_answer(self) -> None:
-        """Close after an error answer without losing it. Closing with input unread makes
-        the kernel send a reset, which can destroy the answer before the client reads it
-        (a client still sending after a bad request). So: half-close (the client gets the
-        answer, then EOF), drop what it still sends until it closes or ``LINGER_SECONDS``
-        pass (then ``close``), as nginx's lingering close. TLS cannot half-close."""
-        transport = self.transport
-        if self._closing or self.lost or not transport.can_write_eof():
-            self.close()
-            return
-        self._closing = True  # data_received drops what comes from now on
-        self.flush()
-        transport.write_eof()
-        self._linger = self.loop.call_later(LINGER_SECONDS, self.close)
-        if self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
-
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
         self._draining = True
         self.core.close_after_response()
         if self._current is None and not self._queue:
             self.close()
-
-    def abort(self) -> None:
-        self._closing = True
-        self._out = None
-        self.transport.abort()
 
     def _pause_reading(self) -> None:
         if not self._read_paused and not self.lost:
@@ -557,6 +438,9 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if cycle.head.trace_id is not None:
             detail["trace_id"] = cycle.head.trace_id
         self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
+
+    def trace_app_call(self, cycle: Cycle) -> None:
+        self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
     def trace_response_start(self, cycle: Cycle) -> None:
         self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
