@@ -176,7 +176,8 @@ class Cycle:
                 conn.write(out)
             if not more:
                 self.done = True
-                self.wake()
+                if self.waiter is not None:
+                    self.wake()
                 conn.response_done(self)
             if conn.write_paused:  # the last piece too: the app waits while the client lags
                 await conn.drain()

@@ -145,7 +145,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                 cycle = self._parsing
                 if cycle is not None:
                     cycle.complete = True
-                    cycle.wake()
+                    if cycle.waiter is not None:
+                        cycle.wake()
                     self._parsing = None
             elif kind is Upgraded:
                 self._on_upgraded(event)  # type: ignore[arg-type]
@@ -354,9 +355,10 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         if self._queue:
             self._start_next()
             return
-        self._more(self._config.body_buffer)
-        if self._current is not None or self._queue or self._closing:
-            return  # the held bytes had a request: it runs
+        if self._read_paused or self.core.held:
+            self._more(self._config.body_buffer)
+            if self._current is not None or self._queue or self._closing:
+                return  # the held bytes had a request: it runs
         if self._phase != IDLE and not self.core.has_partial_head:
             self._set_deadline(IDLE, self._keepalive)
         else:

@@ -68,8 +68,8 @@ class ConnectionOutput(ConnectionClock):
         """Every write of the connection goes through here. The first bytes of a loop pass
         (an answer, most often) wait for the end of the pass (``server.writes``); more
         bytes, or many, go out at once with them, so backpressure works as it did."""
-        if self.lost:
-            return
+        if self.lost or self._linger is not None:
+            return  # gone, or half-closed after an error answer (nothing may follow it)
         out = self._out
         if out is None:
             if len(data) <= OUT_MAX:
@@ -86,7 +86,8 @@ class ConnectionOutput(ConnectionClock):
         out = self._out
         if out is not None:
             self._out = None
-            if not self.lost:
+            # (a transport closing on an error, before connection_lost, refuses writes)
+            if not self.lost and not self.transport.is_closing():
                 self.transport.write(out)
 
     def close(self) -> None:
