@@ -28,9 +28,9 @@ Rules:
 - Each worker runs in its own session: a Ctrl-C at the terminal reaches this process only,
   which passes each SIGTERM/SIGINT on. It stops gracefully when this process is gone (it
   watches a pipe only this process holds open).
-- Restarts: a worker that exits is logged and replaced at once; one that exits within
-  ``MIN_UPTIME`` of its start is crash-looping and replaced after a delay that doubles each
-  time (``RestartPolicy``), reset once a worker has lived ``MIN_UPTIME``.
+- Restarts: a worker that exits is logged and replaced at once; when it keeps exiting
+  within ``MIN_UPTIME`` of its start it is crash-looping and replaced after a delay that
+  doubles each time (``RestartPolicy``), reset once a worker has lived ``MIN_UPTIME``.
 - Stopping: the first SIGTERM/SIGINT closes the shared sockets (files removed), stops
   restarting and passes the signal on: each worker stops as a single server does (requests
   in flight finish within ``grace``); a second signal is passed on too (the workers abort).
@@ -102,8 +102,8 @@ def worker_count(requested: int) -> int:
 @dataclass
 class RestartPolicy:
     """How long to wait before replacing a worker: not at all after one that lived at least
-    ``min_uptime``; after one that died younger, ``first_delay`` doubling each time in a
-    row, up to ``max_delay``."""
+    ``min_uptime``, nor after the first that died younger; from the second young death in
+    a row on, ``first_delay``, doubling each time, up to ``max_delay``."""
 
     min_uptime: float = MIN_UPTIME
     first_delay: float = FIRST_DELAY
@@ -115,7 +115,9 @@ class RestartPolicy:
             self.failures = 0
             return 0.0
         self.failures += 1
-        return float(min(self.first_delay * 2.0 ** (self.failures - 1), self.max_delay))
+        if self.failures == 1:  # once is not a loop (an admin's kill, a one-off crash)
+            return 0.0
+        return float(min(self.first_delay * 2.0 ** (self.failures - 2), self.max_delay))
 
 
 @dataclass

@@ -64,7 +64,7 @@ async def listen(address: Address, factory: ProtocolFactory,
     if is_datagram(address):
         raise UnsupportedError(f"{format_address(address)} is a datagram address; stream "
                                "servers cannot listen on it (serve it with a datagram handler)")
-    shared = bound.inherited(address)
+    shared = bound.take_inherited(address)
     if shared is not None:
         return await bound.listen_inherited(shared, factory, options)
     if isinstance(address, TcpAddress):

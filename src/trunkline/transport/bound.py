@@ -14,8 +14,9 @@ Rules:
   unix (path and abstract). A FIFO rendezvous and datagram sockets are not (a second reader
   would split their lines or sessions); an ``fd://`` socket is already inherited as such.
 - The binder owns the socket file: ``BoundSocket.close`` closes its socket and unlinks the
-  path if it is still ours. A worker's listener on an inherited socket closes the worker's
-  own copy only and never unlinks.
+  path if it is still ours. A worker's listener on an inherited socket takes the worker's
+  copy (one listener per socket) and closes it when it closes, so once the supervisor and
+  every worker have closed theirs the kernel refuses new connections; it never unlinks.
 - An inherited socket is matched by its bound URL (port 0 resolved), so a worker is given the
   bound addresses, not the ones asked for.
 """
@@ -105,18 +106,20 @@ def inherit(bound: Sequence[BoundSocket]) -> None:
         _inherited[format_address(b.address)] = b
 
 
-def inherited(address: Address) -> BoundSocket | None:
-    """The inherited socket for ``address``, if this process was given one."""
+def take_inherited(address: Address) -> BoundSocket | None:
+    """The inherited socket for ``address`` if this process was given one (and not yet
+    served it): from now on the caller owns it."""
     if not _inherited:
         return None
-    return _inherited.get(format_address(address))
+    return _inherited.pop(format_address(address), None)
 
 
 async def listen_inherited(bound: BoundSocket, factory: ProtocolFactory,
                            options: ListenOptions) -> SocketListener:
-    """Serve an inherited socket (a copy of it: closing the listener leaves the others)."""
+    """Serve an inherited socket; the listener owns it (closing it closes this process's
+    copy, not the supervisor's or the other workers')."""
     loop = asyncio.get_running_loop()
-    sock = bound.sock.dup()
+    sock = bound.sock
     sock.setblocking(False)
     address = bound.address
     server: asyncio.AbstractServer
@@ -137,5 +140,5 @@ async def listen_inherited(bound: BoundSocket, factory: ProtocolFactory,
     return SocketListener(server, address)
 
 
-__all__ = ["BoundSocket", "bind_all", "bind_listening", "can_share", "inherit", "inherited",
+__all__ = ["BoundSocket", "bind_all", "bind_listening", "can_share", "inherit", "take_inherited",
            "listen_inherited"]

@@ -1,0 +1,296 @@
+"""``trunkline serve --workers N``: real worker processes on shared sockets, real clients.
+
+The app says which process answered (``os.getpid()``). ``/hold`` makes placement certain
+instead of likely: the worker that takes it blocks in a read of the "gate" FIFO (its event
+loop stops, so it accepts nothing) and every new connection must go to another worker; past
+the gate it waits, with its loop running, for a byte on the "release" FIFO, so it is a
+request in flight while the worker stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli_helpers import TRUNKLINE, Service, run
+from tests.support.pty_helpers import CTRL_C, Terminal
+
+HOLD_APP = '''
+import asyncio, os, sys
+
+GATE, RELEASE = os.environ["WK_GATE"], os.environ["WK_RELEASE"]
+
+
+async def _wait_release():
+    loop = asyncio.get_running_loop()
+    fd = os.open(RELEASE, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                if os.read(fd, 1):
+                    return
+            except BlockingIOError:
+                pass
+            readable = loop.create_future()
+            loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+    finally:
+        os.close(fd)
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/hold":
+        print(f"held by {os.getpid()}", file=sys.stderr, flush=True)
+        fd = os.open(GATE, os.O_RDWR)
+        os.read(fd, 1)  # blocks this worker's loop: it accepts nothing meanwhile
+        os.close(fd)
+        print(f"past the gate {os.getpid()}", file=sys.stderr, flush=True)
+        await _wait_release()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+'''
+
+BROKEN_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+'''
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "holdapp.py").write_text(HOLD_APP)
+        (root / "brokenapp.py").write_text(BROKEN_APP)
+        self.gate = root / "gate"
+        self.release = root / "release"
+        os.mkfifo(self.gate)
+        os.mkfifo(self.release)
+        self.env = {"WK_GATE": str(self.gate), "WK_RELEASE": str(self.release)}
+        # held open by the test too, so bytes written before a worker opens one stay there
+        self.gate_fd = os.open(self.gate, os.O_RDWR)
+        self.release_fd = os.open(self.release, os.O_RDWR)
+
+    def serve(self, *args: str, app: str = "holdapp:app") -> Service:
+        return Service(["serve", app, "--app-dir", str(self.root), *args], env=self.env)
+
+    def open_gate(self, count: int) -> None:
+        os.write(self.gate_fd, b"x" * count)
+
+    def release_all(self, count: int) -> None:
+        os.write(self.release_fd, b"x" * count)
+
+    def close(self) -> None:
+        os.close(self.gate_fd)
+        os.close(self.release_fd)
+
+
+@pytest.fixture
+def project(short_tmp: Path) -> Iterator[Project]:
+    made = Project(short_tmp)
+    yield made
+    made.close()
+
+
+def _target(url: str) -> tuple[int, object]:
+    if url.startswith("tcp://"):
+        host, port = url.removeprefix("tcp://").rsplit(":", 1)
+        return socket.AF_INET, (host, int(port))
+    name = url.removeprefix("unix:").removeprefix("//")
+    return socket.AF_UNIX, ("\0" + name[1:] if name.startswith("@") else name)
+
+
+def get(url: str, path: str = "/") -> tuple[int, str]:
+    """One request on a new connection: (status, body)."""
+    family, where = _target(url)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        sock.connect(where)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+class Background:
+    """A request on a thread: its (status, body) or the error it met."""
+
+    def __init__(self, url: str, path: str) -> None:
+        self.result: tuple[int, str] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(url, path), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str, path: str) -> None:
+        try:
+            self.result = get(url, path)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+
+    def join(self) -> tuple[int, str]:
+        self.thread.join(20)
+        assert not self.thread.is_alive(), "the request did not finish"
+        assert self.error is None, self.error
+        assert self.result is not None
+        return self.result
+
+
+def hold(service: Service, url: str) -> tuple[Background, int]:
+    """Start a /hold request; return it and the pid of the worker it blocked."""
+    request = Background(url, "/hold")
+    pid = int(service.wait_for_line(r"held by (\d+)").group(1))
+    return request, pid
+
+
+def _addresses(kind: str, root: Path) -> list[str]:
+    if kind == "tcp":
+        return ["tcp://127.0.0.1:0"]
+    if kind == "unix":
+        return [f"unix://{root / 'app.sock'}"]
+    return [f"unix:@trunkline-test-{uuid.uuid4().hex[:12]}"]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix", "abstract"])
+def test_two_workers_both_answer(project: Project, kind: str) -> None:
+    [address] = _addresses(kind, project.root)
+    with project.serve("--on", address, "--workers", "2") as service:
+        [url] = service.wait_ready(1)
+        assert url == address or kind == "tcp"
+        held, blocked = hold(service, url)  # that worker now accepts nothing
+        status, body = get(url, "/")
+        assert status == 200
+        assert int(body) != blocked  # the other worker answered
+        project.open_gate(1)
+        project.release_all(1)
+        assert held.join() == (200, str(blocked))
+        assert service.stop() == 0
+    assert not (project.root / "app.sock").exists()  # the supervisor removed its file
+
+
+def test_a_killed_worker_is_replaced_and_the_others_keep_answering(project: Project) -> None:
+    with project.serve("--on", "tcp://127.0.0.1:0", "--workers", "2") as service:
+        [url] = service.wait_ready(1)
+        held, victim = hold(service, url)
+        survivor = int(get(url, "/")[1])
+        assert survivor != victim
+        os.kill(victim, signal.SIGKILL)
+        # while it is replaced, every request is answered (by the survivor, or the new one)
+        answers = [get(url, "/") for _ in range(20)]
+        assert all(status == 200 for status, _ in answers)
+        assert victim not in {int(body) for _, body in answers}
+        service.wait_for_line(rf"worker \d \(pid {victim}\) was killed by SIGKILL; "
+                              "starting another$")  # at once: one death is not a loop
+        replacement = int(service.wait_for_line(r"worker \d ready \(pid (\d+)\)").group(1))
+        assert replacement not in (victim, survivor)
+        assert held.thread.join(20) is None and held.error is not None  # its own request died
+        # the new worker serves: with one of the two held, the other one answers
+        held, blocked = hold(service, url)
+        assert blocked in (survivor, replacement)
+        assert int(get(url, "/")[1]) == ({survivor, replacement} - {blocked}).pop()
+        project.open_gate(1)
+        project.release_all(1)
+        assert held.join() == (200, str(blocked))
+        assert service.stop() == 0
+
+
+def test_sigterm_lets_requests_in_flight_on_every_worker_finish(project: Project) -> None:
+    with project.serve("--on", "tcp://127.0.0.1:0", "--workers", "2") as service:
+        [url] = service.wait_ready(1)
+        first, pid_a = hold(service, url)
+        second, pid_b = hold(service, url)  # the first worker is blocked: the other took it
+        assert pid_a != pid_b
+        project.open_gate(2)
+        for _ in range(2):
+            service.wait_for_line(r"past the gate \d+")  # both in flight, loops running
+        service.proc.send_signal(signal.SIGTERM)
+        service.wait_for_line(r"stopping \(SIGTERM\): 2 workers finish what is in flight")
+        for _ in range(2):
+            service.wait_for_line(r"waiting for 1 connection")  # each worker drains its own
+        with pytest.raises(ConnectionRefusedError):  # nobody holds the socket any more
+            get(url, "/")
+        project.release_all(2)
+        assert {first.join(), second.join()} == {(200, str(pid_a)), (200, str(pid_b))}
+        assert service.stop() == 0
+
+
+def test_workers_zero_starts_one_per_core(project: Project) -> None:
+    with project.serve("--on", "tcp://127.0.0.1:0", "--workers", "0") as service:
+        started = service.wait_for_line(r"starting (\d+) workers")
+        assert int(started.group(1)) == len(os.sched_getaffinity(0))
+        [url] = service.wait_ready(1)
+        assert get(url, "/")[0] == 200
+        assert service.stop() == 0
+
+
+def test_workers_from_the_environment(project: Project) -> None:
+    service = Service(["serve", "holdapp:app", "--app-dir", str(project.root), "--on",
+                       "tcp://127.0.0.1:0"], env={**project.env, "TRUNKLINE_SERVE_WORKERS": "2"})
+    with service:
+        assert service.wait_for_line(r"starting (\d+) workers").group(1) == "2"
+        service.wait_ready(1)
+        assert service.stop() == 0
+
+
+def test_a_broken_app_fails_once_with_the_single_process_status(project: Project) -> None:
+    args = ["serve", "brokenapp:app", "--app-dir", str(project.root), "--on",
+            "tcp://127.0.0.1:0", "--lifespan", "on"]
+    single = run(args)
+    many = run([*args, "--workers", "2"])
+    assert single.returncode != 0
+    assert many.returncode == single.returncode, many.stderr
+    err = many.stderr.decode()
+    assert err.count("no database") == 1, err  # worker 0 failed; no other was started
+    assert "before it was ready; stopping" in err
+
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    (["--workers", "-1"], {}, "-1"),
+    (["--workers", "two"], {}, "two"),
+    (["--workers", "2", "--reload"], {}, "--workers and --reload cannot be combined"),
+    (["--workers", "2", "--trace", "summary"], {}, "--trace"),
+    ([], {"TRUNKLINE_SERVE_WORKERS": "many"}, "many"),
+])
+def test_bad_worker_counts_are_usage_errors(project: Project, args: list[str],
+                                            env: dict[str, str], words: str) -> None:
+    proc = subprocess.run(
+        [*TRUNKLINE, "serve", "hello", "--on", "tcp://127.0.0.1:0", *args],
+        capture_output=True, timeout=20, check=False, env={**os.environ, **env})
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr.decode()
+
+
+def test_ctrl_c_waits_for_every_worker_and_a_second_ctrl_c_forces(project: Project) -> None:
+    argv = [*TRUNKLINE, "serve", "holdapp:app", "--app-dir", str(project.root), "--on",
+            "tcp://127.0.0.1:0", "--workers", "2", "--grace", "600"]
+    with Terminal(argv, env={**os.environ, **project.env}) as term:
+        url = term.expect(rb"listening on (tcp://\S+)").group(1).decode()
+        held = Background(url, "/hold")
+        term.expect(rb"held by \d+")
+        project.open_gate(1)
+        term.expect(rb"past the gate \d+")
+        term.send(CTRL_C)  # reaches the supervisor only: the workers have their own session
+        term.expect(r"stopping \(SIGINT\): 2 workers finish what is in flight \(up to 600 s\), "
+                    r"Ctrl-C again to force")
+        term.expect(r"waiting for 1 connection")
+        assert held.thread.is_alive()  # still waiting: the grace is 600 s
+        term.send(CTRL_C)
+        term.expect(r"SIGINT again: the workers abort")
+        held.thread.join(20)
+        assert not held.thread.is_alive() and held.result is None  # cut, not answered
+        assert term.wait() == 0
