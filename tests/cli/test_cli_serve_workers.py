@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -181,6 +182,28 @@ def test_two_workers_both_answer(project: Project, kind: str) -> None:
         assert held.join() == (200, str(blocked))
         assert service.stop() == 0
     assert not (project.root / "app.sock").exists()  # the supervisor removed its file
+
+
+def test_worker_0_alone_owns_the_fifo_rendezvous(project: Project) -> None:
+    fifo = project.root / "app.fifo"
+    with project.serve("--on", "tcp://127.0.0.1:0", "--on", f"fifo://{fifo}",
+                       "--workers", "2") as service:
+        owner = int(service.wait_for_line(r"worker 0 ready \(pid (\d+)\)").group(1))
+        tcp_url, fifo_url = service.wait_ready(2)
+        assert fifo_url == f"fifo://{fifo}"
+        held, blocked = hold(service, tcp_url)  # whichever worker it is, the FIFO is 0's
+        if blocked != owner:
+            called = run(["call", f"http+fifo://{quote(str(fifo), safe='')}/"])
+            assert called.returncode == 0, called.stderr
+            assert int(called.stdout) == owner
+        project.open_gate(1)
+        project.release_all(1)
+        assert held.join() == (200, str(blocked))
+        called = run(["call", f"http+fifo://{quote(str(fifo), safe='')}/"])
+        assert called.returncode == 0, called.stderr
+        assert int(called.stdout) == owner
+        assert service.stop() == 0
+    assert not fifo.exists()
 
 
 def test_a_killed_worker_is_replaced_and_the_others_keep_answering(project: Project) -> None:

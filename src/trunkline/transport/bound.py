@@ -101,9 +101,8 @@ _inherited: dict[str, BoundSocket] = {}
 def inherit(bound: Sequence[BoundSocket]) -> None:
     """In a worker process: serve these sockets when their addresses are listened on."""
     _inherited.clear()
-    for b in bound:
-        b.inode = None  # the file is the supervisor's to remove
-        _inherited[format_address(b.address)] = b
+    for b in bound:  # without the inode: the file is the supervisor's to remove
+        _inherited[format_address(b.address)] = BoundSocket(b.address, b.sock)
 
 
 def take_inherited(address: Address) -> BoundSocket | None:
