@@ -32,7 +32,7 @@ GATE = os.environ["WK_GATE"]
 async def handler(stream):
     line = await stream.readuntil(b"\\n")
     if line == b"hold\\n":
-        print(f"held by {os.getpid()}", file=sys.stderr, flush=True)
+        os.write(2, f"held by {os.getpid()}\\n".encode())  # one write: lines never mix
         fd = os.open(GATE, os.O_RDWR)
         os.read(fd, 1)  # blocks this worker's loop
         os.close(fd)

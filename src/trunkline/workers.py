@@ -26,14 +26,16 @@ Rules:
   exits before the first readiness of all stops the start, and its exit status is returned.
   When every worker is ready, ``on_ready(urls)`` is called once.
 - Each worker runs in its own session: a Ctrl-C at the terminal reaches this process only,
-  which passes each SIGTERM/SIGINT on. It stops gracefully when this process is gone (it
-  watches a pipe only this process holds open).
+  which tells the workers (below). A worker watches a pipe only this process holds open:
+  at its end (a stop, or this process killed) the worker stops gracefully.
 - Restarts: a worker that exits is logged and replaced at once; when it keeps exiting
   within ``MIN_UPTIME`` of its start it is crash-looping and replaced after a delay that
   doubles each time (``RestartPolicy``), reset once a worker has lived ``MIN_UPTIME``.
 - Stopping: the first SIGTERM/SIGINT closes the shared sockets (files removed), stops
-  restarting and passes the signal on: each worker stops as a single server does (requests
-  in flight finish within ``grace``); a second signal is passed on too (the workers abort).
+  restarting and closes the pipe the workers watch: each worker stops as a single server
+  does (requests in flight finish within ``grace``), also when it got the signal directly
+  too (systemd signals every process of a service); a second signal sends the workers
+  ``FORCE_SIGNAL`` (SIGQUIT): they abort. A worker's own second SIGTERM/SIGINT aborts too.
   A worker still there ``grace + KILL_AFTER`` seconds after the stop began is killed.
 """
 
@@ -71,6 +73,10 @@ MAX_DELAY = 30.0
 #: How long a worker may outlive the grace of a stop before it is killed.
 KILL_AFTER = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: What the supervisor sends its workers at a second stop signal: abort (gunicorn's "quick
+#: shutdown" signal). The first stop is the closed pipe, so a worker that is also sent the
+#: first signal directly (systemd signals every process of a service) still stops gracefully.
+FORCE_SIGNAL = signal.SIGQUIT
 _READY = b"R"
 
 
@@ -344,7 +350,7 @@ class Supervisor:
     def _stop(self, sig: signal.Signals | None) -> None:
         """The first stop closes the sockets and the pipe every worker watches (each then
         stops gracefully, even one that got the same signal from elsewhere, as systemd
-        sends it to every process); a later signal is passed on (a worker aborts).
+        sends it to every process); a later signal sends ``FORCE_SIGNAL`` (they abort).
         ``sig`` None: a failed start."""
         if not self._stopping:
             self._stopping = True
@@ -364,7 +370,7 @@ class Supervisor:
             log.warning("%s again: the workers abort what is left", sig.name)
             for slot in self.slots:
                 if slot.pid is not None:
-                    _kill(slot.pid, sig)
+                    _kill(slot.pid, FORCE_SIGNAL)
 
     def _close_shared(self) -> None:
         for bound in self.shared:
@@ -414,31 +420,38 @@ class Supervisor:
 
 async def _serve_worker(start: StartWorker, addresses: list[Address], grace: float,
                         ready_fd: int, alive_fd: int) -> int:
-    """Serve until the supervisor closes its pipe (or is gone) or a signal comes; a
-    signal after either aborts what is left."""
+    """Serve until the supervisor closes its pipe (or is gone) or a stop signal comes,
+    then stop gracefully; a second stop signal, or ``FORCE_SIGNAL``, aborts what is left."""
     server = await start(addresses)
     loop = asyncio.get_running_loop()
     stopping = False
 
-    def supervisor_says_stop() -> None:  # readable only at EOF
+    signals = 0  # stop signals this worker got; the supervisor's pipe does not count
+
+    def stop() -> None:
         nonlocal stopping
+        if not stopping:
+            stopping = True
+            server.request_shutdown()
+
+    def supervisor_says_stop() -> None:  # readable only at EOF
         loop.remove_reader(alive_fd)
         if not stopping:
-            stopping = True
             log.debug("worker pid %d stopping: no new connections", os.getpid())
-            server.request_shutdown()
+        stop()
 
     def on_signal(sig: signal.Signals) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            log.info("worker pid %d stopping (%s): no new connections", os.getpid(), sig.name)
-            server.request_shutdown()
-        else:
+        nonlocal signals
+        signals += 1
+        if sig == FORCE_SIGNAL or signals > 1:
             log.warning("worker pid %d aborting (%s)", os.getpid(), sig.name)
+            stop()
             server.abort()
+        else:
+            log.info("worker pid %d stopping (%s): no new connections", os.getpid(), sig.name)
+            stop()
 
-    for sig in STOP_SIGNALS:
+    for sig in (*STOP_SIGNALS, FORCE_SIGNAL):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_reader(alive_fd, supervisor_says_stop)
     os.write(ready_fd, _READY)
@@ -448,7 +461,7 @@ async def _serve_worker(start: StartWorker, addresses: list[Address], grace: flo
     finally:
         if not stopping:
             loop.remove_reader(alive_fd)
-        for sig in STOP_SIGNALS:
+        for sig in (*STOP_SIGNALS, FORCE_SIGNAL):
             loop.remove_signal_handler(sig)
         await server.aclose(grace)
     return 0

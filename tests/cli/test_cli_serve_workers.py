@@ -10,6 +10,7 @@ request in flight while the worker stops.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,11 +55,11 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     if scope["path"] == "/hold":
-        print(f"held by {os.getpid()}", file=sys.stderr, flush=True)
+        os.write(2, f"held by {os.getpid()}\\n".encode())  # one write: lines never mix
         fd = os.open(GATE, os.O_RDWR)
         os.read(fd, 1)  # blocks this worker's loop: it accepts nothing meanwhile
         os.close(fd)
-        print(f"past the gate {os.getpid()}", file=sys.stderr, flush=True)
+        os.write(2, f"past the gate {os.getpid()}\\n".encode())
         await _wait_release()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
@@ -159,6 +160,18 @@ def hold(service: Service, url: str) -> tuple[Background, int]:
     return request, pid
 
 
+def wait_for_lines(service: Service, patterns: dict[str, int]) -> None:
+    """Until each pattern has matched its count of further lines, in any order."""
+    left = dict(patterns)
+    while any(left.values()):
+        either = "|".join(f"(?:{p})" for p, n in left.items() if n)
+        line = service.wait_for_line(either).group(0)
+        for pattern in left:
+            if left[pattern] and re.search(pattern, line):
+                left[pattern] -= 1
+                break
+
+
 def _addresses(kind: str, root: Path) -> list[str]:
     if kind == "tcp":
         return ["tcp://127.0.0.1:0"]
@@ -242,14 +255,33 @@ def test_sigterm_lets_requests_in_flight_on_every_worker_finish(project: Project
         for _ in range(2):
             service.wait_for_line(r"past the gate \d+")  # both in flight, loops running
         service.proc.send_signal(signal.SIGTERM)
-        service.wait_for_line(r"stopping \(SIGTERM\): 2 workers finish what is in flight")
-        for _ in range(2):
-            service.wait_for_line(r"waiting for 1 connection")  # each worker drains its own
+        wait_for_lines(service, {  # the workers' lines and ours, in any order
+            r"stopping \(SIGTERM\): 2 workers finish what is in flight": 1,
+            r"waiting for 1 connection": 2})  # each worker drains its own
         with pytest.raises(ConnectionRefusedError):  # nobody holds the socket any more
             get(url, "/")
         project.release_all(2)
         assert {first.join(), second.join()} == {(200, str(pid_a)), (200, str(pid_b))}
-        assert service.stop() == 0
+        assert service.proc.wait(timeout=20) == 0  # stopping already: no second signal
+
+
+def test_sigterm_to_every_process_at_once_is_still_graceful(project: Project) -> None:
+    """systemd's default stop signals each process of the service, workers included."""
+    with project.serve("--on", "tcp://127.0.0.1:0", "--workers", "2") as service:
+        [url] = service.wait_ready(1)
+        first, pid_a = hold(service, url)
+        second, pid_b = hold(service, url)
+        project.open_gate(2)
+        for _ in range(2):
+            service.wait_for_line(r"past the gate \d+")
+        for pid in (pid_a, service.proc.pid, pid_b):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(2):
+            service.wait_for_line(r"waiting for 1 connection")
+        project.release_all(2)
+        assert {first.join(), second.join()} == {(200, str(pid_a)), (200, str(pid_b))}
+        assert service.proc.wait(timeout=20) == 0  # stopping already: no second signal
+    assert not any("abort" in line for line in service.stderr), "\n".join(service.stderr)
 
 
 def test_workers_zero_starts_one_per_core(project: Project) -> None:
