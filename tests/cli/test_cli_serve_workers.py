@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import trustme
 
 from tests.support.cli_helpers import TRUNKLINE, Service, run
 from tests.support.pty_helpers import CTRL_C, Terminal
@@ -109,19 +111,25 @@ def project(short_tmp: Path) -> Iterator[Project]:
 
 
 def _target(url: str) -> tuple[int, object]:
-    if url.startswith("tcp://"):
-        host, port = url.removeprefix("tcp://").rsplit(":", 1)
+    if url.startswith(("tcp://", "tls://")):
+        host, port = url.split("://", 1)[1].rsplit(":", 1)
         return socket.AF_INET, (host, int(port))
     name = url.removeprefix("unix:").removeprefix("//")
     return socket.AF_UNIX, ("\0" + name[1:] if name.startswith("@") else name)
 
 
+#: The client's trust for tls:// servers (set by the tls case).
+CLIENT_TLS: dict[str, ssl.SSLContext] = {}
+
+
 def get(url: str, path: str = "/") -> tuple[int, str]:
     """One request on a new connection: (status, body)."""
     family, where = _target(url)
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(20)
-        sock.connect(where)
+    with socket.socket(family, socket.SOCK_STREAM) as raw:
+        raw.settimeout(20)
+        raw.connect(where)
+        sock = (CLIENT_TLS[url].wrap_socket(raw, server_hostname="127.0.0.1")
+                if url.startswith("tls://") else raw)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):
@@ -173,19 +181,28 @@ def wait_for_lines(service: Service, patterns: dict[str, int]) -> None:
 
 
 def _addresses(kind: str, root: Path) -> list[str]:
-    if kind == "tcp":
-        return ["tcp://127.0.0.1:0"]
+    if kind in ("tcp", "tls"):
+        return [f"{kind}://127.0.0.1:0"]
     if kind == "unix":
         return [f"unix://{root / 'app.sock'}"]
     return [f"unix:@trunkline-test-{uuid.uuid4().hex[:12]}"]
 
 
-@pytest.mark.parametrize("kind", ["tcp", "unix", "abstract"])
+@pytest.mark.parametrize("kind", ["tcp", "tls", "unix", "abstract"])
 def test_two_workers_both_answer(project: Project, kind: str) -> None:
     [address] = _addresses(kind, project.root)
-    with project.serve("--on", address, "--workers", "2") as service:
+    tls: list[str] = []
+    if kind == "tls":
+        ca = trustme.CA()
+        pem = project.root / "server.pem"
+        ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+        tls = ["--cert", str(pem)]
+    with project.serve("--on", address, "--workers", "2", *tls) as service:
         [url] = service.wait_ready(1)
-        assert url == address or kind == "tcp"
+        assert url == address or kind in ("tcp", "tls")
+        if kind == "tls":
+            CLIENT_TLS[url] = ssl.create_default_context()
+            ca.configure_trust(CLIENT_TLS[url])
         held, blocked = hold(service, url)  # that worker now accepts nothing
         status, body = get(url, "/")
         assert status == 200
