@@ -293,6 +293,8 @@ class Client:
             response.trace_id = trace_id
             waiter: asyncio.Future[None] | None = None
             try:
+                # curl's pretransfer: just before the request's first byte is written
+                sent_ns = time.monotonic_ns() if tracer is not None else 0
                 if body_stream is None:
                     small = body is None or len(body) <= SMALL_BODY
                     waiter = conn.start(
@@ -301,27 +303,31 @@ class Client:
                         deadline=deadline, start_ns=start_ns, must_close=must_close,
                         body=None if small else body)
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_HEADERS, "client", start_ns, conn.conn_id,
-                                      method=method, target=target, bytes=len(head),
+                        # both writes are done: head and body are in the kernel's hands
+                        written = conn.written_ns
+                        tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,
+                                      written, method=method, target=target, bytes=len(head),
                                       trace_id=trace_id)
                         if body:
-                            tracer.record(Step.REQUEST_BODY, "client", start_ns, conn.conn_id,
-                                          bytes=len(body))
+                            tracer.record(Step.REQUEST_BODY, "client", sent_ns, conn.conn_id,
+                                          written, bytes=len(body))
                 else:
                     waiter = conn.start(response, head, head=method == "HEAD", stream=stream,
                                         read_timeout=t.read, deadline=deadline,
                                         start_ns=start_ns, must_close=must_close,
                                         waiting=False)
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_HEADERS, "client", start_ns, conn.conn_id,
-                                      method=method, target=target, bytes=len(head),
-                                      trace_id=trace_id)
+                        tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,
+                                      conn.written_ns, method=method, target=target,
+                                      bytes=len(head), trace_id=trace_id)
+                    body_ns = time.monotonic_ns() if tracer is not None else 0
                     sent = await _send_stream(conn, body_stream, chunked, t.write)
                     if conn.exchange_open:
                         conn.wait_response()
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_BODY, "client", start_ns, conn.conn_id,
-                                      bytes=sent, chunked=chunked)
+                        conn.written_ns = time.monotonic_ns()
+                        tracer.record(Step.REQUEST_BODY, "client", body_ns, conn.conn_id,
+                                      conn.written_ns, bytes=sent, chunked=chunked)
                 await waiter
             except BaseException as exc:
                 if waiter is not None and waiter.done() and not waiter.cancelled():
