@@ -395,6 +395,9 @@ async def test_call_mermaid_renders_in_chromium(site: Site, dns_process: str,
 
 # --------------------------------------------------------------------------- the tour
 
+#: Every Mermaid arrow ends with its step's duration, as a duration.
+DURATION_LABEL = re.compile(r" \+\d+\.\d\d ms( later)?$")
+
 
 @pytest.mark.timeout(150)
 async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None:
@@ -416,6 +419,21 @@ async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None
         assert any(label.startswith("server: accepted") for label in labels), name
         assert any(label.startswith("server: app called") for label in labels), name
         assert any(label.startswith("first response byte") for label in labels), name
+        assert all(DURATION_LABEL.search(label) for label in labels), (name, labels)
+    # the TCP request tells the whole story, in causal order: the name looked up, the socket,
+    # the handshake, the request, the server parsing it and calling the app, the 200 back,
+    # the close (FIN); "server: accepted" may come anywhere after the handshake
+    labels = [label for _, _, label in arrows((traces / "tcp.mmd").read_text())]
+    story = [re.sub(r" \+\d+\.\d\d ms( later)?$", "", label) for label in labels
+             if not label.startswith("server: accepted")]
+    assert story == [
+        "DNS lookup localhost (system resolver) -> 127.0.0.1", "socket created (tcp, ipv4)",
+        "TCP handshake (SYN/SYN-ACK/ACK)", "request headers sent",
+        "server: request head parsed", "server: app called, returned",
+        "server: response started", "server: response complete (200)", "first response byte",
+        "response complete (200)", "connection returned to the pool",
+        "close (FIN, by client)", "server: close (FIN, by client)"], labels
+    assert labels.index(next(x for x in labels if x.startswith("server: accepted"))) > 2
     dom = await dump_dom(str(traces / "trace.html"))
     assert 'data-rendered="ok"' in dom
     assert dom.count('aria-roledescription="sequence"') == 4

@@ -56,7 +56,7 @@ def render_timeline(events: Iterable[TraceEvent], *, conn: int | None = None,
     names = [p.name for p in phases]
     durations = [format_duration(p.duration_ns) for p in phases]
     labels = [f"{_TICKS[p.figure]}:{format_duration(p.end_ns)}" for p in phases]
-    widths = [max(len(n), len(d)) + 4 for n, d in zip(names, durations, strict=True)]
+    widths = [max(len(n), len(d)) + 2 for n, d in zip(names, durations, strict=True)]
     # edges[i]: the column of the '|' (or the closing ']') after phase i. Widen a column
     # when its cumulative label would not fit to the left of its edge.
     edges: list[int] = []
