@@ -251,6 +251,25 @@ async def test_write_out_matches_curl_over_tcp(site: Site) -> None:
     assert values["time_appconnect"] == "0.000000" and values["http_code"] == "200"
 
 
+async def test_write_out_figures_follow_each_other_as_curls_do(site: Site) -> None:
+    """Both tools' time figures only grow; ours adds time_requestsent between pretransfer and
+    starttransfer (so the server's time sits after pretransfer, as in curl), and the upload
+    size of a -d body is curl's."""
+    names = ["time_connect", "time_pretransfer", "time_starttransfer", "time_total"]
+    fmt = " ".join(f"%{{{n}}}" for n in [*names, "size_upload", "time_requestsent"]) + "\\n"
+    url = site.tcp + "/"
+    _, curl_out = await curl("-o", "/dev/null", "-d", "a=1", "-d", "b=22", "-w", fmt, url)
+    code, out, err = await trunkline("call", url, "-o", "/dev/null", "-d", "a=1", "-d", "b=22",
+                                     "-w", fmt)
+    assert code == 0, err
+    theirs, ours = curl_out.decode().split(), out.decode().split()
+    for values in (theirs, ours):
+        times = [float(v) for v in values[:4]]
+        assert times == sorted(times) and times[0] > 0, values
+    assert ours[4] == theirs[4] == "8"  # a=1&b=22
+    assert float(ours[1]) <= float(ours[5]) <= float(ours[2])  # pretransfer, sent, first byte
+
+
 async def test_write_out_matches_curl_over_unix_and_tls(site: Site, tmp_path: Path) -> None:
     fmt = ("%{http_code} %{remote_ip} %{remote_port} %{local_ip} %{local_port} "
            "%{num_connects} %{size_download} %{scheme}\\n")
