@@ -36,7 +36,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 from ..address import (
@@ -101,6 +101,26 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+class StreamOptions(TypedDict, total=False):
+    """The keyword arguments of ``Client.request`` (and so of ``get``, ``post``, ...) but
+    ``stream``: typed, so a misspelt one is a TypeError and mypy names it."""
+
+    params: ParamsInput | None
+    headers: HeadersInput | None
+    content: Body | None
+    json: Any
+    data: Mapping[str, Any] | None
+    timeout: Timeout | float | None
+    transport: TransportInput
+    tracer: Tracer | None
+
+
+class RequestOptions(StreamOptions, total=False):
+    """``StreamOptions`` plus ``stream`` (prefer ``Client.stream``)."""
+
+    stream: bool
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     """Where a URL goes and the pre-encoded pieces of its request head."""
@@ -161,26 +181,33 @@ class Client:
 
     # ------------------------------------------------------------------ verbs
 
-    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("GET", url, **kwargs)
+    def get(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("GET", url, **options)
 
-    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("HEAD", url, **kwargs)
+    def head(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("HEAD", url, **options)
 
-    def options(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("OPTIONS", url, **kwargs)
+    def options(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("OPTIONS", url, **options)
 
-    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("DELETE", url, **kwargs)
+    def delete(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("DELETE", url, **options)
 
-    def post(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("POST", url, **kwargs)
+    def post(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("POST", url, **options)
 
-    def put(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("PUT", url, **kwargs)
+    def put(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("PUT", url, **options)
 
-    def patch(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("PATCH", url, **kwargs)
+    def patch(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("PATCH", url, **options)
 
     async def request(self, method: str, url: str, *, params: ParamsInput | None = None,
                       headers: HeadersInput | None = None, content: Body | None = None,
@@ -342,9 +369,10 @@ class Client:
             return response
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[Response]:
+    async def stream(self, method: str, url: str, **options: Unpack[StreamOptions]
+                     ) -> AsyncIterator[Response]:
         """``async with client.stream("GET", url) as r: async for chunk in r.aiter_bytes()``."""
-        response = await self.request(method, url, stream=True, **kwargs)
+        response = await self.request(method, url, stream=True, **options)
         try:
             yield response
         finally:
