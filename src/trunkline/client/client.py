@@ -224,7 +224,6 @@ class Client:
         t = self.timeout if isinstance(timeout, _Unset) else Timeout.of(timeout)
         deadline = None if t.total is None else loop.time() + t.total
         tracer = tracer if tracer is not None else self.tracer
-        start_ns = time.monotonic_ns() if tracer is not None else 0
         route = self._route(url, transport if transport is not None else self.transport)
 
         method_b = check_method(method)
@@ -327,7 +326,7 @@ class Client:
                     waiter = conn.start(
                         response, head + body if small and body else head,
                         head=method == "HEAD", stream=stream, read_timeout=t.read,
-                        deadline=deadline, start_ns=start_ns, must_close=must_close,
+                        deadline=deadline, must_close=must_close,
                         body=None if small else body)
                     if tracer is not None:
                         # both writes are done: head and body are in the kernel's hands
@@ -341,7 +340,7 @@ class Client:
                 else:
                     waiter = conn.start(response, head, head=method == "HEAD", stream=stream,
                                         read_timeout=t.read, deadline=deadline,
-                                        start_ns=start_ns, must_close=must_close,
+                                        must_close=must_close,
                                         waiting=False)
                     if tracer is not None:
                         tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,

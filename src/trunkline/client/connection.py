@@ -81,7 +81,6 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._refusal: str | None = None
         self._sending = False
         self._must_close = False
-        self._start_ns = 0
         self.written_ns = 0  # traced: when the request (its head, or all of it) was written
         self._first_ns = 0  # traced: when its answer's first byte came
         # flow control
@@ -246,7 +245,7 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         return not self.closed and transport is not None and not transport.is_closing()
 
     def start(self, response: Response, data: bytes, *, head: bool, stream: bool,
-              read_timeout: float | None, deadline: float | None, start_ns: int,
+              read_timeout: float | None, deadline: float | None,
               must_close: bool, body: bytes | None = None, waiting: bool = True
               ) -> asyncio.Future[None]:
         """Send a request (``data``, then ``body`` if given, each in one write) and return the
@@ -258,7 +257,6 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._stream = stream
         self._got_bytes = False
         self._must_close = must_close
-        self._start_ns = start_ns
         self._read_timeout = read_timeout
         self._deadline = deadline
         self.parser.expect(head=head)
