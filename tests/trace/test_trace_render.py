@@ -174,6 +174,10 @@ def test_mermaid_structure() -> None:
     assert "TLS handshake (TLSv1.3) +3.00 ms" in labels
     assert "response complete (200) +1.00 ms" in labels
     assert labels[-1] == "close (FIN, by client) +0.00 ms"
+    # the figures, cumulative, in a closing note apart from the arrows' durations
+    assert lines[-1] == ("    Note over App,Server: since the start: namelookup 2.00 ms, "
+                         "connect 3.00 ms, appconnect 6.00 ms, pretransfer 6.00 ms, "
+                         "requestsent 6.00 ms, starttransfer 10.00 ms, total 11.00 ms")
 
 
 def test_mermaid_dns_participant_only_with_a_dns_server() -> None:
