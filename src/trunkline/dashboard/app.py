@@ -42,6 +42,7 @@ ASSETS = {"/": ("index.html", b"text/html; charset=utf-8"),
           "/assets/app.js": ("app.js", b"text/javascript; charset=utf-8"),
           "/assets/style.css": ("style.css", b"text/css; charset=utf-8")}
 MERMAID = "/assets/mermaid.min.js"
+FIRST_VIEW_WAIT = 3.0  # how long a map asked for at start waits for the registry's labels
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ class DashboardApp:
                 fields = parse_filter(query)
             except BadFilter as exc:
                 return await _json(send, 400, {"error": str(exc)}, head)
+            if self.services.view is None:  # just started: label with the first view
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.services.feed.newer(0), FIRST_VIEW_WAIT)
             data = await asyncio.to_thread(map_json, fields, self.services.records())
             return await _json(send, 200, data, head)
         if path == "/api/traces":

@@ -9,6 +9,9 @@ What ``--trace-file`` writes, by file name:
 - ``*.txt``, ``*.trace`` (``call --trace-file``, text): the timeline as written.
 - ``*.mmd`` (``--trace=mermaid``, the tour's diagrams): the diagram as written.
 
+A file is looked at again when its inode, size or modification time changed; it is read
+from its start when its inode or its first bytes changed or it shrank (a file replaced by one
+of the same size within the same clock tick is not noticed until it grows).
 The directory and its subdirectories one level down are looked at (the tour writes one
 directory per run). A client call and the server connection that served it are shown as one
 trace when they share a trace id or the client's local endpoint is the server's peer
@@ -38,6 +41,7 @@ SUFFIXES = (*LINES, ".json", ".txt", ".trace", ".mmd")
 MAX_ENTRIES = 300  # traces kept (the newest)
 MAX_READ = 8 * 1024 * 1024  # bytes read from one file per look; the rest next time
 MAX_WHOLE = 4 * 1024 * 1024  # documents larger than this are not read
+HEAD = 256  # bytes compared to tell a new file that took an old one's inode
 
 
 @dataclass
@@ -62,6 +66,7 @@ class TraceEntry:
 @dataclass
 class _FileState:
     key: tuple[int, int]  # (device, inode): a replaced file is read again from the start
+    head: bytes = b""  # its first bytes: a new file given the old inode differs here
     size: int = 0
     mtime: float = 0.0
     offset: int = 0
@@ -139,10 +144,14 @@ class TraceFolder:
     def _read(self, path: Path, name: str, info: os.stat_result,
               state: _FileState | None) -> bool:
         key = (info.st_dev, info.st_ino)
-        if state is None or state.key != key or info.st_size < state.offset:
+        with path.open("rb") as f:
+            head = f.read(HEAD)
+        if state is None or state.key != key or info.st_size < state.offset or \
+                head[:len(state.head)] != state.head:
             self._forget(name)
             state = _FileState(key)
             self.files[name] = state
+        state.head = head
         state.size, state.mtime = info.st_size, info.st_mtime
         if name.endswith(LINES):
             return self._read_lines(path, name, state)
@@ -321,8 +330,11 @@ def describe(entry: TraceEntry, events: list[TraceEvent], offset_ns: int) -> dic
         local, remote = (endpoint(x) for x in ends)
         data["local"] = local.text if local else None
         data["remote"] = remote.text if remote else None
-    if head is not None:
-        data["title"] = f"{head.detail.get('method', '?')} {head.detail.get('target', '')}"
+    if head is not None:  # a kept-alive connection carries several requests
+        heads = [f"{e.detail.get('method', '?')} {e.detail.get('target', '')}" for e in events
+                 if e.step is Step.REQUEST_HEADERS and e.side == head.side]
+        more = f" (+{len(heads) - 3} more)" if len(heads) > 3 else ""
+        data["title"] = ", ".join(heads[:3]) + more
     else:
         counts = {s: sum(1 for e in events if e.step is s) for s in (Step.SEND, Step.RECEIVE)}
         data["title"] = f"{counts[Step.SEND]} sends, {counts[Step.RECEIVE]} receives" if any(
