@@ -25,6 +25,7 @@ import trunkline
 from tests.dashboard.conftest import Bench
 from tests.server.test_websocket_browser import DevTools, evaluate, headless_chromium
 from tests.sockmap.test_map_browser import _errors
+from trunkline.client import Client
 
 WAIT = 30_000  # ms, for the page's own polling
 
@@ -142,9 +143,21 @@ async def test_dashboard_in_chromium(bench: Bench, tmp_path: Path) -> None:
                           "return img && img.complete && img.naturalWidth; })()")
         assert plot > 100
 
-        await evaluate(devtools, session, "window.scrollTo(0, 0)")
-        shot = await devtools.call("Page.captureScreenshot", session, format="png",
-                                   captureBeyondViewport=True)
+        # for the picture: two more instances, and two plain calls (server side only)
+        async with trunkline.register("users", ["unix:@tl-dash-users", "tcp://127.0.0.1:8001"],
+                                      protocol="http", meta={"version": "1.2"},
+                                      registry=bench.registry), \
+                trunkline.register("users", ["unix:@tl-dash-users-2"], protocol="http",
+                                   registry=bench.registry):
+            for path in ("/users", "/users/7"):
+                async with Client() as fresh:
+                    assert (await fresh.get(bench.hello_url + path)).status_code == 200
+            await wait("document.querySelectorAll('#services tr[data-service=\"users\"]')"
+                       ".length === 2")
+            await wait("document.querySelectorAll('#traces li').length === 3")
+            await evaluate(devtools, session, "window.scrollTo(0, 0)")
+            shot = await devtools.call("Page.captureScreenshot", session, format="png",
+                                       captureBeyondViewport=True)
         errors = _errors(devtools.events)
 
     assert errors == []

@@ -172,7 +172,8 @@ async function selectTrace(id, quiet) {
 
 function waterfall(events) {
   const end = Math.max(...events.map((e) => e.offset_ns + e.duration_ns), 1);
-  const rows = events.map((e) => {
+  const ordered = [...events].sort((a, b) => a.offset_ns - b.offset_ns || a.duration_ns - b.duration_ns);
+  const rows = ordered.map((e) => {
     const left = 100 * e.offset_ns / end, width = 100 * e.duration_ns / end;
     const bar = el("div", { class: "bar " + e.side, title: JSON.stringify(e.detail || {}) });
     bar.style.left = left + "%";
