@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.support.cli_helpers import TRUNKLINE, Service, run
 
@@ -26,7 +28,14 @@ def test_default_serves_a_loopback_port_and_prints_the_page(tmp_path: Path) -> N
             assert response.status == 200 and b"trunkline dashboard" in response.read()
         with urllib.request.urlopen(page + "api/traces", timeout=10) as response:
             assert json.load(response)["directory"] == str(tmp_path)
-        assert dashboard.stop() == 0
+        # a page still following a feed does not hold up the stop: it is told "going away"
+        with connect(page.replace("http://", "ws://") + "ws/services",
+                     open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["registry"].startswith("sqlite://")
+            assert dashboard.stop() == 0
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert not any("Traceback" in line for line in dashboard.stderr)
 
 

@@ -118,6 +118,25 @@ def test_text_and_mermaid_files_are_shown_as_written(tmp_path: Path) -> None:
     assert mermaid is not None and mermaid["mermaid"].startswith("sequenceDiagram")
 
 
+def test_other_json_is_not_a_trace_and_long_files_are_read_from_their_end(
+        tmp_path: Path) -> None:
+    (tmp_path / "pingpong.json").write_text('{"host": "a bench result", "rounds": 3}')
+    big = tmp_path / "big.jsonl"
+    with JsonLinesSink(big) as sink:
+        tracer = Tracer(sink, keep=False)
+        server_connection(tracer, "127.0.0.1:50001", "/oldest")
+        with big.open("a") as f:  # 5 MiB of other lines in between
+            f.write(("#" * 1023 + "\n") * 5 * 1024)
+        server_connection(tracer, "127.0.0.1:50002", "/newest")
+    folder = TraceFolder(tmp_path)
+    for _ in range(6):  # the last 4 MiB, a MiB per look
+        folder.scan()
+    assert titles(folder) == ["GET /newest"]
+    (tmp_path / "huge.json").write_text(" " * (5 * 1024 * 1024))
+    folder.scan()
+    assert folder.listing()["skipped_files"] == ["huge.json"]
+
+
 def test_an_unreadable_directory_is_said(tmp_path: Path) -> None:
     folder = TraceFolder(tmp_path / "missing")
     assert folder.scan() is False

@@ -42,7 +42,7 @@ ASSETS = {"/": ("index.html", b"text/html; charset=utf-8"),
           "/assets/app.js": ("app.js", b"text/javascript; charset=utf-8"),
           "/assets/style.css": ("style.css", b"text/css; charset=utf-8")}
 MERMAID = "/assets/mermaid.min.js"
-FIRST_VIEW_WAIT = 3.0  # how long a map asked for at start waits for the registry's labels
+FIRST_VIEW_WAIT = 3.0  # how long a request at start waits for the registry's first view
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class DashboardApp:
     def _trace_listing(self) -> dict[str, Any]:
         if self.traces is None:
             return {"directory": None, "error": None, "traces": [], "total": 0,
-                    "skipped_files": 0}
+                    "skipped_files": []}
         return self.traces.listing()
 
     # ------------------------------------------------------------------ ASGI
@@ -171,15 +171,14 @@ class DashboardApp:
             return await _respond(send, 200, _mermaid(), b"text/javascript; charset=utf-8",
                                   [(b"cache-control", b"max-age=3600")], head=head)
         if path == "/api/services":
+            await self._first_view()
             return await _json(send, 200, self.services.feed.value, head)
         if path == "/api/map":
             try:
                 fields = parse_filter(query)
             except BadFilter as exc:
                 return await _json(send, 400, {"error": str(exc)}, head)
-            if self.services.view is None:  # just started: label with the first view
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.services.feed.newer(0), FIRST_VIEW_WAIT)
+            await self._first_view()  # just started: label with the registry's services
             data = await asyncio.to_thread(map_json, fields, self.services.records())
             return await _json(send, 200, data, head)
         if path == "/api/traces":
@@ -200,6 +199,12 @@ class DashboardApp:
             if found_file is not None:
                 return await _respond(send, 200, *found_file, head=head)
         await _respond(send, 404, b"not found\n", b"text/plain", head=head)
+
+    async def _first_view(self) -> None:
+        """Just started: wait (a little) for the registry's first answer."""
+        if self.services.view is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.services.feed.newer(0), FIRST_VIEW_WAIT)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()

@@ -39,7 +39,8 @@ from ..trace.timeline import render_timeline
 LINES = (".jsonl", ".ndjson")
 SUFFIXES = (*LINES, ".json", ".txt", ".trace", ".mmd")
 MAX_ENTRIES = 300  # traces kept (the newest)
-MAX_READ = 8 * 1024 * 1024  # bytes read from one file per look; the rest next time
+MAX_READ = 1024 * 1024  # bytes read from one file per look (the loop waits meanwhile)
+TAIL = 4 * 1024 * 1024  # a long file seen for the first time is read from this near its end
 MAX_WHOLE = 4 * 1024 * 1024  # documents larger than this are not read
 HEAD = 256  # bytes compared to tell a new file that took an old one's inode
 
@@ -93,7 +94,7 @@ class TraceFolder:
         self.limit = limit
         self.entries: dict[str, TraceEntry] = {}
         self.files: dict[str, _FileState] = {}
-        self.skipped: int = 0  # files too large to read
+        self.skipped: set[str] = set()  # files too large to read
         self.error: str | None = None  # the directory cannot be read
 
     def _candidates(self) -> list[Path]:
@@ -123,14 +124,16 @@ class TraceFolder:
                 continue
             state = self.files.get(name)
             if state is not None and state.key == (info.st_dev, info.st_ino) and \
-                    state.size == info.st_size and state.mtime == info.st_mtime:
-                continue
+                    state.size == info.st_size and state.mtime == info.st_mtime and \
+                    (state.offset >= state.size or not name.endswith(LINES)):
+                continue  # unchanged, and read to its end
             try:
                 changed |= self._read(path, name, info, state)
             except OSError:
                 continue  # gone or unreadable meanwhile; next look tries again
         for name in set(self.files) - seen:
             self._forget(name)
+            self.skipped.discard(name)
             changed = True
         if changed:
             self._trim()
@@ -156,8 +159,9 @@ class TraceFolder:
         if name.endswith(LINES):
             return self._read_lines(path, name, state)
         if info.st_size > MAX_WHOLE:
-            self.skipped += 1
+            self.skipped.add(name)
             return False
+        self.skipped.discard(name)
         text = path.read_text("utf-8", errors="replace")
         entry_id = _entry_id(name)
         entry = TraceEntry(entry_id, name, "events", mtime=info.st_mtime)
@@ -167,7 +171,8 @@ class TraceFolder:
                 entry.events = [TraceEvent.from_dict(e) for e in document["events"]]
                 entry.trace_id = document.get("trace_id")
             except (ValueError, KeyError, TypeError, AttributeError):
-                entry.format, entry.text = "text", text  # not ours: shown as written
+                state.ids = []  # some other JSON (a bench result...): not a trace
+                return self.entries.pop(entry_id, None) is not None
         else:
             entry.format = "mermaid" if name.endswith(".mmd") else "text"
             entry.text = text
@@ -176,12 +181,17 @@ class TraceFolder:
         return True
 
     def _read_lines(self, path: Path, name: str, state: _FileState) -> bool:
+        skip_partial = False
+        if state.offset == 0 and state.size > TAIL:  # only the recent end is wanted
+            state.offset, skip_partial = state.size - TAIL, True
         with path.open("rb") as f:
             f.seek(state.offset)
             data = f.read(MAX_READ)
         state.offset += len(data)
         lines = (state.pending + data).split(b"\n")
         state.pending = lines.pop()  # a line still being written
+        if skip_partial and lines:
+            lines.pop(0)  # the tail began mid-line
         changed = False
         for line in lines:
             try:
@@ -261,7 +271,7 @@ class TraceFolder:
         offset = epoch_offset_ns()
         items = [describe(e, _events_of(e, served), offset) for e in shown[:limit]]
         return {"directory": str(self.directory), "error": self.error, "traces": items,
-                "total": len(shown), "skipped_files": self.skipped}
+                "total": len(shown), "skipped_files": sorted(self.skipped)}
 
     def detail(self, entry_id: str) -> dict[str, Any] | None:
         entry = self.entries.get(entry_id)

@@ -134,6 +134,7 @@ function renderTraces(listing) {
   else note.textContent = listing.total
     ? `${listing.total} traces (newest first); new ones appear as they are written`
     : "No traces yet: write some with --trace-file (serve) or --trace=json --trace-file (call) in this directory.";
+  if (listing.skipped_files.length) note.textContent += `; not read (over 4 MiB): ${listing.skipped_files.join(", ")}`;
   const items = listing.traces.map((t) => el("li",
     { "data-trace-id": t.id, class: t.id === selectedTrace ? "selected" : null,
       onclick: () => selectTrace(t.id) },
