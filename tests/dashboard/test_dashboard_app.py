@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ import pytest
 import trunkline
 from tests.dashboard.conftest import Bench
 from trunkline.client import Client
+from trunkline.dashboard import DashboardApp, DashboardConfig
 from trunkline.errors import WebSocketHandshakeError
+from trunkline.server import AppServer, ServerConfig
 
 
 async def get_json(client: Client, url: str, status: int = 200) -> Any:
@@ -174,3 +177,31 @@ async def test_map_of_this_process_with_its_service(bench: Bench) -> None:
         assert "carrier-pigeon" in bad["error"] and "tcp" in bad["error"]
         bad = await get_json(client, f"{bench.origin}/api/map?pid=-3", 400)
         assert "process id" in bad["error"]
+
+
+@pytest.mark.timeout(120)
+async def test_services_from_etcd_marked_stale_while_it_is_away() -> None:
+    from tests.registry.etcd_cluster import ETCD, EtcdCluster
+
+    if ETCD is None:
+        pytest.skip("etcd is not installed (Debian package etcd-server; .ci/run installs it)")
+    cluster = EtcdCluster(1)
+    try:
+        cluster.start()
+        url = cluster.url(f"/t{secrets.token_hex(4)}")
+        app = DashboardApp(DashboardConfig(registry=url))
+        async with AppServer(app, "tcp://127.0.0.1:0", config=ServerConfig(
+                access_log=False, lifespan="on")) as dashboard:
+            ws_url = "ws://" + dashboard.urls[0].removeprefix("tcp://") + "/ws/services"
+            async with trunkline.register("users", ["unix:@tl-dash-etcd"], registry=url), \
+                    trunkline.websocket(ws_url) as ws:
+                view = await next_value(ws, lambda v: names(v) == ["users"])
+                assert view["stale"] is False and view["registry"].startswith("etcd://")
+                cluster.stop()
+                view = await next_value(ws, lambda v: v["stale"], timeout=40)
+                assert names(view) == ["users"] and view["error"]  # the last view, marked
+                cluster.start()
+                await next_value(ws, lambda v: not v["stale"] and names(v) == ["users"],
+                                 timeout=60)
+    finally:
+        cluster.close()
