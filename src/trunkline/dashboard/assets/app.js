@@ -125,6 +125,7 @@ function tick() {
 // ---------------------------------------------------------------- traces
 
 let selectedTrace = null;
+let selectedCount = null;  // its number of events when last drawn
 
 function renderTraces(listing) {
   $("#traces-dir").textContent = listing.directory || "";
@@ -146,7 +147,9 @@ function renderTraces(listing) {
         t.duration_ms !== null ? t.duration_ms + " ms" : "", when(t.started)].filter(Boolean).join("  \u00b7  "),
        el("br"), el("span", { class: "mono" }, t.file))));
   $("#traces").replaceChildren(...items);
-  if (selectedTrace && listing.traces.some((t) => t.id === selectedTrace)) selectTrace(selectedTrace, true);
+  // the trace on show grew (a connection still talking): draw it again
+  const shown = listing.traces.find((t) => t.id === selectedTrace);
+  if (shown && shown.events_count !== selectedCount) selectTrace(selectedTrace, true);
 }
 
 async function selectTrace(id, quiet) {
@@ -158,6 +161,8 @@ async function selectTrace(id, quiet) {
   const detail = $("#trace-detail");
   if (!response.ok) { if (!quiet) detail.replaceChildren(el("p", { class: "note" }, "That trace is gone.")); return; }
   const trace = await response.json();
+  if (selectedTrace !== id) return;  // another was picked meanwhile
+  selectedCount = trace.events_count;
   const parts = [el("h3", {}, trace.title), el("p", { class: "note" },
     [trace.side, trace.kind, trace.local && trace.remote ? `${trace.local} \u2192 ${trace.remote}` : "",
      trace.duration_ms !== null ? trace.duration_ms + " ms" : "", trace.trace_id ? "trace id " + trace.trace_id : "",
