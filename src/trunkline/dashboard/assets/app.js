@@ -138,7 +138,7 @@ function renderTraces(listing) {
   if (listing.skipped_files.length) note.textContent += `; not read (over 4 MiB): ${listing.skipped_files.join(", ")}`;
   const items = listing.traces.map((t) => el("li",
     { "data-trace-id": t.id, class: t.id === selectedTrace ? "selected" : null,
-      onclick: () => selectTrace(t.id) },
+      onclick: () => selectTraceSafely(t.id) },
     el("div", { class: "title" }, t.title,
        t.status ? el("span", { class: "badge" }, t.status) : null),
     el("div", { class: "meta" },
@@ -149,8 +149,10 @@ function renderTraces(listing) {
   $("#traces").replaceChildren(...items);
   // the trace on show grew (a connection still talking): draw it again
   const shown = listing.traces.find((t) => t.id === selectedTrace);
-  if (shown && shown.events_count !== selectedCount) selectTrace(selectedTrace, true);
+  if (shown && shown.events_count !== selectedCount) selectTraceSafely(selectedTrace, true);
 }
+
+const selectTraceSafely = (id, quiet) => attempt(selectTrace, "#traces-note")(id, quiet);
 
 async function selectTrace(id, quiet) {
   selectedTrace = id;
@@ -241,6 +243,8 @@ async function refreshMap() {
   panel.setAttribute("data-rendered", diagram.getAttribute("data-rendered"));
 }
 
+const refreshMapSafely = () => attempt(refreshMap, "#map-status")();
+
 function setUpMapForm() {
   const params = new URLSearchParams(location.search);
   const kinds = new Set(params.getAll("kind").flatMap((k) => k.split(",")));
@@ -250,7 +254,7 @@ function setUpMapForm() {
   form.elements.pid.value = params.get("pid") || "";
   form.elements.service.value = params.get("service") || "";
   form.elements.listening.checked = params.get("listening") === "1";
-  form.addEventListener("submit", (event) => { event.preventDefault(); refreshMap(); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); refreshMapSafely(); });
 }
 
 // ---------------------------------------------------------------- benchmarks
@@ -272,14 +276,23 @@ async function refreshBench() {
     el("a", { href: "/api/bench/" + encodeURIComponent(r.json) }, r.json))));
 }
 
+// An action that fails (the dashboard stopped, say) says so on the page, not in the console.
+function attempt(action, where) {
+  return (...args) => action(...args).catch((err) => { $(where).textContent = "failed: " + err.message; });
+}
+
 // ---------------------------------------------------------------- start
 
 setUpMapForm();
 tick();
 setInterval(tick, 1000);
-fetch("/api/services").then((r) => r.json()).then((v) => { if (!servicesView) renderServices(v); });
+attempt(async () => {
+  const view = await (await fetch("/api/services")).json();
+  if (!servicesView) renderServices(view);
+}, "#services-note")();
 follow("/ws/services", "services", renderServices);
 follow("/ws/traces", "traces", renderTraces);
-$("#bench-refresh").addEventListener("click", refreshBench);
-refreshBench();
-refreshMap();
+const refreshBenchSafely = attempt(refreshBench, "#bench-note");
+$("#bench-refresh").addEventListener("click", refreshBenchSafely);
+refreshBenchSafely();
+refreshMapSafely();
