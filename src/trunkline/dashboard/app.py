@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class DashboardConfig:
     check_host: bool = False  # refuse a Host that is not a loopback name (see the rules)
 
 
+@cache
 def _asset(name: str) -> bytes:
     return (resources.files(__package__) / "assets" / name).read_bytes()
 
