@@ -137,6 +137,16 @@ async def test_dashboard_in_chromium(bench: Bench, tmp_path: Path) -> None:
         port = bench.dashboard.urls[0].rsplit(":", 1)[1]
         assert any(f"127.0.0.1:{port}" in row and "LISTEN" in row for row in drawn["sockets"])
 
+        # a service's "map" button: the map of that service, the filter in the page's URL
+        await evaluate(devtools, session, SERVICE_ROW.format("hello")
+                       + ".querySelector('button.to-map').click()")
+        await wait("location.search.includes('service=hello') && document.getElementById("
+                   "'map-panel').getAttribute('data-rendered') === 'ok'")
+        services = await evaluate(devtools, session, "Array.from(document.querySelectorAll("
+                                  "'#map-connections tbody tr td:last-child'), "
+                                  "td => td.textContent)")
+        assert services and all("hello" in s for s in services)  # and who talks to it
+
         # the benchmark result with its plot, loaded
         plot = await wait("(() => { const img = document.querySelector("
                           "'[data-bench=\"pingpong\"] img'); "

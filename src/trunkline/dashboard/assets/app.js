@@ -100,7 +100,9 @@ function renderServices(view) {
     const fresh = !firstServicesView && !seenInstances.has(key);
     seenInstances.add(key);
     return el("tr", { "data-service": i.service, "data-instance": i.id, class: fresh ? "new" : null },
-      el("td", {}, el("strong", {}, i.service)),
+      el("td", {}, el("strong", {}, i.service), " ",
+         el("button", { type: "button", class: "to-map", title: "show this service on the socket map",
+                        onclick: () => mapOf(i.service) }, "map")),
       el("td", { class: "mono" }, i.id),
       el("td", {}, el("span", { class: "badge" }, i.protocol)),
       el("td", { class: "addr" }, ...i.urls.flatMap((u, n) => n ? [el("br"), u] : [u])),
@@ -244,6 +246,14 @@ async function refreshMap() {
 }
 
 const refreshMapSafely = () => attempt(refreshMap, "#map-status")();
+
+function mapOf(service) {
+  const form = $("#map-form");
+  form.elements.service.value = service;
+  form.elements.pid.value = "";
+  refreshMapSafely();
+  $("#map-panel").scrollIntoView();
+}
 
 function setUpMapForm() {
   const params = new URLSearchParams(location.search);
