@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.dashboard.conftest import Bench
 from tests.server.test_websocket_browser import DevTools, evaluate, headless_chromium
 from tests.sockmap.test_map_browser import _errors
 from trunkline.client import Client
+from trunkline.trace import JsonLinesSink, Step, Tracer
 
 WAIT = 30_000  # ms, for the page's own polling
 
@@ -120,6 +122,23 @@ async def test_dashboard_in_chromium(bench: Bench, tmp_path: Path) -> None:
         assert "server: request head parsed" in shown["diagram"]
         assert shown["serverBars"] >= 3 and shown["bars"] > shown["serverBars"]
         assert "total:" in shown["timeline"]
+
+        # what a trace file says is shown as text, never as markup
+        hostile = '/<img src=x onerror="window.hit=1"><b id=bold>b</b>'
+        with JsonLinesSink(bench.traces / "hostile.jsonl") as sink:
+            tracer = Tracer(sink)
+            tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), 1, peer="<i>peer</i>")
+            tracer.record(Step.REQUEST_HEADERS, "server", time.monotonic_ns(), 1,
+                          method="GET", target=hostile)
+        shown_title = await wait("(Array.from(document.querySelectorAll('#traces .title'))"
+                                 ".find(t => t.textContent.includes('onerror')) || {})"
+                                 ".textContent")
+        assert shown_title.startswith(f"GET {hostile}")
+        assert await evaluate(devtools, session, "document.getElementById('bold') === null "
+                              "&& window.hit === undefined")
+        (bench.traces / "hostile.jsonl").unlink()  # a removed file's traces leave the list
+        await wait("!Array.from(document.querySelectorAll('#traces .title'))"
+                   ".some(t => t.textContent.includes('onerror'))")
 
         # the socket map of this process: the dashboard's and hello's listeners, drawn
         state = await wait("document.getElementById('map-panel').getAttribute('data-rendered')")

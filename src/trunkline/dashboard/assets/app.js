@@ -139,8 +139,9 @@ function renderTraces(listing) {
     : "No traces yet: write some with --trace-file (serve) or --trace=json --trace-file (call) in this directory.";
   if (listing.skipped_files.length) note.textContent += `; not read (over 4 MiB): ${listing.skipped_files.join(", ")}`;
   const items = listing.traces.map((t) => el("li",
-    { "data-trace-id": t.id, class: t.id === selectedTrace ? "selected" : null,
-      onclick: () => selectTraceSafely(t.id) },
+    { "data-trace-id": t.id, class: t.id === selectedTrace ? "selected" : null, tabIndex: 0,
+      onclick: () => selectTraceSafely(t.id),
+      onkeydown: (event) => { if (event.key === "Enter") selectTraceSafely(t.id); } },
     el("div", { class: "title" }, t.title,
        t.status ? el("span", { class: "badge" }, t.status) : null),
     el("div", { class: "meta" },
