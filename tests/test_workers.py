@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.cli_helpers import Service
 from trunkline.errors import UnsupportedError
-from trunkline.workers import RestartPolicy, worker_count
+from trunkline.workers import RestartPolicy, run_workers, worker_count
 
 SCRIPT = '''
 import os, sys
@@ -116,3 +116,11 @@ def test_worker_count() -> None:
     assert worker_count(0) == len(os.sched_getaffinity(0))
     with pytest.raises(UnsupportedError, match="at least 1, or 0 for one per core"):
         worker_count(-1)
+
+
+async def test_run_workers_refuses_to_fork_inside_an_event_loop() -> None:
+    async def start(addresses: list[object]) -> None:
+        raise AssertionError("never started")
+
+    with pytest.raises(UnsupportedError, match="outside any event loop"):
+        run_workers(start, ["tcp://127.0.0.1:0"], workers=2)  # type: ignore[arg-type]

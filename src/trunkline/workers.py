@@ -144,6 +144,13 @@ def run_workers(start: StartWorker, urls: Sequence[str | Address], *, workers: i
     """Bind ``urls``, run ``start`` in ``workers`` processes (0: one per core) until
     SIGTERM/SIGINT; the exit status (0 after a stop by signal). Call it from a program's
     main thread with no event loop running: it forks."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise UnsupportedError("run_workers forks processes: call it from a program's main "
+                               "thread outside any event loop, not from async code")
     addresses = [parse_address(u) if isinstance(u, str) else u for u in urls]
     count = worker_count(workers)
     return Supervisor(start, addresses, bind_shared(addresses, options, workers=count),
