@@ -164,11 +164,13 @@ def bind_shared(addresses: Sequence[Address], options: ListenOptions = ListenOpt
     ``workers`` processes cannot serve, else what binding raises."""
     for address in addresses:
         if isinstance(address, UdpAddress) and address.port == 0:
-            raise UnsupportedError(f"{format_address(address)}: with workers a udp address "
-                                   "needs a port (worker 0 binds it at each start)")
+            raise UnsupportedError(f"{format_address(address)}: worker 0 binds udp "
+                                   "addresses at each start, so port 0 would change; give "
+                                   "it a port (udp://127.0.0.1:7001) or use one worker")
     if workers > 1 and not any(can_share(a) or isinstance(a, FdAddress) for a in addresses):
         raise UnsupportedError("workers need an address they can share (tcp, tls, unix or "
-                               "fd); FIFOs and datagram sockets are served by one process")
+                               "fd); FIFOs and datagram sockets are served by one process: "
+                               "add such an address or use one worker")
     return asyncio.run(bind_all([a for a in addresses if can_share(a)], options))
 
 

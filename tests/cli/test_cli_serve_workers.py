@@ -319,6 +319,37 @@ def test_workers_from_the_environment(project: Project) -> None:
         assert service.stop() == 0
 
 
+def test_worker_0_serves_a_udp_address_beside_the_shared_ones() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free a moment ago
+    with Service(["serve", "echo", "--on", "tcp://127.0.0.1:0", "--on",
+                  f"udp://127.0.0.1:{port}", "--workers", "2"]) as service:
+        owner = int(service.wait_for_line(r"worker 0 ready \(pid (\d+)\)").group(1))
+        tcp_url, udp_url = service.wait_ready(2)
+        assert udp_url == f"udp://127.0.0.1:{port}"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(20)
+            udp.sendto(b"ping", ("127.0.0.1", port))
+            assert udp.recvfrom(100)[0] == b"ping"
+        diag = subprocess.run(["ss", "-uanp", f"sport = :{port}"], capture_output=True,
+                              text=True, check=False).stdout
+        assert f"pid={owner}," in diag and diag.count("pid=") == 1  # worker 0 alone
+        assert service.stop() == 0
+
+
+@pytest.mark.parametrize(("on", "words"), [
+    (["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], "give it a port"),
+    (["fifo:///tmp/trunkline-never.fifo"], "add such an address or use one worker"),
+])
+def test_addresses_workers_cannot_serve_are_refused(on: list[str], words: str) -> None:
+    done = run(["serve", "echo", *[arg for url in on for arg in ("--on", url)],
+                "--workers", "2"])
+    assert done.returncode == 3, done.stderr
+    assert words in done.stderr.decode()
+    assert not Path("/tmp/trunkline-never.fifo").exists()
+
+
 def test_a_broken_app_fails_once_with_the_single_process_status(project: Project) -> None:
     args = ["serve", "brokenapp:app", "--app-dir", str(project.root), "--on",
             "tcp://127.0.0.1:0", "--lifespan", "on"]
