@@ -15,6 +15,8 @@
 |             | and registry/ itself (never cli/, server/, client/)                      |
 | host        | from trunkline only transport, _loop, trace, address, errors (the one    |
 |             | service host sits under every server: never aio/, server/ or above)      |
+| workers     | from trunkline only host, transport, _loop, trace, address, errors (the  |
+|             | supervisor forks servers it is handed; it knows none of them)            |
 | aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
 |             | errors                                                                   |
 | library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
@@ -201,6 +203,13 @@ def test_host_sits_on_transport() -> None:
                                       "errors"}, set()))
 
 
+def test_workers_sit_beside_the_host() -> None:
+    """The worker supervisor runs any server it is given (a start function): like the
+    host, it may not know aio/, server/ or anything above."""
+    no_violations(violations("workers", {"workers", "host", "transport", "_loop", "trace",
+                                         "address", "errors"}, set()))
+
+
 def test_aio_sits_on_transport_and_protocol() -> None:
     no_violations(violations("aio", {"aio", "host", "transport", "protocol", "_loop", "trace",
                                      "address", "errors"}, set()))
@@ -209,7 +218,7 @@ def test_aio_sits_on_transport_and_protocol() -> None:
 # The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.
 TOOLS = {"cli", "bench", "tour", "apps", "sockmap", "dashboard"}
 LIBRARY = {"", "__main__", "errors", "address", "resolve", "_loop", "protocol", "transport",
-           "aio", "host", "server", "client", "relay", "registry", "trace"}
+           "aio", "host", "workers", "server", "client", "relay", "registry", "trace"}
 # trace/ modules that render events; the trace package root holds events and sinks only.
 TRACE_RENDERERS = {f"trunkline.trace.{name}" for name in
                    ("summary", "timeline", "mermaid", "html", "writeout", "otel", "render")}
@@ -290,6 +299,9 @@ def _call_name(call: ast.Call) -> str:
 
 
 EXITS = {"sys.exit", "os._exit", "exit", "quit", "os.abort"}
+#: A forked worker must end its own process (returning would run the supervisor's code on in
+#: the child): its one ``os._exit``, and nothing else, is allowed there.
+FORKED_CHILD_EXIT = ("trunkline.workers", "os._exit")
 
 
 def test_only_cli_prints_or_exits() -> None:
@@ -300,6 +312,8 @@ def test_only_cli_prints_or_exits() -> None:
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Call):
                 name = _call_name(node)
+                if (module.name, name) == FORKED_CHILD_EXIT:
+                    continue
                 if name == "print" or name in EXITS:
                     found.append(f"{module.where(node)}: {name}()")
             elif isinstance(node, ast.Raise) and node.exc is not None:
