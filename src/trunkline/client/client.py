@@ -59,7 +59,7 @@ from ..protocol.http_client import (
 )
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import http_client_tls_context
+from .connect import http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .pool import Pool, PoolKey
