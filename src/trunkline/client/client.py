@@ -15,6 +15,9 @@ Rules:
 - A request is sent again only when it is idempotent, its body can be replayed, and its
   connection failed before a single response byte arrived (a stale pooled connection).
 - TLS verification is on unless ``verify=False``.
+- What the body is and how it is framed (Content-Length, chunked, none) are the sans-I/O
+  core's rules (``protocol.http_client`` ``request_body``, ``body_framing``); this module
+  sends what they decide.
 - The parse of a URL and its encoded Host line and target are cached, so a repeated call
   costs one ``join`` to build its head and one ``write`` to send it.
 """
