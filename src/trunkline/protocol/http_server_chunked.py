@@ -14,7 +14,7 @@ import re
 
 from .http_server_events import HttpLimits, Reject
 
-_SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+_DATA, _DATA_END, _SIZE, _TRAILER = range(4)  # the first two: inside a chunk
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
@@ -50,19 +50,16 @@ class ChunkedScanner:
         p = pos
         while p < n:
             state = self._state
-            if state == _DATA:
+            if state <= _DATA_END:  # chunk data, then its CRLF
                 take = min(self._left, n - p)
                 p += take
                 self._left -= take
                 if not self._left:
-                    self._state = _DATA_END
-                    self._left = 2
-            elif state == _DATA_END:
-                take = min(self._left, n - p)
-                p += take
-                self._left -= take
-                if not self._left:
-                    self._state = _SIZE
+                    if state == _DATA:
+                        self._state = _DATA_END
+                        self._left = 2
+                    else:
+                        self._state = _SIZE
             else:
                 nl = data.find(b"\n", p, n)
                 line = self._line
