@@ -12,6 +12,7 @@ from trunkline.errors import ProtocolError
 from trunkline.protocol.http_client import (
     CHUNKED_LINE,
     NO_BODY,
+    ClientHeaders,
     InvalidHeaderError,
     RequestBody,
     ResponseParser,
@@ -252,3 +253,24 @@ def test_connection_close_is_asked_for_only_by_the_connection_header() -> None:
     block, names = encode_headers([("X-Note", "close"), ("Connection", "keep-alive")])
     assert not asks_close(names, block)
     assert not asks_close(frozenset(), b"")
+
+
+def test_given_headers_replace_builtin_ones_of_the_same_name() -> None:
+    headers = ClientHeaders([("User-Agent", "trunkline/1"), ("Accept", "*/*")],
+                            {"accept": "text/html", "X-Team": "a"})
+    assert headers.block == b"User-Agent: trunkline/1\r\naccept: text/html\r\nX-Team: a\r\n"
+    assert headers.names == {b"user-agent", b"accept", b"x-team"}
+
+
+def test_a_requests_headers_replace_the_clients_and_its_body_type_goes_in() -> None:
+    headers = ClientHeaders([(b"Accept", b"*/*")], [("X-Team", "a")])
+    assert headers.for_request(None) == (headers.block, headers.names)
+    json_type = b"Content-Type: application/json\r\n"
+    block, names = headers.for_request({"x-team": "b", "X-Id": "7"}, json_type)
+    assert block == (b"Accept: */*\r\nContent-Type: application/json\r\nx-team: b\r\n"
+                     b"X-Id: 7\r\n")
+    assert names == {b"accept", b"x-team", b"x-id"}
+    block, _ = headers.for_request([("Content-Type", "text/plain")], json_type)
+    assert block == b"Accept: */*\r\nX-Team: a\r\nContent-Type: text/plain\r\n"
+    block, _ = headers.for_request(None, json_type)
+    assert block == b"Accept: */*\r\nX-Team: a\r\n" + json_type

@@ -15,9 +15,9 @@ Rules:
 - A request is sent again only when it is idempotent, its body can be replayed, and its
   connection failed before a single response byte arrived (a stale pooled connection).
 - TLS verification is on unless ``verify=False``.
-- What the body is and how it is framed (Content-Length, chunked, none) are the sans-I/O
-  core's rules (``protocol.http_client`` ``request_body``, ``body_framing``); this module
-  sends what they decide.
+- Which headers a request carries, what its body is and how it is framed (Content-Length,
+  chunked, none) are the sans-I/O core's rules (``protocol.http_client`` ``ClientHeaders``,
+  ``request_body``, ``body_framing``); this module sends what they decide.
 - The parse of a URL and its encoded Host line and target are cached, so a repeated call
   costs one ``join`` to build its head and one ``write`` to send it.
 """
@@ -50,12 +50,12 @@ from ..protocol.http_client import (
     CHUNK_END,
     IDEMPOTENT_METHODS,
     Body,
+    ClientHeaders,
     HeadersInput,
     asks_close,
     body_framing,
     check_method,
     encode_chunk,
-    encode_headers,
     encode_request_head,
     encode_target,
     request_body,
@@ -138,16 +138,8 @@ class Client:
         self._verify = verify
         self._cert = cert
         self._ssl: Any = None
-        defaults: list[tuple[str | bytes, str | bytes]] = []
-        if user_agent:
-            defaults.append(("User-Agent", user_agent))
-        defaults.append(("Accept", "*/*"))
-        given = list(headers.items() if isinstance(headers, Mapping) else headers or [])
-        given_names = {(n if isinstance(n, str) else n.decode("latin-1")).lower() for n, _ in given}
-        self._default_pairs = [(n, v) for n, v in defaults
-                               if (n if isinstance(n, str) else n.decode()).lower()
-                               not in given_names] + given
-        self._default_block, self._default_names = encode_headers(self._default_pairs)
+        builtin = [("User-Agent", user_agent)] if user_agent else []
+        self._headers = ClientHeaders(builtin + [("Accept", "*/*")], headers)
         self._pools: dict[PoolKey, Pool] = {}
         self._routes: dict[tuple[str, TransportInput], _Route] = {}
         self._closed = False
@@ -205,18 +197,7 @@ class Client:
 
         body = request_body(content, data, None if json is UNSET else json,
                             has_json=json is not UNSET)
-        header_block = self._default_block
-        names = self._default_names
-        if headers or body.content_type:
-            user_block, user_names = encode_headers(headers)
-            extra_block = b"" if b"content-type" in user_names else body.content_type
-            if user_names & self._default_names:
-                header_block, names = encode_headers(
-                    [(n, v) for n, v in self._default_pairs if _lower_b(n) not in user_names])
-                header_block += extra_block + user_block
-            else:
-                header_block = header_block + extra_block + user_block
-            names = names | user_names
+        header_block, names = self._headers.for_request(headers, body.content_type)
         trace_id = None
         if tracer is not None:
             trace_id = getattr(tracer, "trace_id", None) or uuid.uuid4().hex
@@ -417,10 +398,6 @@ def _least(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def _lower_b(name: str | bytes) -> bytes:
-    return (name if isinstance(name, bytes) else name.encode("latin-1")).lower()
 
 
 __all__ = ["Client", "Limits", "Response", "Timeout"]

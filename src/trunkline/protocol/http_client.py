@@ -12,6 +12,8 @@ Rules (the h11 way):
 - Request heads are built from pre-encoded pieces with one ``join`` and no per-header
   formatting on the hot path; names and values are checked for CR, LF and NUL so a caller
   cannot smuggle a second request into a header.
+- A request's headers follow ``ClientHeaders``: the request's own replace the client's of
+  the same name, which replace the built-in ones.
 - Request body framing is decided here (``request_body``, ``body_framing``; h11's
   ``_body_framing`` for the sending side): a Content-Length or Transfer-Encoding the caller
   set is kept; else whole bytes get Content-Length, a stream goes chunked, a method that
@@ -81,6 +83,46 @@ def encode_headers(headers: HeadersInput | None) -> tuple[bytes, frozenset[bytes
         parts.append(b"%s: %s\r\n" % (n, v.strip(b" \t")))
         names.add(n.lower())
     return b"".join(parts), frozenset(names)
+
+
+class ClientHeaders:
+    """A client's headers for every request, encoded once, and the rule for one request's
+    own: a header the request names replaces the client's header of that name (as the
+    client's given headers replace its built-in ones), and a content type its body implies
+    (``RequestBody.content_type``) goes in unless the request names one."""
+
+    __slots__ = ("pairs", "block", "names")
+
+    def __init__(self, builtin: HeadersInput, given: HeadersInput | None = None) -> None:
+        given_pairs = list(_pairs(given))
+        given_names = {_lower(n) for n, _ in given_pairs}
+        self.pairs = [(n, v) for n, v in _pairs(builtin)
+                      if _lower(n) not in given_names] + given_pairs
+        self.block, self.names = encode_headers(self.pairs)
+
+    def for_request(self, headers: HeadersInput | None,
+                    content_type: bytes = b"") -> tuple[bytes, frozenset[bytes]]:
+        """The request's header block (without Host and body framing) and its names."""
+        if not headers and not content_type:
+            return self.block, self.names
+        own_block, own_names = encode_headers(headers)
+        if b"content-type" in own_names:
+            content_type = b""
+        if own_names & self.names:
+            block, names = encode_headers([(n, v) for n, v in self.pairs
+                                           if _lower(n) not in own_names])
+            return block + content_type + own_block, names | own_names
+        return self.block + content_type + own_block, self.names | own_names
+
+
+def _pairs(headers: HeadersInput | None) -> Iterable[tuple[str | bytes, str | bytes]]:
+    if not headers:
+        return ()
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def _lower(name: str | bytes) -> bytes:
+    return _as_bytes(name).lower()
 
 
 def encode_target(target: str) -> bytes:
