@@ -221,8 +221,7 @@ class Client:
             target = f"{target}{'&' if '?' in target else '?'}{query}"
             target_bytes = encode_target(target)
 
-        body = request_body(content, data, None if json is UNSET else json,
-                            has_json=json is not UNSET)
+        body = request_body(content, data, json, has_json=json is not UNSET)
         header_block, names = self._headers.for_request(headers, body.content_type)
         trace_id = None
         if tracer is not None:

@@ -79,7 +79,7 @@ class HttpServerProtocol(ResponseWriter):
         self._last_host: bytes | None = None  # the last valid Host value on this connection
         self._in_body = False
         self._body_left = 0
-        self._chunks = ChunkedScanner(limits)
+        self._chunks: ChunkedScanner | None = None  # made at the first chunked body
 
     # ---------------------------------------------------------------- input
 
@@ -228,6 +228,7 @@ class HttpServerProtocol(ResponseWriter):
 
     def _take_chunked(self, data: bytes, pos: int, n: int) -> int:
         chunks = self._chunks
+        assert chunks is not None  # made when the chunked head was parsed
         stop, done = chunks.scan(data, pos, n)
         if chunks.error is not None:
             self._reject(chunks.error.status, chunks.error.reason)
@@ -380,7 +381,10 @@ class HttpServerProtocol(ResponseWriter):
             upgrade = b"connect" if method == "CONNECT" else (upgrade_token or b"")
         if chunked:
             self._state = _BODY_CHUNKED
-            self._chunks.reset()
+            if self._chunks is None:
+                self._chunks = ChunkedScanner(self.limits)
+            else:
+                self._chunks.reset()
         elif length:
             self._state = _BODY_LENGTH
             self._body_left = length
