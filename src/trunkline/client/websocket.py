@@ -50,7 +50,7 @@ from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from .connection import http_client_tls_context
+from .connect import http_client_tls_context
 from .errors import ConnectTimeoutError, tls_handshake_error
 
 MiB = 1024 * 1024
