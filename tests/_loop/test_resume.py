@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 
 import pytest
 
@@ -26,37 +27,42 @@ async def _waiting(waiter: asyncio.Future[int], log: list[object]) -> int:
     return value
 
 
-@both_loops
-async def test_the_waiting_task_runs_inside_the_callback() -> None:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[int] = loop.create_future()
+async def _a_task_waiting() -> tuple[asyncio.Future[int], list[object], asyncio.Task[int]]:
+    """A task waiting on a new future; what it logs once resumed."""
+    waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     log: list[object] = []
     task = asyncio.ensure_future(_waiting(waiter, log))
     await asyncio.sleep(0)  # the task waits on waiter now
-    seen_in_callback: list[object] = []
-    done = loop.create_future()
+    return waiter, log, task
 
-    def callback() -> None:  # a plain loop callback, as a protocol's data_received is
+
+async def _in_a_callback(step: Callable[[], object]) -> object:
+    """``step()`` run in a plain loop callback (as a protocol's ``data_received`` is), not
+    in a task, with a context of its own; its result."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[object] = loop.create_future()
+    loop.call_soon(lambda: done.set_result(step()), context=contextvars.copy_context())
+    return await done
+
+
+@both_loops
+async def test_the_waiting_task_runs_inside_the_callback() -> None:
+    waiter, log, task = await _a_task_waiting()
+
+    def step() -> list[object]:
         var.set("callback's")
-        resume_now(loop, waiter, 7)
-        seen_in_callback.extend(log)  # the task already ran, inside resume_now
-        seen_in_callback.append(var.get())  # and left our context alone
-        done.set_result(None)
+        resume_now(asyncio.get_running_loop(), waiter, 7)
+        return [*log, var.get()]  # the task already ran, and left our context alone
 
-    loop.call_soon(callback, context=contextvars.copy_context())
-    await done
-    assert seen_in_callback == [("resumed", 7, "task's own", task), "callback's"]
+    assert await _in_a_callback(step) == [("resumed", 7, "task's own", task), "callback's"]
     assert await task == 7
 
 
 @both_loops
 async def test_from_inside_a_task_the_wakeup_is_scheduled_as_usual() -> None:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[int] = loop.create_future()
-    log: list[object] = []
-    task = asyncio.ensure_future(_waiting(waiter, log))
-    await asyncio.sleep(0)
-    resume_now(loop, waiter, 8)  # this test's task is running: the other cannot run here
+    waiter, log, task = await _a_task_waiting()
+    # this test's task is running: the other cannot run inside it
+    resume_now(asyncio.get_running_loop(), waiter, 8)
     assert log == [] and waiter.result() == 8
     assert await task == 8
     assert log == [("resumed", 8, "task's own", task)]
@@ -64,42 +70,26 @@ async def test_from_inside_a_task_the_wakeup_is_scheduled_as_usual() -> None:
 
 @both_loops
 async def test_a_cancelled_waiter_is_left_alone() -> None:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[int] = loop.create_future()
-    task = asyncio.ensure_future(_waiting(waiter, []))
-    await asyncio.sleep(0)
+    waiter, _, task = await _a_task_waiting()
     task.cancel()  # cancels the waiter it awaits
     with pytest.raises(asyncio.CancelledError):
         await task
     assert waiter.cancelled()
-    done = loop.create_future()
-
-    def callback() -> None:
-        resume_now(loop, waiter, 1)
-        done.set_result(None)
-
-    loop.call_soon(callback)
-    await done
+    await _in_a_callback(lambda: resume_now(asyncio.get_running_loop(), waiter, 1))
     assert waiter.cancelled()
 
 
 @both_loops
 async def test_a_waiter_with_more_callbacks_completes_the_usual_way() -> None:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[int] = loop.create_future()
-    log: list[object] = []
-    task = asyncio.ensure_future(_waiting(waiter, log))
-    await asyncio.sleep(0)
+    waiter, log, task = await _a_task_waiting()
     other: list[int] = []
     waiter.add_done_callback(lambda f: other.append(f.result()))
-    done = loop.create_future()
 
-    def callback() -> None:
-        resume_now(loop, waiter, 9)
-        done.set_result(list(log))  # nothing ran inline: two callbacks wait their turn
+    def step() -> list[object]:
+        resume_now(asyncio.get_running_loop(), waiter, 9)
+        return list(log)  # nothing ran inline: two callbacks wait their turn
 
-    loop.call_soon(callback)
-    assert await done == []
+    assert await _in_a_callback(step) == []
     assert await task == 9
     assert other == [9]
 
