@@ -119,7 +119,7 @@ async def test_an_app_that_does_not_receive_stops_the_reading(url: str) -> None:
                 sent += 1
 
         server_ws: WebSocketProtocol = state["ws"]
-        stopped = signal_on(server_ws, "_pause")
+        stopped = signal_on(server_ws, "pause_for")
         flooding = asyncio.ensure_future(flood())
         try:
             await asyncio.wait_for(stopped.wait(), 10)  # the server stopped reading...
@@ -127,9 +127,9 @@ async def test_an_app_that_does_not_receive_stops_the_reading(url: str) -> None:
                        client_protocol._drain_waiters):  # noqa: SLF001
                 blocked.clear()
                 await asyncio.wait_for(blocked.wait(), 10)  # ...so the client's sends wait
-            assert server_ws._paused  # noqa: SLF001
+            assert server_ws.paused
             # Held bytes stay bounded: max_queue plus what one read can bring.
-            assert server_ws._queued <= options.max_queue + 64 * KiB + len(message)  # noqa: SLF001
+            assert server_ws.queued <= options.max_queue + 64 * KiB + len(message)
         finally:
             flooding.cancel()
             await asyncio.gather(flooding, return_exceptions=True)
@@ -165,11 +165,11 @@ async def test_a_ping_flood_from_a_peer_that_does_not_read(short_tmp: Path) -> N
         try:
             # Settled: neither side reads any more (the peer's stream is full of pongs).
             async with asyncio.timeout(10):
-                while not (ws._paused and peer.stream.protocol._reading_paused):  # noqa: SLF001
+                while not (ws.paused and peer.stream.protocol._reading_paused):  # noqa: SLF001
                     await asyncio.sleep(0.005)
             for _ in range(20):
                 await asyncio.sleep(0)
-            assert ws._paused and not flooding.done()  # noqa: SLF001  (the flooder waits)
+            assert ws.paused and not flooding.done()  # the flooder waits
             assert ws.transport.get_write_buffer_size() <= 4 * options.write_limit
         finally:
             flooding.cancel()

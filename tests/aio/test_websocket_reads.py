@@ -55,7 +55,7 @@ async def test_pings_from_a_peer_that_stops_reading_are_all_answered_later(
         flooding = asyncio.ensure_future(flood())
         try:
             async with asyncio.timeout(10):  # the server stopped reading us: bounded
-                while not ws._paused:  # noqa: SLF001
+                while not ws.paused:
                     await asyncio.sleep(0.005)
             assert ws.transport.get_write_buffer_size() <= 4 * options.write_limit
             got = []
@@ -67,7 +67,7 @@ async def test_pings_from_a_peer_that_stops_reading_are_all_answered_later(
             fin, opcode, payload = await peer.next_frame(10)
             assert (opcode, payload) == (TEXT, b"after the pings")  # nothing lost
             await asyncio.wait_for(flooding, 10)
-            assert not ws._paused  # noqa: SLF001  (reading again)
+            assert not ws.paused  # reading again
         finally:
             flooding.cancel()
             await asyncio.gather(flooding, return_exceptions=True)

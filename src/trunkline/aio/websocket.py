@@ -25,6 +25,7 @@ from ..address import Identity
 from ..errors import WebSocketClosed, WebSocketHandshakeError
 from ..transport.base import local_identity, peer_identity
 from .websocket_protocol import Message, WebSocketProtocol
+from .websocket_writes import QUEUE
 
 
 class WebSocket:
@@ -100,8 +101,14 @@ class WebSocket:
     async def recv(self) -> Message:
         """The next message: ``str`` for text, ``bytes`` for binary."""
         protocol = self._protocol
-        while (message := protocol.recv_nowait()) is None:
+        messages = protocol.messages
+        while not messages:
             await protocol.message_waiter()
+        # protocol.recv_nowait(), inlined: a call less per message
+        message = messages.popleft()
+        protocol.queued -= len(message)
+        if protocol.paused & QUEUE and protocol.queued <= protocol.options.max_queue // 4:
+            protocol.resume_for(QUEUE)
         return message
 
     # For a layer on top that would otherwise await recv() and send() in its own coroutines:

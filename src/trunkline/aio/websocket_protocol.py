@@ -83,10 +83,10 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self._buffer = bytearray(READ_BUFFER)
         self._view = memoryview(self._buffer)
-        self._messages: deque[Message] = deque()
-        self._queued = 0
+        self.messages: deque[Message] = deque()
+        self.queued = 0
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._paused = 0  # bit set of reasons reading is paused
+        self.paused = 0  # bit set of reasons reading is paused
         self._backlog = 0  # automatic answers written while the peer did not read
         #: the read size while writing is paused (see get_buffer and _receive_large)
         self._paused_step = max(1024, min(READ_BUFFER, options.write_limit // 2))
@@ -126,13 +126,13 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
 
     def recv_nowait(self) -> Message | None:
         """The next message if one is queued, else None (then await ``message_waiter()``)."""
-        messages = self._messages
+        messages = self.messages
         if not messages:
             return None
         message = messages.popleft()
-        self._queued -= len(message)
-        if self._paused & QUEUE and self._queued <= self.options.max_queue // 4:
-            self._resume(QUEUE)
+        self.queued -= len(message)
+        if self.paused & QUEUE and self.queued <= self.options.max_queue // 4:
+            self.resume_for(QUEUE)
         return message
 
     def message_waiter(self) -> asyncio.Future[None]:
@@ -169,8 +169,8 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
             core.receive_eof()
             return
         self.transport.write(response)
-        if self._paused & EARLY:
-            self._resume(EARLY)
+        if self.paused & EARLY:
+            self.resume_for(EARLY)
         if self.tracer is not None:
             self.tracer.record(Step.UPGRADE, "server", start_ns or time.monotonic_ns(),
                                self.conn_id, subprotocol=core.subprotocol,
@@ -215,10 +215,10 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         if not core.simple or self.tracer is not None:
             self._received(events)
         elif events:  # messages only, nothing to answer: queue them, wake the receiver
-            self._messages.extend(events)
-            self._queued += len(events[0]) if len(events) == 1 else sum(map(len, events))
-            if self._queued > self.options.max_queue and not self._paused & QUEUE:
-                self._pause(QUEUE)
+            self.messages.extend(events)
+            self.queued += len(events[0]) if len(events) == 1 else sum(map(len, events))
+            if self.queued > self.options.max_queue and not self.paused & QUEUE:
+                self.pause_for(QUEUE)
             waiter = self._recv_waiter
             if waiter is not None:
                 # The receiving task runs now, inside this callback. When the read held
@@ -242,7 +242,7 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         size = len(view)
         at = 0
         while at < size:
-            if self._paused & BACKLOG and not self.lost:
+            if self.paused & BACKLOG and not self.lost:
                 self._held = bytes(view[at:])
                 return
             # smaller steps once the peer stopped reading: the check above comes sooner
@@ -308,28 +308,28 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._backlog = 0
-        if self._paused & BACKLOG:
+        if self.paused & BACKLOG:
             held, self._held = self._held, None
             if held is None:
-                self._resume(BACKLOG)
+                self.resume_for(BACKLOG)
             else:  # the bytes held back come first; the transport stays paused meanwhile
-                self._paused &= ~BACKLOG
+                self.paused &= ~BACKLOG
                 self._receive_large(held)
-                if not self._paused and not self.lost and not self.transport.is_closing():
+                if not self.paused and not self.lost and not self.transport.is_closing():
                     self.transport.resume_reading()
         self._wake_drainers()
 
     # ---------------------------------------------------------------- internals
 
     def _dispatch(self, events: list[Any]) -> None:
-        messages = self._messages
+        messages = self.messages
         tracer = self.tracer
         got = False
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 messages.append(event)
-                self._queued += len(event)
+                self.queued += len(event)
                 got = True
                 if tracer is not None:
                     tracer.record(Step.RECEIVE, self.side, time.monotonic_ns(), self.conn_id,
@@ -347,8 +347,8 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
                     opened.set_exception(event.error)
         if got:
             self._wake_receiver()
-            if self._queued > self.options.max_queue and not self._paused & QUEUE:
-                self._pause(QUEUE)
+            if self.queued > self.options.max_queue and not self.paused & QUEUE:
+                self.pause_for(QUEUE)
         core = self.core
         if core is not None and (self.lost or not core.receiving):  # no more messages
             self._wake_receiver()
@@ -369,8 +369,8 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         if early is None:
             return
         early += data
-        if len(early) > _EARLY_LIMIT and not self._paused & EARLY:
-            self._pause(EARLY)
+        if len(early) > _EARLY_LIMIT and not self.paused & EARLY:
+            self.pause_for(EARLY)
 
     def _pong(self, data: bytes) -> None:
         if data == self._ka_payload:

@@ -39,7 +39,7 @@ class WebSocketWrites:
     transport: asyncio.Transport
     lost: bool
     write_paused: bool
-    _paused: int
+    paused: int
     _backlog: int
     _recv_waiter: asyncio.Future[None] | None
     _drain_waiters: list[asyncio.Future[None]]
@@ -180,8 +180,8 @@ class WebSocketWrites:
                     if auto and self.write_paused:
                         self._backlog += len(chunk)
             if auto and self._backlog > self.options.write_limit and \
-                    not self._paused & BACKLOG:
-                self._pause(BACKLOG)  # the peer pings but does not read: stop reading it
+                    not self.paused & BACKLOG:
+                self.pause_for(BACKLOG)  # the peer pings but does not read: stop reading it
         if self._close_timer is None and not self.lost and core.close_expected():
             self._close_timer = self.loop.call_later(self.options.close_timeout,
                                                      self._on_close_timeout)
@@ -203,14 +203,14 @@ class WebSocketWrites:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _pause(self, reason: int) -> None:
-        if not self._paused and not self.lost:
+    def pause_for(self, reason: int) -> None:
+        if not self.paused and not self.lost:
             self.transport.pause_reading()
-        self._paused |= reason
+        self.paused |= reason
 
-    def _resume(self, reason: int) -> None:
-        self._paused &= ~reason
-        if not self._paused and not self.lost and not self.transport.is_closing():
+    def resume_for(self, reason: int) -> None:
+        self.paused &= ~reason
+        if not self.paused and not self.lost and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def _start_keepalive(self) -> None:
@@ -229,7 +229,7 @@ class WebSocketWrites:
         assert interval is not None
         now = self.loop.time()
         if self._ka_payload is not None:  # a keepalive ping waits for its pong
-            if self._paused & ~BACKLOG:
+            if self.paused & ~BACKLOG:
                 # the app holds our reading: no pong can come, through no fault of the peer
                 # (paused for our unread answers, the peer does not read: the timeout runs)
                 self._ka_deadline = now + (timeout or 0.0)
