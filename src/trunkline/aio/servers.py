@@ -29,7 +29,7 @@ from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
 from .datagram_server import DatagramHandler, datagram_endpoint
-from .stream import DEFAULT_LIMIT, Stream, StreamProtocol, stream_protocol
+from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
 
 log = logging.getLogger("trunkline.server")
 
@@ -89,8 +89,9 @@ async def _connect(url: str | Address, timeout: float | None, options: ConnectOp
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
-    tls = isinstance(address, TcpAddress) and address.tls
-    transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
+    # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
+    protocol_class = StreamProtocol.for_transport(isinstance(address, TcpAddress) and address.tls)
+    transport, protocol = await open_transport(address, lambda: protocol_class(limit),
                                                opts, tracer, conn, resolver)
     assert isinstance(protocol, StreamProtocol)
     return Stream(transport, protocol, tracer, conn)

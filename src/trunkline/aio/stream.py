@@ -168,11 +168,6 @@ class StreamProtocol(ReadsBothWays):
         await waiter
 
 
-def stream_protocol(limit: int = DEFAULT_LIMIT, tls: bool = False) -> StreamProtocol:
-    """A ``StreamProtocol`` for a TLS or a plain transport (``ReadsBothWays``)."""
-    return StreamProtocol.for_transport(tls)(limit)
-
-
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, OSError) and not isinstance(exc, TransportError):
         return TransportError(exc.errno, f"the connection broke: {os_error_words(exc)}")
