@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -109,3 +111,48 @@ def test_run_picks_the_loop() -> None:
     assert run(loop_module(), use_uvloop=False).startswith("asyncio")
     if have_uvloop():
         assert run(loop_module()).startswith("uvloop")
+
+
+_EXITING_TASK = """
+import asyncio, socket, sys
+from trunkline._loop.resume import resume_now
+
+class Reader(asyncio.Protocol):
+    def __init__(self, waiter):
+        self.waiter = waiter
+
+    def data_received(self, data):  # a transport's read callback resumes the task
+        resume_now(asyncio.get_running_loop(), self.waiter, data)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    async def task():
+        await waiter
+        raise SystemExit(7)  # out of the task's step, inside resume_now
+
+    asyncio.ensure_future(task())
+    ours, theirs = socket.socketpair()
+    await loop.connect_accepted_socket(lambda: Reader(waiter), ours)
+    theirs.send(b"x")
+    await asyncio.sleep(5)
+    print("still running")
+
+if sys.argv[1] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_systemexit_from_the_resumed_task_leaves_the_event_loop(loop_name: str) -> None:
+    """As from a task stepped by the loop: the process exits with the task's status (not
+    through the transport's error path, which would log it and go on)."""
+    if loop_name == "uvloop" and not have_uvloop():
+        pytest.skip("uvloop is not installed")
+    done = subprocess.run([sys.executable, "-c", _EXITING_TASK, loop_name],
+                          capture_output=True, text=True, timeout=20, check=False)
+    assert (done.returncode, done.stdout) == (7, "")
