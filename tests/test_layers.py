@@ -23,6 +23,8 @@
 |             | ``import trunkline`` loads no tool and no trace renderer                 |
 | errors      | public error classes of the library live in errors.py, client/errors.py  |
 | everywhere  | only cli/ (and bench/) call print() or exit the process                  |
+| everywhere  | asyncio's private names (``Future._callbacks``, ``tasks._enter_task``,    |
+|             | ``_asyncio``, loop internals) only in _loop/                              |
 """
 
 from __future__ import annotations
@@ -323,6 +325,58 @@ def test_only_cli_prints_or_exits() -> None:
     no_violations(found)
 
 
+# --------------------------------------------------------------------------- event-loop tricks
+
+#: asyncio's private names: Future and Task internals, the current-task machinery, the C
+#: accelerator module, the event loop's own internals. Only _loop/ may use them (the one
+#: place to fix when asyncio changes). Generic names our own classes use as well (``_state``,
+#: ``_loop``, ``_ready``, ``_coro``, ``_result``, ``_step``) are left out: a hit on them
+#: would say nothing.
+ASYNCIO_PRIVATE = frozenset({
+    "_asyncio", "_callbacks", "_fut_waiter", "_must_cancel", "_source_traceback",
+    "_log_traceback", "_cancel_message",
+    "_enter_task", "_leave_task", "_register_task", "_unregister_task", "_swap_current_task",
+    "_register_eager_task", "_unregister_eager_task", "_current_tasks", "_all_tasks",
+    "_scheduled_tasks", "_eager_tasks", "_get_running_loop", "_set_running_loop",
+    "_PyFuture", "_CFuture", "_PyTask", "_CTask", "_run_once", "_scheduled", "_selector",
+    "_stopping", "_thread_id", "_asyncgens", "_call_soon", "_add_callback",
+})
+
+
+def asyncio_private_uses(module: Module) -> list[str]:
+    """Where ``module`` names one of ``ASYNCIO_PRIVATE``: as an attribute, a string
+    (``getattr(asyncio.tasks, "_enter_task")``) or in an import. (A bare name is our own: a
+    function of ours may be called ``_run_once``; an imported one is caught at its import.)"""
+    found = []
+    for node in ast.walk(module.tree):
+        names: list[str] = []
+        if isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [part for alias in node.names for part in alias.name.split(".")]
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names += node.module.split(".")
+        found += [f"{module.where(node)}: {name}" for name in names if name in ASYNCIO_PRIVATE]
+    return found
+
+
+def test_asyncio_private_names_only_in_loop() -> None:
+    found = []
+    for module in MODULES:
+        if module.layer != "_loop":
+            found += asyncio_private_uses(module)
+    no_violations(found)
+
+
+def test_loop_is_where_the_tricks_are() -> None:
+    """The check above looks for what _loop/ really uses (else it guards nothing)."""
+    used = {hit.rsplit(": ", 1)[1] for module in MODULES if module.layer == "_loop"
+            for hit in asyncio_private_uses(module)}
+    assert {"_callbacks", "_enter_task", "_leave_task"} <= used
+
+
 # --------------------------------------------------------------------------- the checker itself
 
 
@@ -350,6 +404,26 @@ def test_lazy_imports_are_told_apart() -> None:
     found = imports(_module("trunkline.trace.x", source))
     assert [(n, lazy) for n, _, lazy in found] == [("json", False), ("otel", True),
                                                    ("extra", True)]
+
+
+@pytest.mark.parametrize("source", [
+    "w = waiter._callbacks",
+    "from asyncio.tasks import _enter_task",
+    "enter = getattr(asyncio.tasks, '_enter_task')",
+    "import _asyncio",
+    "from _asyncio import Future",
+    "asyncio.tasks._leave_task(loop, task)",
+    "loop._run_once()",
+])
+def test_asyncio_private_detection(source: str) -> None:
+    assert asyncio_private_uses(_module("trunkline.aio.x", source))
+
+
+def test_own_private_names_are_not_asyncio_private() -> None:
+    source = ("self._state = 1\nself._loop = loop\nself._coro = coro\n"
+              "from .._loop.resume import resume_now\n"
+              "def _run_once():\n    pass\n_run_once()\n")
+    assert asyncio_private_uses(_module("trunkline.aio.x", source)) == []
 
 
 def test_call_detection() -> None:
