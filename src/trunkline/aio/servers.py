@@ -1,8 +1,14 @@
 """The public async API: ``connect``, ``serve`` and the ``Server`` they share.
 
-    stream = await trunkline.connect("unix:///run/app.sock")
-    async with await trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app") as server:
+Both are awaited (``stream = await trunkline.connect(url)``) or entered, which closes what
+they opened on the way out::
+
+    async with trunkline.connect("unix:///run/app.sock") as stream:
+        await stream.send(b"hi")
+    async with trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app") as server:
         await server.serve_forever()
+
+(``async with await ...``, the older spelling, works too.)
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
 from ..errors import UnsupportedError
@@ -21,7 +29,7 @@ from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
 from .datagram_server import DatagramHandler, datagram_endpoint
-from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
+from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
 
 log = logging.getLogger("trunkline.server")
 
@@ -32,18 +40,58 @@ def as_address(url: str | Address) -> Address:
     return parse_address(url) if isinstance(url, str) else url
 
 
-async def connect(url: str | Address, *, timeout: float | None = 10.0,
-                  options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
-                  tracer: Tracer | None = None, resolver: Resolver | None = None) -> Stream:
-    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd).
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class Opening(Generic[C]):
+    """What ``connect`` and ``serve`` return: ``await`` it for the opened object, or
+    ``async with`` it to have that object closed (``aclose``) on the way out."""
+
+    __slots__ = ("_coro", "_opened")
+
+    def __init__(self, coro: Coroutine[Any, Any, C]) -> None:
+        self._coro = coro
+        self._opened: C | None = None
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> C:
+        self._opened = opened = await self._coro  # opened: a started server, a stream
+        return opened
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await opened.aclose()
+
+
+def connect(url: str | Address, *, timeout: float | None = 10.0,
+            options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
+            tracer: Tracer | None = None, resolver: Resolver | None = None
+            ) -> Opening[Stream]:
+    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd):
+    ``stream = await connect(url)``, or ``async with connect(url) as stream:`` (closed on
+    the way out).
 
     ``resolver`` replaces the system resolver for host names (e.g.
     ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``)."""
+    return Opening(_connect(url, timeout, options, limit, tracer, resolver))
+
+
+async def _connect(url: str | Address, timeout: float | None, options: ConnectOptions | None,
+                   limit: int, tracer: Tracer | None, resolver: Resolver | None) -> Stream:
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
-    tls = isinstance(address, TcpAddress) and address.tls
-    transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
+    # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
+    protocol_class = StreamProtocol.for_transport(isinstance(address, TcpAddress) and address.tls)
+    transport, protocol = await open_transport(address, lambda: protocol_class(limit),
                                                opts, tracer, conn, resolver)
     assert isinstance(protocol, StreamProtocol)
     return Stream(transport, protocol, tracer, conn)
@@ -64,16 +112,25 @@ class Server(HostedServer):
         self.host.connections.track(task)
 
 
-async def serve(handler: StreamHandler | None, *urls: str | Address,
-                options: ListenOptions = ListenOptions(),
-                datagram_handler: DatagramHandler | None = None,
-                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
-                shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-                hooks: Sequence[Hook] = ()) -> Server:
+def serve(handler: StreamHandler | None, *urls: str | Address,
+          options: ListenOptions = ListenOptions(),
+          datagram_handler: DatagramHandler | None = None,
+          limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
+          shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+          hooks: Sequence[Hook] = ()) -> Opening[Server]:
     """Serve ``handler(stream)`` for each connection on every stream address, and
     ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
     With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE.
-    Returns the started ``Server`` (every address bound, ``hooks`` entered)."""
+    ``await`` it for the started ``Server`` (every address bound, ``hooks`` entered), or
+    ``async with`` it to have the server stopped (``aclose``) on the way out."""
+    return Opening(_serve(handler, urls, options, datagram_handler, limit, tracer,
+                          shutdown_timeout, hooks))
+
+
+async def _serve(handler: StreamHandler | None, urls: tuple[str | Address, ...],
+                 options: ListenOptions, datagram_handler: DatagramHandler | None,
+                 limit: int, tracer: Tracer | None, shutdown_timeout: float,
+                 hooks: Sequence[Hook]) -> Server:
     if not urls:
         raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
     addresses = [as_address(u) for u in urls]
@@ -88,14 +145,15 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
     track = host.connections.track
     loop = asyncio.get_running_loop()
 
-    # TLS (any listener given a certificate) reads into our buffer; see stream_protocol.
-    server_protocol = _ServerStreamProtocol if options.ssl is not None else _PlainServerProtocol
+    # Chosen once for every listener: TLS (any listener given a certificate) reads into our
+    # buffer, plain sockets take uvloop's reads as bytes (transport.reads.ReadsBothWays).
+    server_protocol = _ServerStreamProtocol.for_transport(tls=options.ssl is not None)
 
     def on_connection() -> StreamProtocol:
         protocol = server_protocol(limit)
         protocol.on_ready = lambda transport: track(
-            loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
-                                          tracer)))
+            loop.create_task(run_handler(handler, transport, protocol,  # type: ignore[arg-type]
+                                         tracer)))
         return protocol
 
     for address in addresses:
@@ -116,12 +174,10 @@ class _ServerStreamProtocol(StreamProtocol):
         self.on_ready(transport)  # type: ignore[arg-type]
 
 
-class _PlainServerProtocol(_ServerStreamProtocol, PlainStreamProtocol):
-    pass
-
-
-async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
-                       protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+async def run_handler(handler: StreamHandler, transport: asyncio.Transport,
+                      protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+    """Run ``handler`` on a server-side ``Stream`` over ``transport``: ACCEPT traced, a
+    broken or cancelled connection quiet, other failures logged, the stream closed after."""
     conn = 0
     if tracer is not None:
         conn = tracer.new_connection()

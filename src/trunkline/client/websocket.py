@@ -38,7 +38,8 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
-from ..aio.websocket import WebSocket, websocket_class
+from ..aio.websocket import WebSocket
+from ..aio.websocket_protocol import WebSocketProtocol
 from ..errors import (
     AddressError,
     HandshakeError,
@@ -50,7 +51,7 @@ from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import client_core
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from .connection import http_client_tls_context
+from .connect import http_client_tls_context
 from .errors import ConnectTimeoutError, tls_handshake_error
 
 MiB = 1024 * 1024
@@ -136,8 +137,8 @@ class WebSocketConnect:
         where = format_http_url(target) if address == target.transport else \
             f"{self.url} via {address}"
         tls = target.tls or (isinstance(address, TcpAddress) and address.tls)
-        ws = websocket_class(tls)(self.options, "client", core=core, tracer=tracer,
-                                  conn_id=conn_id)
+        protocol = WebSocketProtocol.for_transport(tls)(self.options, "client", core=core,
+                                                        tracer=tracer, conn_id=conn_id)
         server_hostname = _hostname(target.host) if target.tls else (
             address.host if isinstance(address, TcpAddress) else None)
         context = http_client_tls_context(self.verify) if tls else None
@@ -149,12 +150,12 @@ class WebSocketConnect:
         transport: asyncio.Transport | None = None
         try:
             async with asyncio.timeout(self.open_timeout):
-                transport, _ = await open_transport(address, lambda: ws, options, tracer,
-                                                    conn_id)
+                transport, _ = await open_transport(address, lambda: protocol, options,
+                                                    tracer, conn_id)
                 if tls and not tcp_tls:
-                    transport = await self._start_tls(transport, ws, context, server_hostname,
-                                                      conn_id)
-                await ws.begin_handshake(transport)
+                    transport = await self._start_tls(transport, protocol, context,
+                                                      server_hostname, conn_id)
+                await protocol.begin_handshake(transport)
         except TimeoutError:
             if transport is not None:
                 transport.abort()
@@ -174,10 +175,10 @@ class WebSocketConnect:
             if transport is not None:
                 transport.abort()
             raise
-        self.ws = ws
+        self.ws = ws = WebSocket(protocol)
         return ws
 
-    async def _start_tls(self, transport: asyncio.Transport, ws: WebSocket,
+    async def _start_tls(self, transport: asyncio.Transport, protocol: WebSocketProtocol,
                          context: ssl.SSLContext | None, server_hostname: str | None,
                          conn_id: int) -> asyncio.Transport:
         assert context is not None
@@ -185,7 +186,8 @@ class WebSocketConnect:
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         try:
-            new = await loop.start_tls(transport, ws, context, server_hostname=server_hostname)
+            new = await loop.start_tls(transport, protocol, context,
+                                       server_hostname=server_hostname)
         except OSError as exc:
             if isinstance(exc, TransportError | ssl.SSLError):
                 raise

@@ -29,7 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..protocol.http_server import RequestHead
+    from ..protocol.http_server_events import RequestHead
 
 logger = logging.getLogger("trunkline.access")
 

@@ -23,7 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.http_server import CONTINUE, RequestHead
+from ..protocol.http_server_events import RequestHead
+from ..protocol.http_server_response import CONTINUE
 
 if TYPE_CHECKING:
     from .http import HttpServerConnection
@@ -57,6 +58,7 @@ class Cycle:
     body_bytes = 0
     start_ns = 0
     app_ns = 0
+    wire_ns = 0  # traced: when the response's first bytes were written
     rest = b""  # bytes after an Upgrade request's head
 
     def __init__(self, conn: HttpServerConnection, head: RequestHead, scope: Scope) -> None:

@@ -32,15 +32,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol.http_server import (
-    END_OF_MESSAGE,
-    HttpServerProtocol,
-    Reject,
-    RequestHead,
-    Upgraded,
-    error_response,
-)
-from ..trace.events import Step
+from ..protocol.http_server import HttpServerProtocol
+from ..protocol.http_server_events import END_OF_MESSAGE, Reject, RequestHead, Upgraded
+from ..protocol.http_server_response import error_response
+from ..trace.events import Step, TraceEvent
 from . import accesslog
 from .clock import BUSY, HEADER, IDLE
 from .cycle import Cycle
@@ -331,7 +326,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
                                      cycle.body_bytes)
         if self.tracer is not None:
-            self._trace(Step.RESPONSE_DONE, cycle, cycle.start_ns, status=cycle.status,
+            self._trace(Step.RESPONSE_DONE, cycle, cycle.wire_ns or cycle.start_ns,
+                        status=cycle.status,
                         body_bytes=cycle.body_bytes)
         if cycle.buffered:
             self.consumed(cycle.buffered)
@@ -435,18 +431,19 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         if cycle is self._parsing:
             self._update_deadline()
 
-    def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> None:
+    def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> TraceEvent:
         assert self.tracer is not None
         if cycle.head.trace_id is not None:
             detail["trace_id"] = cycle.head.trace_id
-        self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
+        return self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
 
     def trace_app_call(self, cycle: Cycle) -> None:
         self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
     def trace_response_start(self, cycle: Cycle) -> None:
-        self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
-                    status=cycle.status)
+        # recorded just before the write, so the client cannot see the bytes any earlier
+        cycle.wire_ns = self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
+                                    status=cycle.status).end_ns
 
 
 __all__ = ["ASGI_VERSION", "HttpServerConnection", "ListenContext", "ServerState",

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from ..address import FifoIdentity, Identity, PeerCredentials, SocketIdentity, UnixIdentity
-from ..protocol.http_server import RequestHead
+from ..protocol.http_server_events import RequestHead
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from .state import ListenContext
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._loop.eager import EagerRunner
 from ..host import ConnectionRegistry
-from ..protocol.http_server import HttpLimits, RequestHead
+from ..protocol.http_server_events import HttpLimits, RequestHead
 from ..trace.events import Tracer
 from .accesslog import AccessLog
 from .config import ServerConfig
