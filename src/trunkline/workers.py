@@ -196,11 +196,11 @@ class Supervisor:
             self._close_shared()
             raise
         self._signals: list[int] = []
-        self._stopping = False
+        self._stop_begun = False
         self._kill_at: float | None = None
         self._announced = False
         self._code = 0
-        self._selector = selectors.DefaultSelector()
+        self._watch = selectors.DefaultSelector()
         self._wake_r = self._wake_w = self._alive_r = self._alive_w = -1
 
     def _plan(self, addresses: Sequence[Address]) -> None:
@@ -226,7 +226,7 @@ class Supervisor:
         """Serve until stopped; the exit status."""
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._alive_r, self._alive_w = os.pipe2(os.O_CLOEXEC)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._watch.register(self._wake_r, selectors.EVENT_READ)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (*STOP_SIGNALS, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wake_w)
@@ -239,7 +239,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._close_shared()
-            self._selector.close()
+            self._watch.close()
             for fd in (self._wake_r, self._wake_w, self._alive_r, self._alive_w):
                 if fd >= 0:
                     os.close(fd)
@@ -251,7 +251,7 @@ class Supervisor:
 
     def _supervise(self) -> int:
         while True:
-            for key, _ in self._selector.select(self._timeout()):
+            for key, _ in self._watch.select(self._timeout()):
                 if key.fd == self._wake_r:
                     _drain(self._wake_r)
                 else:
@@ -263,7 +263,7 @@ class Supervisor:
             self._reap()
             now = time.monotonic()
             live = [slot for slot in self.slots if slot.pid is not None]
-            if self._stopping:
+            if self._stop_begun:
                 if not live:
                     return self._code
                 if self._kill_at is not None and now >= self._kill_at:
@@ -298,7 +298,7 @@ class Supervisor:
         os.close(ready_w)
         slot.pid, slot.started, slot.ready_fd, slot.restart_at = (
             pid, time.monotonic(), ready_r, None)
-        self._selector.register(ready_r, selectors.EVENT_READ, slot)
+        self._watch.register(ready_r, selectors.EVENT_READ, slot)
 
     def _on_readiness(self, slot: _Slot) -> None:
         assert slot.ready_fd is not None
@@ -309,7 +309,7 @@ class Supervisor:
         if not data:  # the worker closed it: exited (reaped below) or went on serving
             self._close_ready(slot)
             return
-        if _READY not in data or self._stopping:
+        if _READY not in data or self._stop_begun:
             return
         slot.ever_ready = True
         log.info("worker %d ready (pid %d)", slot.index, slot.pid)
@@ -336,7 +336,7 @@ class Supervisor:
             self._close_ready(slot)
             slot.pid = None
             what = _describe_status(status)
-            if self._stopping:
+            if self._stop_begun:
                 log.debug("worker %d (pid %d) %s", slot.index, pid, what)
                 continue
             if not self._announced:
@@ -361,8 +361,8 @@ class Supervisor:
         stops gracefully, even one that got the same signal from elsewhere, as systemd
         sends it to every process); a later signal sends ``FORCE_SIGNAL`` (they abort).
         ``sig`` None: a failed start."""
-        if not self._stopping:
-            self._stopping = True
+        if not self._stop_begun:
+            self._stop_begun = True
             self._close_shared()
             self._kill_at = time.monotonic() + self.grace + KILL_AFTER
             for slot in self.slots:
@@ -387,8 +387,8 @@ class Supervisor:
 
     def _close_ready(self, slot: _Slot) -> None:
         if slot.ready_fd is not None:
-            if self._selector.get_map() is not None:
-                self._selector.unregister(slot.ready_fd)
+            if self._watch.get_map() is not None:
+                self._watch.unregister(slot.ready_fd)
             os.close(slot.ready_fd)
             slot.ready_fd = None
 
@@ -406,7 +406,7 @@ class Supervisor:
             for slot in self.slots:
                 if slot.ready_fd is not None:
                     os.close(slot.ready_fd)
-            self._selector.close()  # our copy of the epoll descriptor
+            self._watch.close()  # our copy of the epoll descriptor
             for fd in (self._wake_r, self._wake_w, self._alive_w):
                 if fd >= 0:
                     os.close(fd)
