@@ -281,6 +281,23 @@ async def test_idle_keep_alive_timeout_closes() -> None:
         assert rest == b"" and raw.closed
 
 
+@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
+async def test_a_busy_keep_alive_connection_outlives_the_idle_timeout() -> None:
+    """Answers run inside the read callback: each one must still restart the idle clock,
+    so requests back to back for several idle periods are all answered."""
+    async with running(hello_app, keepalive_timeout=0.3) as server:
+        raw = await Raw.open(tcp_url(server))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.2
+        answered = 0
+        while loop.time() < end:
+            await raw.send(GET)
+            assert (await raw.read_response())[0] == 200, f"closed after {answered} answers"
+            answered += 1
+        assert not raw.closed
+        await raw.close()
+
+
 async def test_silent_connection_is_closed_after_header_timeout() -> None:
     async with running(hello_app, header_timeout=0.3) as server:
         raw = await Raw.open(tcp_url(server))

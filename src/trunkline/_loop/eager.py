@@ -62,11 +62,13 @@ class _StandIn:
 
 class EagerRunner:
     """Runs coroutines eagerly (see the module docstring); ``tasks`` holds those running in
-    a task (waiting), for ``close`` to cancel and ``wait_closed`` to wait for."""
+    a task (waiting), for ``close`` to cancel and ``wait_closed`` to wait for. Pass
+    ``tasks`` to have them counted in a set of your own (a host's drain waits for them)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 tasks: set[asyncio.Task[Any]] | None = None) -> None:
         self.loop = loop
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set() if tasks is None else tasks
         self._ready: _StandIn | None = None
         self._idle: asyncio.Task[None] | None = None  # the stand-in, ready or starting
         self._closed = False
@@ -154,12 +156,17 @@ class EagerRunner:
             self.loop.call_exception_handler({"message": "eagerly run call failed",
                                               "exception": exc})
 
-    def close(self) -> None:
-        """Cancel the calls still running, and the idle stand-in."""
+    def stop(self) -> None:
+        """No more eager calls: the idle stand-in ends (later calls each get a task); calls
+        still running go on."""
         self._closed = True
         self._ready = None
         if self._idle is not None:
             self._idle.cancel()
+
+    def close(self) -> None:
+        """Cancel the calls still running, and the idle stand-in."""
+        self.stop()
         for task in self.tasks:
             task.cancel()
 

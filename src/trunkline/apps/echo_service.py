@@ -111,6 +111,10 @@ class EchoServer(HostedServer):
         await self.host.start()
         return self
 
+    async def wait_closed(self, grace: float | None = None) -> None:
+        await self.host.wait_closed(grace)
+        self.state.close()  # the HTTP side's access log and eager runner
+
     def _endpoint(self, address: Address) -> Endpoint:
         if is_datagram(address):
             return datagram_endpoint(address, echo_datagram, self.config.listen,

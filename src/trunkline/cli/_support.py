@@ -176,13 +176,28 @@ def ready(url: str | Address, suffix: str = "") -> None:
     click.echo(f"listening on {url}{suffix}", err=True)
 
 
+class LineFormatter(logging.Formatter):
+    """The CLI's log lines. The time (whole seconds) is formatted once per second: the
+    access log writes many lines a second, and ``time.strftime`` per line showed."""
+
+    _second = -1
+    _text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second = int(record.created)
+        if second != self._second:  # (datefmt is always this formatter's own)
+            self._text = super().formatTime(record, datefmt)
+            self._second = second
+        return self._text
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False, level: int | None = None) -> None:
     """Log records to stderr, one line each: warnings always, info unless ``quiet``
     (``level``, when given, decides)."""
     if level is None:
         level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(LineFormatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("trunkline")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -107,7 +107,8 @@ def http_options(command: F) -> F:
                      help="Most frames one WebSocket message may come in (1009 beyond). "
                           "0: no limit."),
         click.option("--access-log/--no-access-log", default=d.access_log, show_default=True,
-                     help="One line per request on stderr (logger trunkline.access, INFO)."),
+                     help="One line per request on stderr (logger trunkline.access, INFO), "
+                          "written in batches at most 0.1 s late."),
         click.option("--log-level", type=click.Choice(list(LOG_LEVELS)), default=None,
                      help="Log level (default info; -q is warning)."),
         click.option("--root-path", default=d.root_path, metavar="PATH",

@@ -10,11 +10,16 @@ Rules:
   the last one included, returns once the transport's write buffer is under its
   high-water mark (the app waits while the client does not read).
 - Sends after the client is gone are dropped (the app learns through ``receive``).
+- ``run`` is the app call: an app that raises, or returns without completing its response,
+  gets a 500 (or a close when part of the answer went out) and a line on
+  ``trunkline.server``; one cancelled by a stop's deadline is logged as such.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DISCONNECT = "http.disconnect"
+_ERROR_BODY = b"Internal Server Error"
+_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
+                  (b"content-length", b"%d" % len(_ERROR_BODY))]
+
+log = logging.getLogger("trunkline.server")
 
 
 class Cycle:
@@ -50,7 +60,6 @@ class Cycle:
     app_ns = 0
     wire_ns = 0  # traced: when the response's first bytes were written
     rest = b""  # bytes after an Upgrade request's head
-    task: asyncio.Task[None] | None = None  # the app call (HttpServerConnection._run)
 
     def __init__(self, conn: HttpServerConnection, head: RequestHead, scope: Scope) -> None:
         self.conn = conn
@@ -58,6 +67,61 @@ class Cycle:
         self.scope = scope
         self.body: list[bytes] = []
         self.expect = head.expect_continue
+
+    async def run(self) -> None:
+        """The app call for this request (its connection starts it)."""
+        conn = self.conn
+        tracer = conn.tracer
+        if tracer is not None:
+            self.app_ns = time.monotonic_ns()
+        try:
+            result: object = await conn.app(self.scope, self.receive, self.send)
+        except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
+            if not isinstance(exc, asyncio.CancelledError | Exception):
+                raise
+            conn.state.access.flush()  # the lines of earlier requests come first
+            target = self.head.target.decode("latin-1")
+            if isinstance(exc, asyncio.CancelledError):
+                log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
+                            self.head.method, target)
+            elif not self.disconnected:
+                log.error("Exception in ASGI application (%s %s)", self.head.method, target,
+                          exc_info=exc)
+            self.failed()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            if result is not None or not (self.done or self.disconnected):
+                conn.state.access.flush()
+            if result is not None:
+                log.error("ASGI app returned %r instead of None", result)
+            if not self.done and not self.disconnected:
+                log.error("ASGI app returned without %s the response (%s %s)",
+                          "completing" if self.started else "starting", self.head.method,
+                          self.head.target.decode("latin-1"))
+                self.failed()
+        finally:
+            if tracer is not None:
+                conn.trace_app_call(self)
+
+    def failed(self) -> None:
+        """The app failed: answer 500, or close if part of an answer went out."""
+        if self.done or self.disconnected:
+            return
+        conn = self.conn
+        if self.on_wire:  # part of a response went out: the client can only see a close
+            self.done = True
+            conn.close()
+            return
+        self.started = True
+        self.status = 500
+        conn.core.start_response(self.head, 500, _ERROR_HEADERS)
+        conn.write(conn.core.send_body(_ERROR_BODY, False))
+        self.on_wire = True
+        self.body_bytes = len(_ERROR_BODY)
+        self.done = True
+        self.wake()
+        conn.response_done(self)
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -111,11 +175,11 @@ class Cycle:
                     self.on_wire = True
                     if conn.tracer is not None:
                         conn.trace_response_start(self)
-                if not conn.lost:
-                    conn.transport.write(out)
+                conn.write(out)
             if not more:
                 self.done = True
-                self.wake()
+                if self.waiter is not None:
+                    self.wake()
                 conn.response_done(self)
             if conn.write_paused:  # the last piece too: the app waits while the client lags
                 await conn.drain()

@@ -5,6 +5,9 @@ Rules:
 - Requests are answered in the order they arrived. Pipelined requests are parsed ahead and
   wait (bounded by ``max_pipelined``); the next one starts when a response is complete, even
   if the app keeps running (background work after the response).
+- The app call runs inside the read callback until it first waits (``_loop.eager``: no
+  task for the many calls that never wait); its answer is written at the end of the loop
+  pass (``server.writes``). Every trick with asyncio's internals stays in ``_loop/``.
 - Backpressure both ways: request body held for the app is bounded by ``body_buffer``
   (reading pauses above it); ``send`` waits while the transport's write buffer is full,
   the last body message too. While writing is paused (a client that pipelines and never
@@ -14,7 +17,7 @@ Rules:
 - Timeouts use one lazy timer per connection: moving a deadline is a float store; the timer
   notices when it fires. The header deadline starts at a head's first byte and is never
   pushed back by more bytes (slowloris); the idle deadline starts when a response ends.
-- A ``Reject`` from the core is answered with its status and the connection is closed.
+- A ``Reject`` from the core is answered with its status, then a lingering close.
 - ``Upgrade: websocket`` requests go to ``websocket_handler`` when one is set (it takes
   the transport over); otherwise the app answers them as plain HTTP and the connection
   closes after.
@@ -27,116 +30,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..address import (
-    FifoIdentity,
-    Identity,
-    PeerCredentials,
-    SocketIdentity,
-    UnixIdentity,
-)
-from ..host import ConnectionRegistry
 from ..protocol.http_server import HttpServerProtocol
-from ..protocol.http_server_events import END_OF_MESSAGE, HttpLimits, Reject, RequestHead, Upgraded
+from ..protocol.http_server_events import END_OF_MESSAGE, Reject, RequestHead, Upgraded
 from ..protocol.http_server_response import error_response
-from ..trace.events import Step, TraceEvent, Tracer
-from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
+from ..trace.events import Step, TraceEvent
 from . import accesslog
-from .clock import BUSY, HEADER, IDLE, ConnectionClock
-from .config import ServerConfig
-from .cycle import ASGIApp, Cycle, Scope
-from .forwarded import TrustedProxies, apply_forwarded
-
-log = logging.getLogger("trunkline.server")
-
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+from .clock import BUSY, HEADER, IDLE
+from .cycle import Cycle
+from .forwarded import apply_forwarded
+from .scope import ASGI_VERSION, ConnectionFacts, http_scope
+from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
+from .writes import ConnectionOutput
 
 
-@dataclass
-class WebSocketHandoff:
-    """What a WebSocket server gets for an ``Upgrade: websocket`` request. The transport's
-    reading is paused: call ``transport.set_protocol(yours)`` then ``resume_reading()``.
-    ``data`` holds the bytes that arrived after the head; ``scope`` is the HTTP scope of
-    the request (change ``type`` and ``scheme`` for the websocket scope)."""
-
-    head: RequestHead
-    scope: Scope
-    transport: asyncio.Transport
-    data: bytes
-    app: ASGIApp
-    state: ServerState
-
-
-WebSocketHandler = Callable[[WebSocketHandoff], None]
-
-
-@dataclass
-class ServerState:
-    """What every connection of one server shares."""
-
-    app: ASGIApp
-    config: ServerConfig
-    tracer: Tracer | None = None
-    websocket_handler: WebSocketHandler | None = None
-    app_state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
-    # The host's registry: live connections, and app calls running (``tasks``) so a
-    # graceful stop waits for background work after a response too.
-    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
-    limits: HttpLimits = field(init=False)
-    server_header: bytes | None = field(init=False)
-    proxies: TrustedProxies | None = field(init=False)  # set when proxy headers are on
-
-    def __post_init__(self) -> None:
-        self.limits = self.config.http_limits()
-        self.proxies = (TrustedProxies(self.config.forwarded_allow_ips)
-                        if self.config.proxy_headers else None)
-        header = self.config.server_header
-        self.server_header = header.encode("latin-1") if header else None
-
-
-@dataclass(frozen=True)
-class ListenContext:
-    """What a listener knows about the connections it accepts."""
-
-    kind: str  # "tcp", "tls", "unix", "fifo"; for fd:// the kind of the inherited socket
-    url: str  # the listening address, as in the grammar
-    via: str | None = None  # "fd" for inherited sockets
-
-
-def _scope_addr(identity: Identity | None) -> tuple[str, int | None] | None:
-    if isinstance(identity, SocketIdentity):
-        return (identity.ip, identity.port)
-    if isinstance(identity, UnixIdentity):
-        if not identity.path:
-            return None
-        return ("@" + identity.path if identity.abstract else identity.path, None)
-    if isinstance(identity, FifoIdentity):
-        return (identity.read_path, None)
-    return None
-
-
-def _describe(identity: Identity | None) -> str | None:
-    if identity is None:
-        return None
-    if isinstance(identity, SocketIdentity):
-        host = f"[{identity.ip}]" if ":" in identity.ip else identity.ip
-        return f"{host}:{identity.port}"
-    if isinstance(identity, UnixIdentity):
-        if not identity.path:
-            return None
-        return "@" + identity.path if identity.abstract else identity.path
-    return str(identity)
-
-
-def _credentials(creds: PeerCredentials | None) -> dict[str, int | None] | None:
-    if creds is None:
-        return None
-    return {"pid": creds.pid, "uid": creds.uid, "gid": creds.gid}
-
-
-class HttpServerConnection(ConnectionClock, asyncio.Protocol):
+class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
@@ -160,6 +69,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self._read_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closing = False
+        self._linger: asyncio.TimerHandle | None = None  # _close_after_answer's deadline
         self.lost = False
         self._detached = False
         self._draining = False
@@ -170,18 +80,18 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self._send_left = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
-        self._scheme = "http"
-        self._server: tuple[str, int | None] | None = None
-        self._client: tuple[str, int | None] | None = None
+        self.facts: ConnectionFacts = None  # type: ignore[assignment]  # connection_made
         self._max_pipelined = self._config.max_pipelined
-        self.ext: dict[str, Any] = {}
+        self.ext: dict[str, Any] = {}  # the trunkline.transport extension (facts.ext)
         self._root_path = self._config.root_path
         self._proxies = state.proxies
         self._app_state = state.app_state
-        self._access = accesslog.logger
+        self._access, self._access_log = accesslog.logger, state.access
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
-        self._app_tasks = state.connections.tasks
+        self._runner, self._writes = state.on_loop(self.loop)
+        self._out: bytes | None = None  # an answer queued for the end of the loop pass
+        self._starting = False  # _start_next's loop runs (an app call may end inside it)
 
     # ---------------------------------------------------------------- connection events
 
@@ -193,7 +103,8 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         tracer = self.tracer
         if tracer is not None:
             self.conn_id = tracer.new_connection()
-        self._describe_transport()
+        self.facts = facts = ConnectionFacts(transport, self.context)
+        self.ext = facts.ext
         if tracer is not None:
             tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), self.conn_id,
                           transport=self.ext["kind"], local=self.ext["local"],
@@ -206,35 +117,6 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
                                     "the server is shutting down")
         # Even a refused connection gets the header deadline: a silent one is then closed.
         self._set_deadline(HEADER, self._config.header_timeout)
-
-    def _describe_transport(self) -> None:
-        transport = self.transport
-        context = self.context
-        try:
-            local = local_identity(transport)
-        except (OSError, ValueError, AttributeError):
-            local = None
-        peer = peer_identity(transport)
-        kind = context.kind
-        if context.via == "fd" or transport.get_extra_info(KIND) is not None:
-            kind = transport.get_extra_info(KIND) or (
-                "unix" if isinstance(local, UnixIdentity) else kind)
-        creds = None
-        if isinstance(local, UnixIdentity | FifoIdentity):
-            try:
-                creds = peer_credentials(transport)
-            except OSError:
-                creds = None
-        server = _scope_addr(local)
-        if isinstance(local, FifoIdentity) and context.url.startswith("fifo:"):
-            server = (context.url.split(":", 1)[1].removeprefix("//"), None)
-        self.ext = {"kind": kind, "address": context.url, "local": _describe(local),
-                    "peer": _describe(peer), "credentials": _credentials(creds)}
-        if context.via:
-            self.ext["via"] = context.via
-        self._scheme = "https" if kind == "tls" else "http"
-        self._server = server
-        self._client = _scope_addr(peer) if isinstance(peer, SocketIdentity) else None
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self._detached:
@@ -258,7 +140,8 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
                 cycle = self._parsing
                 if cycle is not None:
                     cycle.complete = True
-                    cycle.wake()
+                    if cycle.waiter is not None:
+                        cycle.wake()
                     self._parsing = None
             elif kind is Upgraded:
                 self._on_upgraded(event)  # type: ignore[arg-type]
@@ -281,13 +164,17 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         # The client half-closed: finish what is in flight, then close. (TLS cannot
         # half-close; its transport closes itself whatever we return.)
         self._peer_eof = True
-        if self._current is None and not self._queue:
+        if self._linger is not None or (self._current is None and not self._queue):
             self.close()
-        return None if self._scheme == "https" else True
+        return None if self.ext["kind"] == "tls" else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.state.connections.forget(self)
+        self._out = None
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -349,24 +236,7 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
     # ---------------------------------------------------------------- parsing events
 
     def _on_head(self, head: RequestHead) -> None:
-        root = self._root_path
-        scope = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "http_version": head.http_version,
-            "server": self._server,
-            "client": self._client,
-            "scheme": self._scheme,
-            "method": head.method,
-            "root_path": root,
-            "path": root + head.path if root else head.path,
-            # as uvicorn: root_path prefixes path and raw_path alike
-            "raw_path": root.encode("latin-1") + head.raw_path if root else head.raw_path,
-            "query_string": head.query,
-            "headers": head.headers,
-            "state": self._app_state.copy() if self._app_state else {},
-            "extensions": {"trunkline.transport": self.ext},
-        }
+        scope = http_scope(head, self.facts, self._root_path, self._app_state)
         if self._proxies is not None:
             apply_forwarded(scope, self._proxies)
         cycle = Cycle(self, head, scope)
@@ -418,79 +288,43 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
 
     def _send_error(self, reject: Reject) -> None:
         self.write(error_response(reject.status, reject.reason, self.state.server_header))
-        self.close()
+        self._close_after_answer()
         if self._log_access and accesslog.logger.isEnabledFor(logging.INFO):
+            self._access_log.flush()
             accesslog.log_rejected(self.ext, reject.status, reject.reason)
 
     # ---------------------------------------------------------------- cycles
 
     def _start_next(self) -> None:
-        cycle = self._queue.popleft()
-        self._current = cycle
-        handler = self.state.websocket_handler
-        if cycle.head.upgrade == b"websocket" and handler is not None:
-            self._hand_off(cycle, handler)
+        """Start the queued requests in order while nothing holds them back. An app call
+        runs at once, inside this callback, until it first waits (``EagerRunner``; then it
+        goes on in a task that a graceful stop waits for): most answer without waiting and
+        are done when ``run`` returns. A call that ends inside this loop does not start the
+        next one itself (``_starting``): the loop does, so pipelined requests never nest."""
+        if self._starting:
             return
-        # A graceful stop waits for (or cancels) the app calls in this set. _run takes its
-        # own task out as it ends: a done callback would cost a loop pass per request.
-        cycle.task = task = self.loop.create_task(self._run(cycle))
-        self._app_tasks.add(task)
-
-    async def _run(self, cycle: Cycle) -> None:
-        tracer = self.tracer
-        if tracer is not None:
-            cycle.app_ns = time.monotonic_ns()
+        self._starting = True
         try:
-            result: object = await self.app(cycle.scope, cycle.receive, cycle.send)
-        except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
-            if not isinstance(exc, asyncio.CancelledError | Exception):
-                raise
-            if isinstance(exc, asyncio.CancelledError):
-                log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
-                            cycle.head.method, cycle.head.target.decode("latin-1"))
-            elif not cycle.disconnected:
-                log.error("Exception in ASGI application (%s %s)", cycle.head.method,
-                          cycle.head.target.decode("latin-1"), exc_info=exc)
-            self._app_failed(cycle)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            if result is not None:
-                log.error("ASGI app returned %r instead of None", result)
-            if not cycle.done and not cycle.disconnected:
-                log.error("ASGI app returned without %s the response (%s %s)",
-                          "completing" if cycle.started else "starting", cycle.head.method,
-                          cycle.head.target.decode("latin-1"))
-                self._app_failed(cycle)
+            queue = self._queue
+            while queue and self._current is None and not (self.write_paused or
+                                                           self._closing):
+                self._current = cycle = queue.popleft()
+                handler = self.state.websocket_handler
+                if cycle.head.upgrade == b"websocket" and handler is not None:
+                    self._hand_off(cycle, handler)
+                    return
+                if self._parsing is None:  # (else the body clock keeps running)
+                    self._phase = BUSY  # no deadline while the app works; its answer
+                    self._deadline = None  # sets the idle one (even inside this call)
+                self._runner.run(cycle.run())
         finally:
-            self._app_tasks.discard(cycle.task)
-            if tracer is not None:
-                self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
-
-    def _app_failed(self, cycle: Cycle) -> None:
-        if cycle.done or cycle.disconnected:
-            return
-        if cycle.on_wire:  # part of a response went out: the client can only see a close
-            cycle.done = True
-            self.close()
-            return
-        body = b"Internal Server Error"
-        cycle.started = True
-        cycle.status = 500
-        self.core.start_response(cycle.head, 500, [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"21")])
-        self.write(self.core.send_body(body, False))
-        cycle.on_wire = True
-        cycle.body_bytes = len(body)
-        cycle.done = True
-        cycle.wake()
-        self.response_done(cycle)
+            self._starting = False
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
         if self._log_access and self._access.isEnabledFor(logging.INFO):
-            accesslog.log_request(self.ext, cycle)
+            self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
+                                     cycle.body_bytes)
         if self.tracer is not None:
             self._trace(Step.RESPONSE_DONE, cycle, cycle.wire_ns or cycle.start_ns,
                         status=cycle.status,
@@ -517,9 +351,10 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if self._queue:
             self._start_next()
             return
-        self._more(self._config.body_buffer)
-        if self._current is not None or self._queue or self._closing:
-            return  # the held bytes had a request: it runs
+        if self._read_paused or self.core.held:
+            self._more(self._config.body_buffer)
+            if self._current is not None or self._queue or self._closing:
+                return  # the held bytes had a request: it runs
         if self._phase != IDLE and not self.core.has_partial_head:
             self._set_deadline(IDLE, self._keepalive)
         else:
@@ -565,24 +400,11 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self._pause_reading()
+        self.flush()  # the answers before the upgrade request
         handler(WebSocketHandoff(cycle.head, cycle.scope, self.transport, cycle.rest,
                                  self.app, self.state))
 
     # ---------------------------------------------------------------- helpers
-
-    def write(self, data: bytes) -> None:
-        if not self.lost:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self.transport.close()
-            if not self.lost and self.transport.get_write_buffer_size():
-                self._start_send_clock()  # the rest must still go, or the close never ends
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
@@ -590,10 +412,6 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         self.core.close_after_response()
         if self._current is None and not self._queue:
             self.close()
-
-    def abort(self) -> None:
-        self._closing = True
-        self.transport.abort()
 
     def _pause_reading(self) -> None:
         if not self._read_paused and not self.lost:
@@ -618,6 +436,9 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if cycle.head.trace_id is not None:
             detail["trace_id"] = cycle.head.trace_id
         return self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
+
+    def trace_app_call(self, cycle: Cycle) -> None:
+        self._trace(Step.APP_CALL, cycle, cycle.app_ns, status=cycle.status)
 
     def trace_response_start(self, cycle: Cycle) -> None:
         # recorded just before the write, so the client cannot see the bytes any earlier

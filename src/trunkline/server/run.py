@@ -144,6 +144,7 @@ class AppServer(HostedServer):
     async def wait_closed(self, grace: float | None = None) -> None:
         """Stop gracefully (``ServiceHost.wait_closed``), then run lifespan shutdown."""
         await self.host.wait_closed(grace)
+        self.state.close()
         await self.lifespan.shutdown()
 
 

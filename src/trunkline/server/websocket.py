@@ -231,6 +231,7 @@ class AsgiWebSocket:
     def _log(self, status: int, problem: str) -> None:
         if not self.state.config.access_log or not accesslog.logger.isEnabledFor(logging.INFO):
             return
+        self.state.access.flush()  # the connection's earlier requests come first
         head = self.handoff.head
         target = head.target.decode("latin-1")
         transport = accesslog.transport_name(self.ext)
