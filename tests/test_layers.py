@@ -16,7 +16,7 @@
 | host        | from trunkline only transport, _loop, trace, address, errors (the one    |
 |             | service host sits under every server: never aio/, server/ or above)      |
 | aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
-|             | errors                                                                   |
+|             | errors, registry (serve(name=), connect("svc://"))                       |
 | library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
 |             | ``import trunkline`` loads no tool and no trace renderer                 |
 | errors      | public error classes of the library live in errors.py, client/errors.py  |
@@ -203,7 +203,7 @@ def test_host_sits_on_transport() -> None:
 
 def test_aio_sits_on_transport_and_protocol() -> None:
     no_violations(violations("aio", {"aio", "host", "transport", "protocol", "_loop", "trace",
-                                     "address", "errors"}, set()))
+                                     "address", "errors", "registry"}, set()))
 
 
 # The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.

@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
 from ..errors import UnsupportedError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
+from ..registry.hook import registration_hook
+from ..registry.model import DEFAULT_TTL
+from ..registry.store import Store
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
@@ -69,13 +72,21 @@ async def serve(handler: StreamHandler | None, *urls: str | Address,
                 datagram_handler: DatagramHandler | None = None,
                 limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-                hooks: Sequence[Hook] = ()) -> Server:
+                hooks: Sequence[Hook] = (), name: str | None = None,
+                meta: Mapping[str, str] | None = None, ttl: float = DEFAULT_TTL,
+                registry: str | Store | None = None) -> Server:
     """Serve ``handler(stream)`` for each connection on every stream address, and
     ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
     With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE.
+    With ``name``, the bound addresses are registered as one instance of that service
+    (protocol raw, ``meta``, ``ttl``, in ``registry`` or the default one) until the server
+    stops: callers reach it as ``svc://name``.
     Returns the started ``Server`` (every address bound, ``hooks`` entered)."""
     if not urls:
         raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
+    if name is not None:  # checked before anything is bound
+        hooks = [*hooks, registration_hook(name, protocol="raw", meta=meta, ttl=ttl,
+                                           registry=registry)]
     addresses = [as_address(u) for u in urls]
     for address in addresses:
         if is_datagram(address) and datagram_handler is None:
