@@ -12,17 +12,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
-from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
+from ..address import (
+    Address,
+    ServiceAddress,
+    TcpAddress,
+    format_address,
+    is_datagram,
+    parse_address,
+)
 from ..errors import UnsupportedError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
 from ..registry.hook import registration_hook
 from ..registry.model import DEFAULT_TTL
+from ..registry.ranking import Candidate
 from ..registry.store import Store
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
+from .by_name import RegistryInput, dial, discover, resolver_for
 from .datagram_server import DatagramHandler, datagram_endpoint
 from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
 
@@ -37,14 +47,34 @@ def as_address(url: str | Address) -> Address:
 
 async def connect(url: str | Address, *, timeout: float | None = 10.0,
                   options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
-                  tracer: Tracer | None = None, resolver: Resolver | None = None) -> Stream:
-    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd).
+                  tracer: Tracer | None = None, resolver: Resolver | None = None,
+                  registry: RegistryInput = None, prefer: str | None = None) -> Stream:
+    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd), or to a
+    service by name (``svc://users``: the best address for this caller, falling through
+    to the next on a refusal, within ``timeout``; ``prefer`` a kind, e.g. ``"tcp"``).
 
     ``resolver`` replaces the system resolver for host names (e.g.
-    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``)."""
+    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``); ``registry`` is the registry
+    URL or a ``trunkline.Resolver`` for service names (default: one shared per loop on
+    ``$TRUNKLINE_REGISTRY`` / the user's registry file)."""
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
+    if isinstance(address, ServiceAddress):
+        names = resolver_for(registry)
+        answer = await discover(names, address.name, prefer=prefer, tracer=tracer, conn=conn)
+
+        async def open_one(candidate: Candidate, left: float | None) -> Stream:
+            tls = isinstance(candidate.address, TcpAddress) and candidate.address.tls
+            transport, protocol = await open_transport(
+                candidate.address, lambda: stream_protocol(limit, tls),
+                replace(opts, timeout=left), tracer, conn, resolver)
+            assert isinstance(protocol, StreamProtocol)
+            return Stream(transport, protocol, tracer, conn)
+
+        stream, _ = await dial(answer, open_one, names, timeout=opts.timeout, tracer=tracer,
+                               conn=conn)
+        return stream
     tls = isinstance(address, TcpAddress) and address.tls
     transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
                                                opts, tracer, conn, resolver)

@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 
 from ..address import (
     Address,
+    FdAddress,
     HttpTarget,
     ServiceAddress,
     StreamAddress,
@@ -50,6 +51,7 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
+from ..aio.by_name import dial, discover
 from ..errors import UnsupportedError
 from ..protocol.http_client import (
     CHUNK_END,
@@ -63,9 +65,12 @@ from ..protocol.http_client import (
     encode_request_head,
     encode_target,
 )
+from ..registry.ranking import Candidate, check_prefer
+from ..registry.resolver import Resolver as NameResolver
+from ..registry.url import open_registry
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import http_client_tls_context
+from .connection import HttpClientConnection, http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .pool import Pool, PoolKey
@@ -105,11 +110,12 @@ UNSET: Any = _Unset()
 class _Route:
     """Where a URL goes and the pre-encoded pieces of its request head."""
 
-    key: PoolKey
+    key: PoolKey | None  # None for a service name: the pool is chosen per request
     host_line: bytes
     target: str
     target_bytes: bytes
     url: str
+    service: str | None = None  # http+svc://NAME/...
 
 
 class Client:
@@ -125,7 +131,12 @@ class Client:
     ``trunkline.DnsResolver("127.0.0.1:5353")`` (a traced, timed DNS step of its own).
     ``trace_headers``: with a tracer, send its id (``x-trunkline-trace-id`` and a W3C
     ``traceparent`` that is not sampled) so a trunkline server records it and both sides
-    merge; False traces this side only and leaves the request as it would be untraced."""
+    merge; False traces this side only and leaves the request as it would be untraced.
+    ``registry``: where ``http+svc://NAME/...`` names are looked up (a registry URL or a
+    ``trunkline.Resolver``; default ``$TRUNKLINE_REGISTRY`` / the user's registry file);
+    ``prefer``: a socket kind to put first (``"tcp"``, ``"unix"``, ...). A name is read from
+    the registry once and then served from the resolver's cache, which the registry keeps
+    fresh; an address that refuses is skipped for the next (``trunkline.aio.by_name``)."""
 
     def __init__(self, base_url: str | None = None, *, headers: HeadersInput | None = None,
                  timeout: Timeout | float | None = DEFAULT_TIMEOUT,
@@ -133,7 +144,9 @@ class Client:
                  verify: bool | str | Any = True, cert: str | tuple[str, str] | None = None,
                  transport: TransportInput = None, tracer: Tracer | None = None,
                  retries: int = 1, user_agent: str | None = USER_AGENT,
-                 resolver: Resolver | None = None, trace_headers: bool = True) -> None:
+                 resolver: Resolver | None = None, trace_headers: bool = True,
+                 registry: str | NameResolver | None = None, prefer: str | None = None
+                 ) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = Timeout.of(timeout)
         self.limits = limits
@@ -158,6 +171,11 @@ class Client:
         self._pools: dict[PoolKey, Pool] = {}
         self._routes: dict[tuple[str, TransportInput], _Route] = {}
         self._closed = False
+        self.prefer = check_prefer(prefer)
+        self._registry = registry
+        self._names: NameResolver | None = registry if isinstance(registry, NameResolver) \
+            else None
+        self._by_url: dict[str, Pool] = {}  # a service candidate's URL -> its pool
 
     # ------------------------------------------------------------------ verbs
 
@@ -274,17 +292,23 @@ class Client:
         must_close = b"connection" in names and _header_has(header_block, b"connection",
                                                              b"close")
 
-        pool = self._pools.get(route.key)
-        if pool is None:
-            pool = self._pool(route.key)
+        pool = None
+        if route.key is not None:
+            pool = self._pools.get(route.key)
+            if pool is None:
+                pool = self._pool(route.key)
         replayable = body_stream is None
         retries = self.retries if method in IDEMPOTENT_METHODS and replayable else 0
         attempt = 0
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            conn, _ = await pool.acquire(
-                connect_timeout=_least(t.connect, remaining),
-                pool_timeout=_least(t.pool, remaining), tracer=tracer)
+            if pool is not None:
+                conn, _ = await pool.acquire(
+                    connect_timeout=_least(t.connect, remaining),
+                    pool_timeout=_least(t.pool, remaining), tracer=tracer)
+            else:
+                conn = await self._acquire_by_name(route, _least(t.connect, remaining),
+                                                   _least(t.pool, remaining), tracer)
             if conn.tracer is not tracer:
                 conn.tracer = tracer
                 if tracer is not None:
@@ -356,8 +380,10 @@ class Client:
         given = target.transport if transport is None else _as_transport(transport)
         assert given is not None and not isinstance(given, UdpAddress)
         if isinstance(given, ServiceAddress):
-            raise UnsupportedError(f"{full}: service names need the registry, which this "
-                                   "client does not use yet; give a concrete address")
+            route = _Route(None, b"Host: %s\r\n" % given.name.encode("ascii"), target.target,
+                           encode_target(target.target), full, given.name)
+            self._routes[cache_key] = route
+            return route
         address: StreamAddress = given
         server_hostname = None
         if target.tls:
@@ -376,6 +402,35 @@ class Client:
             self._routes.clear()
         self._routes[cache_key] = route
         return route
+
+    async def _acquire_by_name(self, route: _Route, connect_timeout: float | None,
+                               pool_timeout: float | None, tracer: Tracer | None
+                               ) -> HttpClientConnection:
+        """A connection to the best instance of ``route.service`` for this caller: the
+        resolver's cached ranking, each candidate's own pool, the next one on a refusal."""
+        names = self._names
+        if names is None:
+            registry = self._registry
+            assert not isinstance(registry, NameResolver)
+            names = self._names = NameResolver(open_registry(registry), owns_store=True)
+        assert route.service is not None
+        answer = await discover(names, route.service, prefer=self.prefer, tracer=tracer)
+
+        async def open_one(candidate: Candidate, left: float | None) -> HttpClientConnection:
+            pool = self._by_url.get(candidate.url)
+            if pool is None:
+                address = candidate.address
+                assert not isinstance(address, UdpAddress | ServiceAddress | FdAddress)
+                tls = isinstance(address, TcpAddress) and address.tls
+                key = (address, tls, address.host if tls else None)  # type: ignore[union-attr]
+                pool = self._pools.get(key) or self._pool(key)
+                self._by_url[candidate.url] = pool
+            conn, _ = await pool.acquire(connect_timeout=left, pool_timeout=pool_timeout,
+                                         tracer=tracer)
+            return conn
+
+        conn, _ = await dial(answer, open_one, names, timeout=connect_timeout, tracer=tracer)
+        return conn
 
     def _pool(self, key: PoolKey) -> Pool:
         ssl_context = None
@@ -397,6 +452,9 @@ class Client:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        self._by_url.clear()
+        if self._names is not None and not isinstance(self._registry, NameResolver):
+            await self._names.aclose()  # ours: made for http+svc:// names
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     async def __aenter__(self) -> Client:

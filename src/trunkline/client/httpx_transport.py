@@ -44,14 +44,16 @@ from .models import Limits, Response, Timeout
 
 class HttpxTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that sends every request through a trunkline
-    ``Client`` (its pools, transports, TLS settings and tracer)."""
+    ``Client`` (its pools, transports, TLS settings and tracer). ``http+svc://NAME/path``
+    URLs go to the service's best address (``registry``, ``prefer``: as for ``Client``)."""
 
     def __init__(self, *, transport: TransportInput = None, verify: Any = True,
                  cert: str | tuple[str, str] | None = None, limits: Limits = DEFAULT_LIMITS,
-                 retries: int = 1, tracer: Any = None, client: Client | None = None) -> None:
+                 retries: int = 1, tracer: Any = None, client: Client | None = None,
+                 registry: Any = None, prefer: str | None = None) -> None:
         self.client = client or Client(transport=transport, verify=verify, cert=cert,
                                        limits=limits, retries=retries, tracer=tracer,
-                                       user_agent=None)
+                                       user_agent=None, registry=registry, prefer=prefer)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = _trunkline_url(request.url)
