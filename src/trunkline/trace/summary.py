@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,9 @@ class Summary:
     bytes_sent: int = 0
     bytes_received: int = 0
     error: str | None = None
+    discover_ns: int | None = None  # a call by name: the registry lookup ended
+    service: str | None = None  # the service name looked up
+    discovered: Mapping[str, Any] | None = None  # the last discover event's detail
 
     @property
     def connect_label(self) -> str:
@@ -120,6 +123,7 @@ class Summary:
                 phases.append(Phase(name, max(0, at - last), at))
                 last = max(last, at)
 
+        add("Discover", self.discover_ns)
         add("DNS Lookup", self.namelookup_ns)
         add(self.connect_label, self.connect_ns)
         add("TLS Handshake", self.appconnect_ns)
@@ -141,6 +145,8 @@ class Summary:
             "local": self.local.text if self.local else None,
             "remote": self.remote.text if self.remote else None,
             "host": self.host, "resolver": self.resolver,
+            "service": self.service, "discover": dict(self.discovered or {}) or None,
+            "time_discover": secs(self.discover_ns),
             "time_namelookup": secs(self.namelookup_ns),
             "time_connect": secs(self.connect_ns),
             "time_appconnect": secs(self.appconnect_ns),
@@ -155,11 +161,13 @@ class Summary:
 
 
 def client_events(events: Iterable[TraceEvent], conn: int | None = None) -> list[TraceEvent]:
-    """The client side of one call: connection ``conn``, or the first one seen."""
+    """The client side of one call: connection ``conn``, or the first one seen. A call by
+    name's ``discover`` step may come before its connection has a number (conn 0): it
+    belongs to the call that follows."""
     mine = [e for e in events if e.side == "client"]
     if conn is None and mine:
-        conn = mine[0].conn
-    return [e for e in mine if e.conn == conn]
+        conn = next((e.conn for e in mine if e.step is not Step.DISCOVER), mine[0].conn)
+    return [e for e in mine if e.conn == conn or (e.step is Step.DISCOVER and e.conn == 0)]
 
 
 def _first(events: Sequence[TraceEvent], *steps: Step) -> TraceEvent | None:
@@ -199,6 +207,7 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
     def at(event: TraceEvent | None) -> int | None:
         return None if event is None else event.end_ns - t0
 
+    discovers = [e for e in call if e.step is Step.DISCOVER]
     resolve = _first(call, Step.RESOLVE)
     connect = _first(call, Step.CONNECT)
     tls = _first(call, Step.TLS)
@@ -220,7 +229,8 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
         resolver = host = None
     detail_local = connect.detail.get("local") if connect else None
     detail_peer = connect.detail.get("peer") if connect else None
-    errors = [str(e.detail["error"]) for e in call if e.detail.get("error")]
+    errors = [str(e.detail["error"]) for e in call  # a failed-over candidate is no error
+              if e.detail.get("error") and e.step is not Step.DISCOVER]
     return Summary(
         conn=call[0].conn, kind=_kind(call), start_ns=t0,
         namelookup_ns=at(resolve), connect_ns=at(connect), appconnect_ns=at(tls),
@@ -232,7 +242,10 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
         bytes_sent=sum(int(e.detail.get("bytes", 0)) for e in call if e.step is Step.SEND),
         bytes_received=sum(int(e.detail.get("bytes", 0)) for e in call
                            if e.step is Step.RECEIVE),
-        error=errors[0] if errors else None)
+        error=errors[0] if errors else None,
+        discover_ns=at(discovers[-1]) if discovers else None,
+        service=discovers[0].detail.get("service") if discovers else None,
+        discovered=discovers[-1].detail if discovers else None)
 
 
 def merge(client: Iterable[TraceEvent], server: Iterable[TraceEvent],

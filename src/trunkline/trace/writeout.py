@@ -71,6 +71,7 @@ def _variables(s: Summary, facts: ResponseFacts) -> dict[str, tuple[str, Any]]:
     connects = facts.num_connects if facts.num_connects is not None else (
         0 if s.reused or s.connect_ns is None else 1)
     return {
+        "time_discover": ("time", s.discover_ns),  # ours: a call by name's registry lookup
         "time_namelookup": ("time", s.namelookup_ns),
         "time_connect": ("time", s.connect_ns),
         "time_appconnect": ("time", s.appconnect_ns),
