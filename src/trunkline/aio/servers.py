@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 
 from ..address import (
     Address,
@@ -68,7 +67,7 @@ async def connect(url: str | Address, *, timeout: float | None = 10.0,
             tls = isinstance(candidate.address, TcpAddress) and candidate.address.tls
             transport, protocol = await open_transport(
                 candidate.address, lambda: stream_protocol(limit, tls),
-                replace(opts, timeout=left), tracer, conn, resolver)
+                ConnectOptions(left, opts.ssl, opts.server_hostname), tracer, conn, resolver)
             assert isinstance(protocol, StreamProtocol)
             return Stream(transport, protocol, tracer, conn)
 

@@ -41,7 +41,6 @@ from urllib.parse import urlencode
 
 from ..address import (
     Address,
-    FdAddress,
     HttpTarget,
     ServiceAddress,
     StreamAddress,
@@ -51,7 +50,6 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
-from ..aio.by_name import dial, discover
 from ..errors import UnsupportedError
 from ..protocol.http_client import (
     CHUNK_END,
@@ -65,14 +63,13 @@ from ..protocol.http_client import (
     encode_request_head,
     encode_target,
 )
-from ..registry.ranking import Candidate, check_prefer
 from ..registry.resolver import Resolver as NameResolver
-from ..registry.url import open_registry
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import HttpClientConnection, http_client_tls_context
+from .connection import http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
+from .named import NamedRoutes
 from .pool import Pool, PoolKey
 
 #: A body: bytes or text, a binary file, or an (async) iterable of bytes (sent chunked unless a
@@ -171,11 +168,7 @@ class Client:
         self._pools: dict[PoolKey, Pool] = {}
         self._routes: dict[tuple[str, TransportInput], _Route] = {}
         self._closed = False
-        self.prefer = check_prefer(prefer)
-        self._registry = registry
-        self._names: NameResolver | None = registry if isinstance(registry, NameResolver) \
-            else None
-        self._by_url: dict[str, Pool] = {}  # a service candidate's URL -> its pool
+        self._named = NamedRoutes(registry, prefer, self._pool_for)
 
     # ------------------------------------------------------------------ verbs
 
@@ -307,8 +300,9 @@ class Client:
                     connect_timeout=_least(t.connect, remaining),
                     pool_timeout=_least(t.pool, remaining), tracer=tracer)
             else:
-                conn = await self._acquire_by_name(route, _least(t.connect, remaining),
-                                                   _least(t.pool, remaining), tracer)
+                assert route.service is not None
+                conn = await self._named.acquire(route.service, _least(t.connect, remaining),
+                                                 _least(t.pool, remaining), tracer)
             if conn.tracer is not tracer:
                 conn.tracer = tracer
                 if tracer is not None:
@@ -403,34 +397,8 @@ class Client:
         self._routes[cache_key] = route
         return route
 
-    async def _acquire_by_name(self, route: _Route, connect_timeout: float | None,
-                               pool_timeout: float | None, tracer: Tracer | None
-                               ) -> HttpClientConnection:
-        """A connection to the best instance of ``route.service`` for this caller: the
-        resolver's cached ranking, each candidate's own pool, the next one on a refusal."""
-        names = self._names
-        if names is None:
-            registry = self._registry
-            assert not isinstance(registry, NameResolver)
-            names = self._names = NameResolver(open_registry(registry), owns_store=True)
-        assert route.service is not None
-        answer = await discover(names, route.service, prefer=self.prefer, tracer=tracer)
-
-        async def open_one(candidate: Candidate, left: float | None) -> HttpClientConnection:
-            pool = self._by_url.get(candidate.url)
-            if pool is None:
-                address = candidate.address
-                assert not isinstance(address, UdpAddress | ServiceAddress | FdAddress)
-                tls = isinstance(address, TcpAddress) and address.tls
-                key = (address, tls, address.host if tls else None)  # type: ignore[union-attr]
-                pool = self._pools.get(key) or self._pool(key)
-                self._by_url[candidate.url] = pool
-            conn, _ = await pool.acquire(connect_timeout=left, pool_timeout=pool_timeout,
-                                         tracer=tracer)
-            return conn
-
-        conn, _ = await dial(answer, open_one, names, timeout=connect_timeout, tracer=tracer)
-        return conn
+    def _pool_for(self, key: PoolKey) -> Pool:
+        return self._pools.get(key) or self._pool(key)
 
     def _pool(self, key: PoolKey) -> Pool:
         ssl_context = None
@@ -452,9 +420,7 @@ class Client:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-        self._by_url.clear()
-        if self._names is not None and not isinstance(self._registry, NameResolver):
-            await self._names.aclose()  # ours: made for http+svc:// names
+        await self._named.aclose()  # the resolver, when it made its own
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     async def __aenter__(self) -> Client:
