@@ -241,15 +241,18 @@ def main() -> None:
         print(json.dumps({"registration": results, "resolve": resolves,
                           "connect": connects, "by_name": pairs}, indent=2))
         return
-    print(f"registering {args.count} instances through one store "
-          f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    print(f"{'registry':<9} {'one by one':>12} {'per call':>10} {'concurrent':>12} "
-          f"{'deregister':>12}")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    if results:
+        print(f"\nregistering {args.count} instances through one store")
+        print(f"{'registry':<9} {'one by one':>12} {'per call':>10} {'concurrent':>12} "
+              f"{'deregister':>12}")
     for r in results:
         print(f"{r['registry']:<9} {r['one_by_one_s']:>11.2f}s "
               f"{r['one_by_one_s'] / r['count'] * 1e3:>8.2f}ms {r['concurrent_s']:>11.2f}s "
               f"{r['deregister_s']:>11.2f}s")
-    print("\nresolve from the cache (2 instances, round-robin)")
+    if resolves:
+        print("\nresolve from the cache (2 instances, round-robin)")
     for r in resolves:
         print(f"{r['registry']:<9} cached() {r['cached_us']:.2f} us   "
               f"await resolve() {r['resolve_us']:.2f} us")

@@ -72,8 +72,8 @@ def name_options(func: F) -> F:
                         help="With --name: free-form metadata for the record (repeatable).")(
         func)
     return click.option("--name", "name", metavar="NAME", default=None, callback=_name,
-                        help="Register as an instance of service NAME (DNS label rules: "
-                             "letters, digits, '-').")(func)
+                        help="Register as an instance of service NAME (a DNS label: 1-63 "
+                             "of a-z, 0-9 and '-').")(func)
 
 
 def check_name_options(ctx: click.Context, name: str | None, meta: dict[str, str],
