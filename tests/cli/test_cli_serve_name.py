@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,21 @@ def test_serve_name_damaged_registry_file_is_a_clear_error(tmp_path: Path) -> No
                   "--registry", f"sqlite://{damaged}"])
     assert result.returncode == 1, result.stderr.decode()
     assert f"registry file {damaged}" in result.stderr.decode()
+
+
+def test_serve_name_registers_an_inherited_socket_by_its_address(sqlite_url: str) -> None:
+    """fd://N means nothing to another process: the socket's bound address is registered."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        with Service(["serve", "echo", "--on", f"fd://{fd}", "--name", "inherited",
+                      "--registry", sqlite_url], pass_fds=[fd]) as server:
+            server.wait_for_line(r"^registered inherited ")
+            [instance] = _services(sqlite_url)
+            assert instance["urls"] == [f"tcp://127.0.0.1:{port}"]
+            done = run(["connect", "svc://inherited", "--registry", sqlite_url],
+                       input=b"by name")
+            assert (done.returncode, done.stdout) == (0, b"by name"), done.stderr
+            assert server.stop() == 0

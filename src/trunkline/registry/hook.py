@@ -23,7 +23,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ..address import check_service_name
+from ..address import (
+    SocketIdentity,
+    TcpAddress,
+    UdpAddress,
+    UnixAddress,
+    UnixIdentity,
+    check_service_name,
+    format_address,
+)
 from .model import DEFAULT_TTL, check_meta, check_protocol, check_ttl, make_instance
 from .registration import Registration
 from .store import Store
@@ -33,10 +41,28 @@ log = logging.getLogger("trunkline.registry")
 
 
 class BoundHost(Protocol):
-    """What the hook needs of a ``ServiceHost``: its bound URLs."""
+    """What the hook needs of a ``ServiceHost``: its bound URLs (and, for inherited
+    ``fd://`` sockets, its listeners' ``local`` identities: what the socket is bound to)."""
 
     @property
     def urls(self) -> list[str]: ...
+
+
+def dialable_urls(host: BoundHost) -> list[str]:
+    """The host's URLs, an inherited ``fd://N`` replaced by the address the socket is bound
+    to (``fd://3`` means nothing to another process)."""
+    urls = list(host.urls)
+    for i, listener in enumerate(getattr(host, "listeners", ())):
+        local = getattr(listener, "local", None)
+        if i < len(urls) and urls[i].startswith("fd://") and local is not None:
+            if isinstance(local, SocketIdentity):
+                urls[i] = format_address(
+                    (UdpAddress if local.protocol == "udp" else TcpAddress)(local.ip,
+                                                                            local.port))
+            elif isinstance(local, UnixIdentity) and local.path:
+                urls[i] = format_address(UnixAddress(local.path, abstract=local.abstract,
+                                                     datagram=local.datagram))
+    return urls
 
 
 RegistrationHook = Callable[[BoundHost], AbstractAsyncContextManager[Registration]]
@@ -57,7 +83,7 @@ def registration_hook(name: str, *, protocol: str = "raw",
 
     @contextlib.asynccontextmanager
     async def hook(host: BoundHost) -> AsyncIterator[Registration]:
-        instance = make_instance(name, host.urls, protocol=protocol, meta=checked_meta,
+        instance = make_instance(name, dialable_urls(host), protocol=protocol, meta=checked_meta,
                                  ttl=ttl, instance_id=instance_id)
         if isinstance(registry, Store):
             registration = Registration(instance, registry)
@@ -77,4 +103,4 @@ def registration_hook(name: str, *, protocol: str = "raw",
     return hook
 
 
-__all__ = ["BoundHost", "RegistrationHook", "registration_hook"]
+__all__ = ["BoundHost", "RegistrationHook", "dialable_urls", "registration_hook"]
