@@ -59,12 +59,16 @@ async def _hello(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+Progress = Callable[[int, int, str], None]
+
+
 async def _alternate(by_name: Callable[[], Awaitable[None]],
-                     direct: Callable[[], Awaitable[None]], blocks: int, per_block: int
-                     ) -> tuple[list[float], list[float]]:
+                     direct: Callable[[], Awaitable[None]], blocks: int, per_block: int,
+                     progress: Progress, what: str) -> tuple[list[float], list[float]]:
     named: list[float] = []
     plain: list[float] = []
     for turn in range(blocks):
+        progress(turn, blocks, what)
         order = [(by_name, named), (direct, plain)]
         if turn % 2:
             order.reverse()  # neither side always goes first
@@ -77,7 +81,9 @@ async def _alternate(by_name: Callable[[], Awaitable[None]],
 
 
 async def by_name_vs_direct(*, blocks: int = 20, http_per_block: int = 500,
-                            raw_per_block: int = 100) -> list[Pair]:
+                            raw_per_block: int = 100,
+                            progress: Progress = lambda done, total, what: None
+                            ) -> list[Pair]:
     """Both workloads (see the module docstring); the registry is a fresh SQLite file."""
     import trunkline
     from trunkline.registry import Resolver, open_registry, registration_hook
@@ -111,7 +117,8 @@ async def by_name_vs_direct(*, blocks: int = 20, http_per_block: int = 500,
 
             await http_by_name()  # the first call reads the registry; the rest are cached
             await http_direct()
-            named, plain = await _alternate(http_by_name, http_direct, blocks, http_per_block)
+            named, plain = await _alternate(http_by_name, http_direct, blocks, http_per_block,
+                                            progress, "http keep-alive")
             pairs.append(Pair("http keep-alive GET", statistics.median(named),
                               statistics.median(plain), blocks, http_per_block, named, plain))
 
@@ -131,7 +138,8 @@ async def by_name_vs_direct(*, blocks: int = 20, http_per_block: int = 500,
                 await round_trip(raw_url)
 
             await raw_by_name()
-            named, plain = await _alternate(raw_by_name, raw_direct, blocks, raw_per_block)
+            named, plain = await _alternate(raw_by_name, raw_direct, blocks, raw_per_block,
+                                            progress, "raw connect")
             pairs.append(Pair("raw connect + 64 B round trip", statistics.median(named),
                               statistics.median(plain), blocks, raw_per_block, named, plain))
     finally:
@@ -141,4 +149,46 @@ async def by_name_vs_direct(*, blocks: int = 20, http_per_block: int = 500,
     return pairs
 
 
-__all__ = ["Pair", "by_name_vs_direct"]
+def byname_table(pairs: list[Pair]) -> Any:
+    """The rich table: per workload, by name and by address (median per operation) and the
+    ratio against the 1.05x target."""
+    from rich.table import Table
+
+    table = Table(title="a call by name (cached) vs the same call by address",
+                  header_style="bold")
+    for name, justify in (("workload", "left"), ("by name", "right"),
+                          ("by address", "right"), ("ratio", "right"), ("target", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for pair in pairs:
+        table.add_row(pair.workload, f"{pair.by_name_s * 1e6:.1f} us",
+                      f"{pair.direct_s * 1e6:.1f} us", f"{pair.ratio:.3f}x",
+                      f"<= {TARGET}x")
+    return table
+
+
+def byname_chart(pairs: list[Pair], footnote: str = "") -> Any:
+    """Per workload a panel: by name and by address (us per operation, median of the
+    blocks, whiskers min..max of the blocks)."""
+    from .plot import Bar, Chart, Group, Panel, ratio_note, spread
+
+    panels = []
+    for pair in pairs:
+        bars = []
+        for peer, value, samples in (("by name", pair.by_name_s, pair.by_name_blocks),
+                                     ("by address", pair.direct_s, pair.direct_blocks)):
+            low, high = spread([b * 1e6 for b in samples])
+            bars.append(Bar(peer, value * 1e6, low, high))
+        note = ratio_note(pair.by_name_s, pair.direct_s, "by address")
+        panels.append(Panel(pair.workload, "us per operation (lower is better)",
+                            [Group(f"{pair.per_block} per block", bars, note)],
+                            higher_is_better=False))
+    blocks = max((p.blocks for p in pairs), default=0)
+    return Chart("A call by name vs the same call by address (same socket)", panels,
+                 bars=f"median of {blocks} alternating blocks",
+                 whiskers="min..max of the blocks; ratio = by name / by address",
+                 footnote=footnote, peers=["by name", "by address"])
+
+
+TARGET = 1.05
+
+__all__ = ["TARGET", "Pair", "by_name_vs_direct", "byname_chart", "byname_table"]
