@@ -108,10 +108,13 @@ def record_discover(tracer: Tracer, answer: Resolution, start_ns: int, conn: int
 
 async def dial(answer: Resolution, open_one: Callable[[Candidate, float | None], Awaitable[T]],
                resolver: Resolver, *, timeout: float | None,
-               tracer: Tracer | None = None, conn: int = 0) -> tuple[T, Candidate]:
+               tracer: Tracer | None = None, conn: int = 0,
+               passes: tuple[type[BaseException], ...] = ()) -> tuple[T, Candidate]:
     """``open_one(candidate, time_left)`` on each candidate in turn until one connects;
-    refusing ones are marked failed. Raises the last error (as ``ConnectError`` naming every
-    address tried) when none did, ``TrunklineTimeoutError`` when ``timeout`` ran out."""
+    refusing ones are marked failed (errors of the ``passes`` types say nothing about the
+    address, e.g. a busy pool, and are raised as they are). Raises the last error (as
+    ``ConnectError`` naming every address tried) when none did, ``TrunklineTimeoutError``
+    when ``timeout`` ran out."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     tried: list[str] = []
@@ -123,6 +126,8 @@ async def dial(answer: Resolution, open_one: Callable[[Candidate, float | None],
         try:
             return await open_one(candidate, left), candidate
         except DIAL_ERRORS as exc:
+            if isinstance(exc, passes):
+                raise
             last = exc
             tried.append(f"{candidate.url}: {exc}")
             resolver.mark_failed(candidate, exc)

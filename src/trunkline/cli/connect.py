@@ -12,6 +12,7 @@ import click
 
 from .. import _loop
 from ..address import Address, ServiceAddress, format_address, is_datagram
+from ..aio.by_name import aclose_shared_resolvers
 from ..aio.datagram import open_datagram
 from ..aio.servers import connect
 from ..aio.stream import Stream
@@ -112,8 +113,11 @@ class NameOptions:
 
 async def _stream(address: Address, options: ConnectOptions, wait: float | None,
                   names: NameOptions = NameOptions()) -> None:
-    stream = await connect(address, options=options, prefer=names.prefer,
-                           registry=names.registry)
+    try:
+        stream = await connect(address, options=options, prefer=names.prefer,
+                               registry=names.registry)
+    finally:
+        await aclose_shared_resolvers()  # the name is resolved: the registry is not needed
     await pump_stdio(stream, format_address(address), wait)
 
 
@@ -182,8 +186,11 @@ def _failed(task: asyncio.Future[None]) -> bool:
 
 async def _datagrams(address: Address, options: ConnectOptions, wait: float,
                      names: NameOptions = NameOptions()) -> None:
-    endpoint = await open_datagram(address, timeout=options.timeout, prefer=names.prefer,
-                                   registry=names.registry)
+    try:
+        endpoint = await open_datagram(address, timeout=options.timeout, prefer=names.prefer,
+                                       registry=names.registry)
+    finally:
+        await aclose_shared_resolvers()
     stdin = await open_stdin()
     stdout = await Output.open()
 

@@ -17,6 +17,7 @@ import click
 
 from .. import _loop
 from ..address import format_address, parse_http_url
+from ..aio.by_name import aclose_shared_resolvers
 from ..aio.websocket import WebSocket
 from ..client.websocket import websocket
 from ..errors import AddressError, TrunklineError, WebSocketClosed
@@ -170,13 +171,17 @@ async def session(options: WsOptions) -> int:
         verify = False
     elif options.cacert:
         verify = options.cacert
-    ws = await websocket(options.url, transport=options.via,
-                         subprotocols=options.subprotocols or None,
-                         headers=list(options.headers), max_size=options.max_size,
-                         max_fragments=options.max_fragments,
-                         compression=options.compression, ping_interval=options.ping_interval,
-                         open_timeout=options.timeout, verify=verify, tracer=tracer,
-                         registry=options.registry, prefer=options.prefer)
+    try:
+        ws = await websocket(options.url, transport=options.via,
+                             subprotocols=options.subprotocols or None,
+                             headers=list(options.headers), max_size=options.max_size,
+                             max_fragments=options.max_fragments,
+                             compression=options.compression,
+                             ping_interval=options.ping_interval, open_timeout=options.timeout,
+                             verify=verify, tracer=tracer, registry=options.registry,
+                             prefer=options.prefer)
+    finally:
+        await aclose_shared_resolvers()  # ws+svc:// is resolved: the registry is not needed
     stdin = await open_stdin()
     stdout = await Output.open()
     up = asyncio.ensure_future(_upstream(ws, stdin, options.binary))

@@ -17,6 +17,7 @@ from ..registry.resolver import Resolver
 from ..registry.url import open_registry
 from ..trace.events import Tracer
 from .connection import HttpClientConnection
+from .errors import PoolTimeoutError
 from .pool import Pool, PoolKey
 
 
@@ -46,6 +47,8 @@ class NamedRoutes:
                         conn, _ = await best.acquire(connect_timeout=connect_timeout,
                                                      pool_timeout=pool_timeout, tracer=None)
                         return conn
+                    except PoolTimeoutError:
+                        raise
                     except DIAL_ERRORS as exc:  # the full path below moves on
                         resolver.mark_failed(answer.candidates[0], exc)
         return await self._connect(service, connect_timeout, pool_timeout, tracer)
@@ -69,7 +72,7 @@ class NamedRoutes:
             return conn
 
         conn, _ = await dial(answer, open_one, resolver, timeout=connect_timeout,
-                             tracer=tracer)
+                             tracer=tracer, passes=(PoolTimeoutError,))  # busy, not down
         return conn
 
     async def aclose(self) -> None:
