@@ -3,11 +3,16 @@
 Every socket kind behind one async API and one URL grammar::
 
     import trunkline
-    stream = await trunkline.connect("unix:///run/app.sock")
-    server = await trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app", "fifo:///tmp/f")
+    async with trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app", "fifo:///tmp/f"):
+        async with trunkline.connect("unix:@app") as stream:
+            ...
+    relay = await trunkline.relay.start_relay("tcp://127.0.0.1:8000", "unix:///run/app.sock")
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .address import (
     Address,
@@ -52,6 +57,15 @@ from .server import AppServer, ServerConfig, serve_app
 from .transport import ConnectOptions, ListenOptions
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # ``trunkline.relay`` after a plain ``import trunkline``, loaded on first use (a fresh
+    # import stays lean)
+    if name == "relay":
+        return importlib.import_module(".relay", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Address", "ConnectOptions", "FdAddress", "FifoAddress", "HttpTarget", "ListenOptions",

@@ -14,7 +14,7 @@ from trunkline.cli.exits import MEANING
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 COMMANDS = [["serve"], ["connect"], ["relay"], ["call"], ["ws"], ["tour"], ["bench"], ["map"],
-            ["services"], ["resolve"], ["registry"]]
+            ["services"], ["resolve"], ["registry"], ["dashboard"]]
 
 
 def test_readme_table_is_the_code_table() -> None:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 import trustme
 
+from tests.support.causal import assert_causal_order
 from tests.trace.test_trace_browser import dump_dom, mermaid_text
 from tests.trace.test_trace_render import arrows
 from trunkline.server import AppServer, ServerConfig, load_app
@@ -119,9 +120,17 @@ async def test_json_trace(site: Site) -> None:
     assert doc["events"][2]["detail"]["trace_id"] == doc["trace_id"]
     summary = doc["summary"]
     assert summary["kind"] == "tcp" and summary["remote"] == site.tcp.removeprefix("http://")
-    assert [p["name"] for p in summary["phases"]] == ["TCP Connection", "Server Processing",
-                                                      "Content Transfer"]
-    assert 0 < summary["time_connect"] <= summary["time_starttransfer"] <= summary["time_total"]
+    assert [p["name"] for p in summary["phases"]] == ["TCP Connection", "Pre-transfer",
+                                                      "Server Processing", "Content Transfer"]
+    # the columns sum to the total; the figures only grow
+    assert sum(p["duration_ns"] for p in summary["phases"]) == round(
+        summary["time_total"] * 1e9)
+    assert 0 < summary["time_connect"] <= summary["time_pretransfer"] <= \
+        summary["time_starttransfer"] <= summary["time_total"]
+    # the byte counts are what the events say (issue 13 point 6: they were 0)
+    request, done = doc["events"][2], doc["events"][4]
+    assert summary["bytes_sent"] == request["detail"]["bytes"] > 0
+    assert summary["bytes_received"] == done["detail"]["head_bytes"] + len(BODY)
     # tracing our side sends nothing extra: the server saw no trace id (issue 13 point 5)
     ids = {e.detail.get("trace_id") for e in site.tracer.events}
     assert doc["trace_id"] not in ids
@@ -242,6 +251,25 @@ async def test_write_out_matches_curl_over_tcp(site: Site) -> None:
     assert values["time_appconnect"] == "0.000000" and values["http_code"] == "200"
 
 
+async def test_write_out_figures_follow_each_other_as_curls_do(site: Site) -> None:
+    """Both tools' time figures only grow; ours adds time_requestsent between pretransfer and
+    starttransfer (so the server's time sits after pretransfer, as in curl), and the upload
+    size of a -d body is curl's."""
+    names = ["time_connect", "time_pretransfer", "time_starttransfer", "time_total"]
+    fmt = " ".join(f"%{{{n}}}" for n in [*names, "size_upload", "time_requestsent"]) + "\\n"
+    url = site.tcp + "/"
+    _, curl_out = await curl("-o", "/dev/null", "-d", "a=1", "-d", "b=22", "-w", fmt, url)
+    code, out, err = await trunkline("call", url, "-o", "/dev/null", "-d", "a=1", "-d", "b=22",
+                                     "-w", fmt)
+    assert code == 0, err
+    theirs, ours = curl_out.decode().split(), out.decode().split()
+    for values in (theirs, ours):
+        times = [float(v) for v in values[:4]]
+        assert times == sorted(times) and times[0] > 0, values
+    assert ours[4] == theirs[4] == "8"  # a=1&b=22
+    assert float(ours[1]) <= float(ours[5]) <= float(ours[2])  # pretransfer, sent, first byte
+
+
 async def test_write_out_matches_curl_over_unix_and_tls(site: Site, tmp_path: Path) -> None:
     fmt = ("%{http_code} %{remote_ip} %{remote_port} %{local_ip} %{local_port} "
            "%{num_connects} %{size_download} %{scheme}\\n")
@@ -320,17 +348,14 @@ async def test_server_trace_is_merged_by_trace_id(site: Site) -> None:
     doc = json.loads(err)
     client = [e for e in doc["events"] if e["side"] == "client"]
     server = [e for e in doc["events"] if e["side"] == "server"]
-    assert [e["step"] for e in server] == ["accept", "request_headers", "response_start",
-                                           "response_done", "app_call", "close"] or \
-        [e["step"] for e in server if e["step"] != "app_call"] == [
-            "accept", "request_headers", "response_start", "response_done", "close"]
+    assert [e["step"] for e in server] == ["accept", "request_headers", "app_call",
+                                           "response_start", "response_done", "close"]
     assert len({e["conn"] for e in server}) == 1  # only this call's connection
     assert server[0]["detail"]["transport"] == "unix"
     ids = {e["detail"]["trace_id"] for e in server if "trace_id" in e.get("detail", {})}
     assert ids == {doc["trace_id"]}
     assert len(client) == 7
-    ends = [e["end_ns"] for e in doc["events"]]
-    assert ends == sorted(ends)
+    assert_causal_order(doc["events"])
 
     code, out, err = await trunkline("call", site.tcp + "/", "--trace", "--server-trace",
                                      site.trace_file)
@@ -389,6 +414,9 @@ async def test_call_mermaid_renders_in_chromium(site: Site, dns_process: str,
 
 # --------------------------------------------------------------------------- the tour
 
+#: Every Mermaid arrow ends with its step's duration, as a duration.
+DURATION_LABEL = re.compile(r" \+\d+\.\d\d ms( later)?$")
+
 
 @pytest.mark.timeout(150)
 async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None:
@@ -410,6 +438,21 @@ async def test_tour_trace_leg_writes_diagrams_and_a_page(tmp_path: Path) -> None
         assert any(label.startswith("server: accepted") for label in labels), name
         assert any(label.startswith("server: app called") for label in labels), name
         assert any(label.startswith("first response byte") for label in labels), name
+        assert all(DURATION_LABEL.search(label) for label in labels), (name, labels)
+    # the TCP request tells the whole story, in causal order: the name looked up, the socket,
+    # the handshake, the request, the server parsing it and calling the app, the 200 back,
+    # the close (FIN); "server: accepted" may come anywhere after the handshake
+    labels = [label for _, _, label in arrows((traces / "tcp.mmd").read_text())]
+    story = [re.sub(r" \+\d+\.\d\d ms( later)?$", "", label) for label in labels
+             if not label.startswith("server: accepted")]
+    assert story == [
+        "DNS lookup localhost (system resolver) -> 127.0.0.1", "socket created (tcp, ipv4)",
+        "TCP handshake (SYN/SYN-ACK/ACK)", "request headers sent",
+        "server: request head parsed", "server: app called, returned",
+        "server: response started", "server: response complete (200)", "first response byte",
+        "response complete (200)", "connection returned to the pool",
+        "close (FIN, by client)", "server: close (FIN, by client)"], labels
+    assert labels.index(next(x for x in labels if x.startswith("server: accepted"))) > 2
     dom = await dump_dom(str(traces / "trace.html"))
     assert 'data-rendered="ok"' in dom
     assert dom.count('aria-roledescription="sequence"') == 4
@@ -491,12 +534,18 @@ async def test_serve_http_trace_file_merged_into_call(short_tmp: Path, tmp_path:
                 if e["step"] not in ("accept", "close")} == {doc["trace_id"]}
         connect = next(e for e in doc["events"] if e["step"] == "connect")
         assert server[0]["detail"]["peer"] == connect["detail"]["local"]
+        assert_causal_order(doc["events"])
 
         code, out, diagram = await trunkline("call", fifo + "/", "--trace=mermaid",
                                              "--server-trace", str(trace_file))
         assert code == 0 and out == BODY
         labels = [label for _, _, label in arrows(diagram)]
+        # causal order, whichever process's loop recorded first: the client's rendezvous,
+        # then the server's accept; its answer after the request went out
         assert labels[1].startswith("FIFO rendezvous")
+        assert labels.index(next(x for x in labels if x.startswith("server: accepted"))) > 1
+        assert labels.index(next(x for x in labels if x.startswith("request headers sent"))) \
+            < labels.index(next(x for x in labels if x.startswith("server: response started")))
         assert any(label.startswith("server: request head parsed") for label in labels)
         assert len([label for label in labels if label.startswith("server: ")]) == 6
     finally:

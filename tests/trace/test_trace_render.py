@@ -56,8 +56,8 @@ def http_events(*, dns_server: str | None = "udp 127.0.0.1:5353", tls: bool = Tr
         rec(Step.TLS, 3, 6, version="TLSv1.3")
     rec(Step.REQUEST_HEADERS, 6, 6, method="GET", target="/", bytes=40,
         trace_id="ab" * 16)
-    rec(Step.FIRST_BYTE, 6, 10)
-    rec(Step.RESPONSE_DONE, 6, 11, status=200, bytes=2)
+    rec(Step.FIRST_BYTE, 6, 10)  # from the request sent to the first byte
+    rec(Step.RESPONSE_DONE, 10, 11, status=200, head_bytes=30, bytes=2)  # from the first byte
     rec(Step.RELEASE, 11, 11)
     rec(Step.CLOSE, 12, 12, by="client")
     return t.events
@@ -142,7 +142,7 @@ def test_format_duration() -> None:
 # ---------------------------------------------------------------- Mermaid
 
 ARROW = re.compile(r"^    (App|OS|DNS|Server)(->>|-->>)(App|OS|DNS|Server): (.+)$")
-DURATION = re.compile(r" \d+\.\d{2} ms$| \d+\.\d{3} s$")
+DURATION = re.compile(r" \+\d+\.\d{2} ms( later)?$| \+\d+\.\d{3} s( later)?$")
 
 
 def arrows(diagram: str) -> list[tuple[str, str, str]]:
@@ -168,18 +168,22 @@ def test_mermaid_structure() -> None:
     assert len(found) == len(events)  # one arrow per step
     assert all(DURATION.search(label) for _, _, label in found)
     labels = [label for _, _, label in found]
-    assert labels[0] == "DNS query A/AAAA api.test -> 127.0.0.1 2.00 ms"
+    assert labels[0] == "DNS query A/AAAA api.test -> 127.0.0.1 +2.00 ms"
     assert found[0][:2] == ("App", "DNS")
-    assert "TCP handshake (SYN/SYN-ACK/ACK) 1.00 ms" in labels
-    assert "TLS handshake (TLSv1.3) 3.00 ms" in labels
-    assert "response complete (200) 5.00 ms" in labels
-    assert labels[-1] == "close (by client) 0.00 ms"
+    assert "TCP handshake (SYN/SYN-ACK/ACK) +1.00 ms" in labels
+    assert "TLS handshake (TLSv1.3) +3.00 ms" in labels
+    assert "response complete (200) +1.00 ms" in labels
+    assert labels[-1] == "close (FIN, by client) +0.00 ms"
+    # the figures, cumulative, in a closing note apart from the arrows' durations
+    assert lines[-1] == ("    Note over App,Server: since the start: namelookup 2.00 ms, "
+                         "connect 3.00 ms, appconnect 6.00 ms, pretransfer 6.00 ms, "
+                         "requestsent 6.00 ms, starttransfer 10.00 ms, total 11.00 ms")
 
 
 def test_mermaid_dns_participant_only_with_a_dns_server() -> None:
     diagram = render_mermaid(http_events(dns_server=None))
     assert "participant DNS" not in diagram
-    assert "DNS lookup api.test (system resolver) -> 127.0.0.1 2.00 ms" in diagram
+    assert "DNS lookup api.test (system resolver) -> 127.0.0.1 +2.00 ms" in diagram
 
 
 @pytest.mark.parametrize(("how", "family", "label"), [
@@ -189,8 +193,8 @@ def test_mermaid_dns_participant_only_with_a_dns_server() -> None:
 ])
 def test_mermaid_connect_labels_per_kind(how: str | None, family: str, label: str) -> None:
     diagram = render_mermaid(unix_events(how, family))
-    assert f"OS->>Server: {label} 0.08 ms" in diagram
-    assert "Server-->>App: receive 3 B 0.11 ms" in diagram
+    assert f"OS->>Server: {label} +0.08 ms" in diagram
+    assert "Server-->>App: receive 3 B +0.11 ms" in diagram
 
 
 def test_mermaid_escapes_its_syntax() -> None:
@@ -218,9 +222,9 @@ def test_merge_by_trace_id_and_server_arrows() -> None:
     diagram = render_mermaid(merged)
     labels = [label for _, _, label in arrows(diagram)]
     assert len(labels) == len(merged)
-    assert labels.index("server: app called 2.00 ms") < labels.index(
-        "first response byte 4.00 ms")
-    assert "server: accepted from 10.9.9.9:1 0.00 ms" in labels
+    assert labels.index("server: app called, returned +2.00 ms later") < labels.index(
+        "first response byte +4.00 ms")
+    assert "server: accepted from 10.9.9.9:1 +0.00 ms" in labels
     assert parse_traceparent(f"00-{tid}-0123456789abcdef-01") == tid
     assert parse_traceparent("garbage") is None
 
@@ -313,16 +317,96 @@ def test_a_reused_connection_has_no_connect_phase() -> None:
 
     t = Tracer()
     t.record(Step.REUSE, "client", 0, 3, 10_000, requests=1)
-    t.record(Step.REQUEST_HEADERS, "client", 0, 3, 20_000)
-    t.record(Step.FIRST_BYTE, "client", 0, 3, 500_000)
-    t.record(Step.RESPONSE_DONE, "client", 0, 3, 600_000, status=204)
+    t.record(Step.REQUEST_HEADERS, "client", 15_000, 3, 20_000)
+    t.record(Step.FIRST_BYTE, "client", 20_000, 3, 500_000)
+    t.record(Step.RESPONSE_DONE, "client", 500_000, 3, 600_000, status=204)
     t.record(Step.RELEASE, "client", 600_000, 3, 600_000)
     s = summarize(t.events)
     assert s.reused and s.connect_ns is None and s.namelookup_ns is None
-    assert [p.name for p in s.phases()] == ["Server Processing", "Content Transfer"]
+    assert [p.name for p in s.phases()] == ["Pre-transfer", "Server Processing",
+                                            "Content Transfer"]
     assert "(reused connection)" in render_timeline(t.events)
     assert write_out("%{num_connects} %{time_connect} %{time_pretransfer} %{time_total}",
-                     t.events) == "0 0.000000 0.000020 0.000600"
+                     t.events) == "0 0.000000 0.000015 0.000600"
     labels = [label for _, _, label in arrows(render_mermaid(t.events))]
-    assert labels[0] == "pooled connection reused 0.01 ms"
-    assert labels[3] == "response complete (204) 0.60 ms"
+    assert labels[0] == "pooled connection reused +0.01 ms"
+    assert labels[3] == "response complete (204) +0.10 ms"
+
+
+# ---------------------------------------------------------------- figures, defined once
+
+
+def test_every_figure_means_the_same_in_every_renderer() -> None:
+    from trunkline.trace.figures import COUNTS, FIGURES
+    from trunkline.trace.writeout import write_out
+
+    events = http_events()
+    s = summarize(events)
+    doc = json.loads(render_json(events))["summary"]
+    for figure in FIGURES:
+        ns = s.figures[figure.name]
+        if figure.name == "time_discover":  # calls by name: tests/trace/test_trace_discover.py
+            assert ns is None and doc[figure.name] is None
+            continue
+        assert ns is not None
+        assert doc[figure.name] == pytest.approx(ns / 1e9)
+        assert write_out(f"%{{{figure.name}}}", events) == f"{ns // 1000 // 1_000_000}." \
+            f"{ns // 1000 % 1_000_000:06d}"
+    # pretransfer is the request's start, before its bytes went out; requestsent its end
+    assert s.figures["time_pretransfer"] == 6 * MS
+    # counts are what the events say: head 40 B sent; head 30 B + body 2 B received
+    assert [doc[c.name] for c in COUNTS] == [40, 32, 0, 2]
+    assert "sent 40 B, received 32 B" in render_timeline(events)
+
+
+@pytest.mark.parametrize("events", [http_events(), http_events(tls=False),
+                                    unix_events(), unix_events("FIFO rendezvous", "fifo")])
+def test_timeline_phases_sum_to_the_total(events: list[TraceEvent]) -> None:
+    s = summarize(events)
+    assert sum(p.duration_ns for p in s.phases()) == s.total_ns
+    # and the text shows each column's duration: they add up to the total printed
+    lines = render_timeline(events).splitlines()
+    shown = [float(x) for x in re.findall(r"(\d+\.\d+) ms", lines[3])]
+    total = float(re.search(r"total:(\d+\.\d+) ms", "\n".join(lines)).group(1))  # type: ignore[union-attr]
+    assert sum(shown) == pytest.approx(total, abs=0.01 * len(shown))
+
+
+def test_gaps_between_steps_belong_to_a_phase() -> None:
+    t = Tracer()
+    t.record(Step.SOCKET, "client", 0, 1, 10_000, family="unix")
+    t.record(Step.CONNECT, "client", 20_000, 1, 100_000, peer="unix:///s")
+    # 50 µs pass before the request starts: the pre-transfer column holds them
+    t.record(Step.REQUEST_HEADERS, "client", 150_000, 1, 160_000, bytes=10)
+    t.record(Step.FIRST_BYTE, "client", 160_000, 1, 400_000)
+    t.record(Step.RESPONSE_DONE, "client", 400_000, 1, 450_000, head_bytes=20, bytes=5)
+    s = summarize(t.events)
+    assert [(p.name, p.duration_ns) for p in s.phases()] == [
+        ("Unix Connect", 100_000), ("Pre-transfer", 50_000), ("Server Processing", 250_000),
+        ("Content Transfer", 50_000)]
+    assert s.total_ns == 450_000 and (s.bytes_sent, s.bytes_received) == (10, 25)
+
+
+def test_merged_order_puts_causes_first_even_when_end_times_do_not() -> None:
+    """The server records "accepted" and "response started" before the client's loop records
+    its connect and its request: the merged order still shows the cause first."""
+    client, server = Tracer(), Tracer()
+    tid = "ef" * 16
+    client.record(Step.SOCKET, "client", 0, 1, 1_000, family="unix")
+    client.record(Step.CONNECT, "client", 1_000, 1, 9_000, peer="unix:///s")
+    server.record(Step.ACCEPT, "server", 5_000, 7, 5_000)  # before the client's CONNECT end
+    client.record(Step.REQUEST_HEADERS, "client", 10_000, 1, 40_000, trace_id=tid)
+    server.record(Step.REQUEST_HEADERS, "server", 12_000, 7, 15_000, trace_id=tid)
+    server.record(Step.RESPONSE_START, "server", 16_000, 7, 20_000, trace_id=tid)
+    server.record(Step.RESPONSE_DONE, "server", 20_000, 7, 22_000, trace_id=tid)
+    server.record(Step.APP_CALL, "server", 16_000, 7, 30_000, trace_id=tid)  # ends last
+    client.record(Step.FIRST_BYTE, "client", 40_000, 1, 41_000)
+    client.record(Step.RESPONSE_DONE, "client", 41_000, 1, 42_000, status=200)
+    client.record(Step.CLOSE, "client", 50_000, 1, 50_000, by="client")
+    server.record(Step.CLOSE, "server", 45_000, 7, 45_000, by="client")  # stamped earlier
+    merged = merge(client.events, server.events, tid)
+    order = [f"{e.side[0]}:{e.step.value}" for e in merged]
+    assert order == ["c:socket", "c:connect", "s:accept", "c:request_headers",
+                     "s:request_headers", "s:app_call", "s:response_start", "s:response_done",
+                     "c:first_byte", "c:response_done", "c:close", "s:close"]
+    labels = [label for _, _, label in arrows(render_mermaid(merged))]
+    assert labels[5] == "server: app called, returned +0.01 ms later"

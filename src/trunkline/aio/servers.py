@@ -1,8 +1,14 @@
 """The public async API: ``connect``, ``serve`` and the ``Server`` they share.
 
-    stream = await trunkline.connect("unix:///run/app.sock")
-    async with await trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app") as server:
+Both are awaited (``stream = await trunkline.connect(url)``) or entered, which closes what
+they opened on the way out::
+
+    async with trunkline.connect("unix:///run/app.sock") as stream:
+        await stream.send(b"hi")
+    async with trunkline.serve(handler, "tcp://127.0.0.1:0", "unix:@app") as server:
         await server.serve_forever()
+
+(``async with await ...``, the older spelling, works too.)
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..address import (
     Address,
@@ -44,18 +52,57 @@ def as_address(url: str | Address) -> Address:
     return parse_address(url) if isinstance(url, str) else url
 
 
-async def connect(url: str | Address, *, timeout: float | None = 10.0,
-                  options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
-                  tracer: Tracer | None = None, resolver: Resolver | None = None,
-                  registry: RegistryInput = None, prefer: str | None = None) -> Stream:
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class Opening(Generic[C]):
+    """What ``connect`` and ``serve`` return: ``await`` it for the opened object, or
+    ``async with`` it to have that object closed (``aclose``) on the way out."""
+
+    __slots__ = ("_coro", "_opened")
+
+    def __init__(self, coro: Coroutine[Any, Any, C]) -> None:
+        self._coro = coro
+        self._opened: C | None = None
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> C:
+        self._opened = opened = await self._coro  # opened: a started server, a stream
+        return opened
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await opened.aclose()
+
+
+def connect(url: str | Address, *, timeout: float | None = 10.0,
+            options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
+            tracer: Tracer | None = None, resolver: Resolver | None = None,
+            registry: RegistryInput = None, prefer: str | None = None) -> Opening[Stream]:
     """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd), or to a
     service by name (``svc://users``: the best address for this caller, falling through
-    to the next on a refusal, within ``timeout``; ``prefer`` a kind, e.g. ``"tcp"``).
+    to the next on a refusal, within ``timeout``; ``prefer`` a kind, e.g. ``"tcp"``):
+    ``stream = await connect(url)``, or ``async with connect(url) as stream:`` (closed on
+    the way out).
 
     ``resolver`` replaces the system resolver for host names (e.g.
     ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``); ``registry`` is the registry
     URL or a ``trunkline.Resolver`` for service names (default: one shared per loop on
     ``$TRUNKLINE_REGISTRY`` / the user's registry file)."""
+    return Opening(_connect(url, timeout, options, limit, tracer, resolver, registry, prefer))
+
+
+async def _connect(url: str | Address, timeout: float | None, options: ConnectOptions | None,
+                   limit: int, tracer: Tracer | None, resolver: Resolver | None,
+                   registry: RegistryInput = None, prefer: str | None = None) -> Stream:
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
@@ -96,26 +143,35 @@ class Server(HostedServer):
         self.host.connections.track(task)
 
 
-async def serve(handler: StreamHandler | None, *urls: str | Address,
-                options: ListenOptions = ListenOptions(),
-                datagram_handler: DatagramHandler | None = None,
-                limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
-                shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-                hooks: Sequence[Hook] = (), name: str | None = None,
-                meta: Mapping[str, str] | None = None, ttl: float = DEFAULT_TTL,
-                registry: str | Store | None = None) -> Server:
+def serve(handler: StreamHandler | None, *urls: str | Address,
+          options: ListenOptions = ListenOptions(),
+          datagram_handler: DatagramHandler | None = None,
+          limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
+          shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+          hooks: Sequence[Hook] = (), name: str | None = None,
+          meta: Mapping[str, str] | None = None, ttl: float = DEFAULT_TTL,
+          registry: str | Store | None = None) -> Opening[Server]:
     """Serve ``handler(stream)`` for each connection on every stream address, and
     ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
     With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE.
     With ``name``, the bound addresses are registered as one instance of that service
     (protocol raw, ``meta``, ``ttl``, in ``registry`` or the default one) until the server
-    stops: callers reach it as ``svc://name``.
-    Returns the started ``Server`` (every address bound, ``hooks`` entered)."""
-    if not urls:
-        raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
-    if name is not None:  # checked before anything is bound
+    stops: callers reach it as ``svc://name`` (a bad name raises here, before binding).
+    ``await`` it for the started ``Server`` (every address bound, ``hooks`` entered), or
+    ``async with`` it to have the server stopped (``aclose``) on the way out."""
+    if name is not None:
         hooks = [*hooks, registration_hook(name, protocol="raw", meta=meta, ttl=ttl,
                                            registry=registry)]
+    return Opening(_serve(handler, urls, options, datagram_handler, limit, tracer,
+                          shutdown_timeout, hooks))
+
+
+async def _serve(handler: StreamHandler | None, urls: tuple[str | Address, ...],
+                 options: ListenOptions, datagram_handler: DatagramHandler | None,
+                 limit: int, tracer: Tracer | None, shutdown_timeout: float,
+                 hooks: Sequence[Hook]) -> Server:
+    if not urls:
+        raise UnsupportedError("serve() needs at least one address, e.g. 'tcp://127.0.0.1:0'")
     addresses = [as_address(u) for u in urls]
     for address in addresses:
         if is_datagram(address) and datagram_handler is None:

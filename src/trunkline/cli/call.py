@@ -161,7 +161,9 @@ class _CallCommand(click.Command):
                    "sampled) so a trunkline server can record it.")
 @click.option("-w", "--write-out", "write_out", metavar="FORMAT",
               help="curl's -w: print FORMAT after the body, e.g. '%{time_total}\\n' "
-                   "(@file reads it from a file, @- from stdin).")
+                   "(@file reads it from a file, @- from stdin). The time_* figures mean "
+                   "what curl's do (time_pretransfer: before the request is sent), plus "
+                   "time_requestsent (the whole request written).")
 @click.option("--dns", metavar="HOST:PORT",
               help="Look host names up at this DNS server (UDP), as its own traced step.")
 @click.option("--server-trace", metavar="FILE",

@@ -18,3 +18,4 @@ from . import ws
 from . import map
 from . import services
 from . import registry
+from . import dashboard

@@ -36,7 +36,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 from ..address import (
@@ -101,6 +101,26 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+
+
+class StreamOptions(TypedDict, total=False):
+    """The keyword arguments of ``Client.request`` (and so of ``get``, ``post``, ...) but
+    ``stream``: typed, so a misspelt one is a TypeError and mypy names it."""
+
+    params: ParamsInput | None
+    headers: HeadersInput | None
+    content: Body | None
+    json: Any
+    data: Mapping[str, Any] | None
+    timeout: Timeout | float | None
+    transport: TransportInput
+    tracer: Tracer | None
+
+
+class RequestOptions(StreamOptions, total=False):
+    """``StreamOptions`` plus ``stream`` (prefer ``Client.stream``)."""
+
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,26 +192,33 @@ class Client:
 
     # ------------------------------------------------------------------ verbs
 
-    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("GET", url, **kwargs)
+    def get(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("GET", url, **options)
 
-    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("HEAD", url, **kwargs)
+    def head(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("HEAD", url, **options)
 
-    def options(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("OPTIONS", url, **kwargs)
+    def options(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("OPTIONS", url, **options)
 
-    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("DELETE", url, **kwargs)
+    def delete(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("DELETE", url, **options)
 
-    def post(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("POST", url, **kwargs)
+    def post(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("POST", url, **options)
 
-    def put(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("PUT", url, **kwargs)
+    def put(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("PUT", url, **options)
 
-    def patch(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("PATCH", url, **kwargs)
+    def patch(self, url: str, **options: Unpack[RequestOptions]
+            ) -> Coroutine[Any, Any, Response]:
+        return self.request("PATCH", url, **options)
 
     async def request(self, method: str, url: str, *, params: ParamsInput | None = None,
                       headers: HeadersInput | None = None, content: Body | None = None,
@@ -208,7 +235,6 @@ class Client:
         t = self.timeout if isinstance(timeout, _Unset) else Timeout.of(timeout)
         deadline = None if t.total is None else loop.time() + t.total
         tracer = tracer if tracer is not None else self.tracer
-        start_ns = time.monotonic_ns() if tracer is not None else 0
         route = self._route(url, transport if transport is not None else self.transport)
 
         method_b = check_method(method)
@@ -311,35 +337,41 @@ class Client:
             response.trace_id = trace_id
             waiter: asyncio.Future[None] | None = None
             try:
+                # curl's pretransfer: just before the request's first byte is written
+                sent_ns = time.monotonic_ns() if tracer is not None else 0
                 if body_stream is None:
                     small = body is None or len(body) <= SMALL_BODY
                     waiter = conn.start(
                         response, head + body if small and body else head,
                         head=method == "HEAD", stream=stream, read_timeout=t.read,
-                        deadline=deadline, start_ns=start_ns, must_close=must_close,
+                        deadline=deadline, must_close=must_close,
                         body=None if small else body)
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_HEADERS, "client", start_ns, conn.conn_id,
-                                      method=method, target=target, bytes=len(head),
+                        # both writes are done: head and body are in the kernel's hands
+                        written = conn.written_ns
+                        tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,
+                                      written, method=method, target=target, bytes=len(head),
                                       trace_id=trace_id)
                         if body:
-                            tracer.record(Step.REQUEST_BODY, "client", start_ns, conn.conn_id,
-                                          bytes=len(body))
+                            tracer.record(Step.REQUEST_BODY, "client", sent_ns, conn.conn_id,
+                                          written, bytes=len(body))
                 else:
                     waiter = conn.start(response, head, head=method == "HEAD", stream=stream,
                                         read_timeout=t.read, deadline=deadline,
-                                        start_ns=start_ns, must_close=must_close,
+                                        must_close=must_close,
                                         waiting=False)
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_HEADERS, "client", start_ns, conn.conn_id,
-                                      method=method, target=target, bytes=len(head),
-                                      trace_id=trace_id)
+                        tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,
+                                      conn.written_ns, method=method, target=target,
+                                      bytes=len(head), trace_id=trace_id)
+                    body_ns = time.monotonic_ns() if tracer is not None else 0
                     sent = await _send_stream(conn, body_stream, chunked, t.write)
                     if conn.exchange_open:
                         conn.wait_response()
                     if tracer is not None:
-                        tracer.record(Step.REQUEST_BODY, "client", start_ns, conn.conn_id,
-                                      bytes=sent, chunked=chunked)
+                        conn.written_ns = time.monotonic_ns()
+                        tracer.record(Step.REQUEST_BODY, "client", body_ns, conn.conn_id,
+                                      conn.written_ns, bytes=sent, chunked=chunked)
                 await waiter
             except BaseException as exc:
                 if waiter is not None and waiter.done() and not waiter.cancelled():
@@ -354,9 +386,10 @@ class Client:
             return response
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[Response]:
+    async def stream(self, method: str, url: str, **options: Unpack[StreamOptions]
+                     ) -> AsyncIterator[Response]:
         """``async with client.stream("GET", url) as r: async for chunk in r.aiter_bytes()``."""
-        response = await self.request(method, url, stream=True, **kwargs)
+        response = await self.request(method, url, stream=True, **options)
         try:
             yield response
         finally:

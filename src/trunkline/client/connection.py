@@ -81,7 +81,8 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._refusal: str | None = None
         self._sending = False
         self._must_close = False
-        self._start_ns = 0
+        self.written_ns = 0  # traced: when the request (its head, or all of it) was written
+        self._first_ns = 0  # traced: when its answer's first byte came
         # flow control
         self._reading_paused = False
         self._write_paused = False
@@ -117,7 +118,9 @@ class HttpClientConnection(asyncio.BufferedProtocol):
             self._got_bytes = True
             tracer = self.tracer
             if tracer is not None:
-                tracer.record(Step.FIRST_BYTE, "client", self._start_ns, self.conn_id)
+                # the wait since the request went out (a body still going out: since its head)
+                first = tracer.record(Step.FIRST_BYTE, "client", self.written_ns, self.conn_id)
+                self._first_ns = first.end_ns
         if self._timer is not None:
             self._last_rx = self.loop.time()
         try:
@@ -211,8 +214,10 @@ class HttpClientConnection(asyncio.BufferedProtocol):
             timer.cancel()
         tracer = self.tracer
         if tracer is not None:
-            tracer.record(Step.RESPONSE_DONE, "client", self._start_ns, self.conn_id,
-                          status=response.status_code, bytes=response.num_bytes)
+            # from the first byte: the content transfer
+            tracer.record(Step.RESPONSE_DONE, "client", self._first_ns or self.written_ns,
+                          self.conn_id, status=response.status_code,
+                          head_bytes=len(response.head_bytes), bytes=response.num_bytes)
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and not waiter.done():
@@ -240,7 +245,7 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         return not self.closed and transport is not None and not transport.is_closing()
 
     def start(self, response: Response, data: bytes, *, head: bool, stream: bool,
-              read_timeout: float | None, deadline: float | None, start_ns: int,
+              read_timeout: float | None, deadline: float | None,
               must_close: bool, body: bytes | None = None, waiting: bool = True
               ) -> asyncio.Future[None]:
         """Send a request (``data``, then ``body`` if given, each in one write) and return the
@@ -252,7 +257,6 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self._stream = stream
         self._got_bytes = False
         self._must_close = must_close
-        self._start_ns = start_ns
         self._read_timeout = read_timeout
         self._deadline = deadline
         self.parser.expect(head=head)
@@ -263,6 +267,9 @@ class HttpClientConnection(asyncio.BufferedProtocol):
         self.transport.write(data)
         if body is not None:
             self.transport.write(body)
+        if self.tracer is not None:
+            self.written_ns = time.monotonic_ns()
+            self._first_ns = 0
         if waiting:
             self.wait_response()
         else:

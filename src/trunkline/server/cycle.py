@@ -47,6 +47,7 @@ class Cycle:
     body_bytes = 0
     start_ns = 0
     app_ns = 0
+    wire_ns = 0  # traced: when the response's first bytes were written
     rest = b""  # bytes after an Upgrade request's head
     task: asyncio.Task[None] | None = None  # the app call (HttpServerConnection._run)
 

@@ -47,7 +47,7 @@ from ..protocol.http_server import (
     Upgraded,
     error_response,
 )
-from ..trace.events import Step, Tracer
+from ..trace.events import Step, TraceEvent, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog
 from .clock import BUSY, HEADER, IDLE, ConnectionClock
@@ -498,7 +498,8 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if self._log_access and self._access.isEnabledFor(logging.INFO):
             accesslog.log_request(self.ext, cycle)
         if self.tracer is not None:
-            self._trace(Step.RESPONSE_DONE, cycle, cycle.start_ns, status=cycle.status,
+            self._trace(Step.RESPONSE_DONE, cycle, cycle.wire_ns or cycle.start_ns,
+                        status=cycle.status,
                         body_bytes=cycle.body_bytes)
         if cycle.buffered:
             self.consumed(cycle.buffered)
@@ -618,15 +619,16 @@ class HttpServerConnection(ConnectionClock, asyncio.Protocol):
         if cycle is self._parsing:
             self._update_deadline()
 
-    def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> None:
+    def _trace(self, step: Step, cycle: Cycle, start_ns: int, **detail: Any) -> TraceEvent:
         assert self.tracer is not None
         if cycle.head.trace_id is not None:
             detail["trace_id"] = cycle.head.trace_id
-        self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
+        return self.tracer.record(step, "server", start_ns, self.conn_id, **detail)
 
     def trace_response_start(self, cycle: Cycle) -> None:
-        self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
-                    status=cycle.status)
+        # recorded just before the write, so the client cannot see the bytes any earlier
+        cycle.wire_ns = self._trace(Step.RESPONSE_START, cycle, cycle.app_ns or cycle.start_ns,
+                                    status=cycle.status).end_ns
 
 
 __all__ = ["ASGI_VERSION", "HttpServerConnection", "ListenContext", "ServerState",

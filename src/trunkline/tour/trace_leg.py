@@ -2,9 +2,13 @@
 
 It starts the demo users API on trunkline's HTTP server, traced, on TCP loopback, a Unix
 socket path, an abstract Unix name and a FIFO; sends one ``GET /users`` over each with a
-traced client (a fresh connection, so the connect step shows); merges the server's events of
-that request (matched by the trace id the client sends) with the client's; and keeps, per
-transport, an httpstat-like timeline (shown in the leg's notes) and a Mermaid diagram.
+traced client (a fresh connection, so the connect step shows; over TCP to ``localhost``, so
+the name's lookup shows too); merges the server's events of that request (matched by the
+trace id the client sends) with the client's, in causal order; and keeps, per transport, an
+httpstat-like timeline (shown in the leg's notes) and a Mermaid diagram. The TCP diagram
+tells the whole story: the name resolved, the socket created, the handshake, the request
+sent, the server parsing it and calling the app, the 200 back, the close (FIN); each arrow
+says how long its step took.
 
 The diagrams go to ``trace_dir`` (``<transport>.mmd`` each, plus ``trace.html`` drawing them
 all, offline): by default a new directory under the user's runtime dir
@@ -129,7 +133,8 @@ class TraceLeg(Leg):
         result.server_url = ", ".join(server.urls)
         port = server.urls[0].rsplit(":", 1)[1]
         targets = [
-            ("tcp", "TCP loopback", f"http://127.0.0.1:{port}/users"),
+            # a name, so the story starts with its lookup (the system resolver: hosts file)
+            ("tcp", "TCP loopback", f"http://localhost:{port}/users"),
             ("unix", "Unix socket (path)",
              f"http+unix://{quote(str(unix_path), safe='')}/users"),
             ("abstract", "Unix socket (abstract)",

@@ -12,6 +12,9 @@ Rules:
 - One vocabulary for every transport; steps that do not apply simply do not appear.
 - This package's root holds the events (``events``) and the sinks (``sinks``) only, so a
   library module that traces loads nothing else; library modules import ``trace.events``.
+- Every number a trace shows is defined once, in ``figures`` (curl's ``time_*`` names, ours,
+  the byte counts); ``causal`` orders both sides' events cause before effect. Both are
+  imported by module path, like the renderers.
 - Renderers are pure functions of the events, imported by module path where used:
   ``summary`` (phases, ``merge``, ``summarize``), ``timeline`` (``render_timeline``,
   httpstat-like text, and ``render_json``), ``mermaid``, ``html``, ``writeout`` (curl's

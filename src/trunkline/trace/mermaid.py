@@ -2,9 +2,13 @@
 
 Participants: Application, Registry (only for a call by name), OS/Networking, DNS (only when
 a DNS server was asked) and Server.
-Each arrow is labelled with its step and duration, e.g. ``TCP handshake (SYN/SYN-ACK/ACK)
-0.08 ms``. Server-side events, when given (``merge``), are drawn in time order among the
-client's, so the diagram shows where the server spent its part of the call.
+Each arrow is labelled with its step and the time that step took, written as a duration,
+e.g. ``TCP handshake (SYN/SYN-ACK/ACK) +0.08 ms`` (never a time since the call began: the
+timeline shows those). Server-side events, when given (``merge``), are drawn among the
+client's in causal order (``causal.causal_order``: the server accepts after the client
+connects, parses after the request went out, and so on), so the diagram tells the call's
+story and shows where the server spent its part. A closing note gives the call's figures
+(``trace.figures``), the times since the start, apart from the arrows.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .causal import causal_order
 from .events import Step, TraceEvent, format_duration
+from .figures import FIGURES
 from .summary import endpoint, summarize
 
 APP, OS, DNS, SERVER, REGISTRY = "App", "OS", "DNS", "Server", "Registry"
@@ -41,7 +47,7 @@ _SERVER: dict[Step, tuple[str, str, str, str]] = {
     Step.TLS: (SERVER, SERVER, "->>", "server: TLS handshake"),
     Step.REQUEST_HEADERS: (SERVER, SERVER, "->>", "server: request head parsed"),
     Step.REQUEST_BODY: (SERVER, SERVER, "->>", "server: request body received"),
-    Step.APP_CALL: (SERVER, SERVER, "->>", "server: app called"),
+    Step.APP_CALL: (SERVER, SERVER, "->>", "server: app called"),  # drawn where it began
     Step.RESPONSE_START: (SERVER, APP, "-->>", "server: response started"),
     Step.RESPONSE_DONE: (SERVER, APP, "-->>", "server: response complete"),
     Step.UPGRADE: (SERVER, APP, "-->>", "server: WebSocket upgrade"),
@@ -61,6 +67,11 @@ _ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "\n": " ", "\r": " "})
 def escape(text: str) -> str:
     """Mermaid message text: '#' and ';' are syntax there, so they become entity codes."""
     return text.translate(_ESCAPES)
+
+
+def took(ns: int) -> str:
+    """A step's duration as the diagrams write it: ``+0.21 ms``."""
+    return f"+{format_duration(ns)}"
 
 
 def arrow(event: TraceEvent, kind: str = "") -> tuple[str, str, str, str]:
@@ -100,14 +111,17 @@ def arrow(event: TraceEvent, kind: str = "") -> tuple[str, str, str, str]:
         label += f" from {peer.text if peer else 'an unnamed peer'}"
     elif event.step is Step.CLOSE:
         by = d.get("by") or event.side
-        label = ("server: " if event.side == "server" else "") + f"close (by {by})"
+        fin = "FIN, " if kind in ("tcp", "tls") else ""
+        label = ("server: " if event.side == "server" else "") + f"close ({fin}by {by})"
         if by == "server":
             src, dst, line = SERVER, APP, "-->>"
         else:
             src, dst, line = APP, SERVER, "->>"
     if event.step is Step.RESPONSE_DONE and d.get("status"):
         label += f" ({d['status']})"
-    return src, dst, line, f"{label} {format_duration(event.duration_ns)}"
+    if event.step is Step.APP_CALL:  # drawn where it began; it ran this long
+        return src, dst, line, f"{label}, returned {took(event.duration_ns)} later"
+    return src, dst, line, f"{label} {took(event.duration_ns)}"
 
 
 def render_mermaid(events: Iterable[TraceEvent], *, conn: int | None = None,
@@ -116,9 +130,8 @@ def render_mermaid(events: Iterable[TraceEvent], *, conn: int | None = None,
     the first) plus any server events given (see ``merge``), one numbered arrow each."""
     events = list(events)
     summary = summarize(events, conn=conn, local=local, remote=remote)
-    chosen = [e for e in events if e.side == "server" or e.conn == summary.conn
-              or (e.step is Step.DISCOVER and e.conn == 0)]  # a name looked up first
-    chosen.sort(key=lambda e: (e.end_ns, e.start_ns))
+    chosen = causal_order(e for e in events if e.side == "server" or e.conn == summary.conn
+                          or (e.step is Step.DISCOVER and e.conn == 0))  # a name looked up first
     has_dns = any(e.step is Step.RESOLVE and e.detail.get("server") for e in chosen)
 
     lines = ["sequenceDiagram"]
@@ -145,4 +158,15 @@ def render_mermaid(events: Iterable[TraceEvent], *, conn: int | None = None,
     for event in chosen:
         src, dst, line, label = arrow(event, summary.kind)
         lines.append(f"    {src}{line}{dst}: {escape(label)}")
+    figures = figures_note(summary.figures)
+    if figures and chosen:
+        lines.append(f"    Note over {APP},{SERVER}: {escape(figures)}")
     return "\n".join(lines) + "\n"
+
+
+def figures_note(values: dict[str, int | None]) -> str:
+    """The call's figures (``trace.figures``), cumulative, in one line set apart from the
+    arrows: ``since the start: connect 0.21 ms, pretransfer 0.25 ms, ..., total 1.02 ms``."""
+    shown = [f"{f.tick} {format_duration(ns)}" for f in FIGURES
+             if (ns := values.get(f.name)) is not None]
+    return f"since the start: {', '.join(shown)}" if shown else ""

@@ -1,9 +1,8 @@
 """From one call's events to the numbers every renderer shows.
 
 Rules:
-- Offsets are cumulative from the call's start, like curl's ``time_*``: ``connect_ns``
-  includes the name lookup, ``appconnect_ns`` the TCP handshake, and so on. A step that did
-  not happen is ``None`` (renderers omit it; the write-out prints 0 like curl).
+- Every figure is defined once, in ``figures`` (curl's ``time_*`` names and ours, the byte
+  counts); a ``Summary`` holds their values for one call.
 - A call is the client-side events of one connection. ``merge`` adds the server's events of
   the same call, matched by trace id or by the connection's endpoints.
 - Identities come from the events' details (CONNECT's ``local``/``peer``, ACCEPT's ``peer``)
@@ -17,7 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .causal import causal_order
 from .events import Step, TraceEvent
+from .figures import FIGURE_NAMES, Phase, count_values, figure_values, phases
 
 
 @dataclass(frozen=True)
@@ -73,39 +74,56 @@ def _ip_endpoint(ip: str, port: int) -> Endpoint:
 
 
 @dataclass(frozen=True)
-class Phase:
-    """One column of the timeline: ``name`` took ``duration_ns`` and ended at ``end_ns``."""
-
-    name: str
-    duration_ns: int
-    end_ns: int  # cumulative, from the call's start
-
-
-@dataclass(frozen=True)
 class Summary:
-    """One call's timings (cumulative ns from ``start_ns``) and identities."""
+    """One call's figures (``trunkline.trace.figures``: times in ns from ``start_ns``,
+    counts from the events) and identities."""
 
     conn: int
     kind: str  # "tcp", "tls", "unix", "fifo", "fd" or "" when unknown
     start_ns: int
-    namelookup_ns: int | None
-    connect_ns: int | None
-    appconnect_ns: int | None
-    pretransfer_ns: int | None
-    starttransfer_ns: int | None
-    total_ns: int
+    figures: dict[str, int | None]  # FIGURES' names -> ns from start_ns (None: no such step)
+    counts: dict[str, int]  # COUNTS' names -> sums
     local: Endpoint | None
     remote: Endpoint | None
     host: str | None = None  # the name looked up
     resolver: str | None = None  # "system resolver" or the DNS server, e.g. "udp 127.0.0.1:53"
     reused: bool = False
     closed_by: str | None = None
-    bytes_sent: int = 0
-    bytes_received: int = 0
     error: str | None = None
-    discover_ns: int | None = None  # a call by name: the registry lookup ended
-    service: str | None = None  # the service name looked up
-    discovered: Mapping[str, Any] | None = None  # the last discover event's detail
+    discovered: Mapping[str, Any] | None = None  # a call by name: its discover step's detail
+
+    # the figures by their curl names, for code that reads one
+    @property
+    def namelookup_ns(self) -> int | None:
+        return self.figures.get("time_namelookup")
+
+    @property
+    def connect_ns(self) -> int | None:
+        return self.figures.get("time_connect")
+
+    @property
+    def appconnect_ns(self) -> int | None:
+        return self.figures.get("time_appconnect")
+
+    @property
+    def pretransfer_ns(self) -> int | None:
+        return self.figures.get("time_pretransfer")
+
+    @property
+    def starttransfer_ns(self) -> int | None:
+        return self.figures.get("time_starttransfer")
+
+    @property
+    def total_ns(self) -> int:
+        return self.figures.get("time_total") or 0
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.counts.get("bytes_sent", 0)
+
+    @property
+    def bytes_received(self) -> int:
+        return self.counts.get("bytes_received", 0)
 
     @property
     def connect_label(self) -> str:
@@ -113,30 +131,11 @@ class Summary:
                 "fifo": "FIFO Rendezvous", "fd": "Inherited Socket"}.get(self.kind, "Connect")
 
     def phases(self) -> list[Phase]:
-        """The httpstat columns that apply, each with its own (not cumulative) duration."""
-        phases: list[Phase] = []
-        last = 0
-
-        def add(name: str, at: int | None) -> None:
-            nonlocal last
-            if at is not None:
-                phases.append(Phase(name, max(0, at - last), at))
-                last = max(last, at)
-
-        add("Discover", self.discover_ns)
-        add("DNS Lookup", self.namelookup_ns)
-        add(self.connect_label, self.connect_ns)
-        add("TLS Handshake", self.appconnect_ns)
-        if self.starttransfer_ns is not None:
-            # httpstat: server processing runs from pretransfer to the first byte
-            if self.pretransfer_ns is not None:
-                last = max(last, self.pretransfer_ns)
-            add("Server Processing", self.starttransfer_ns)
-        add("Content Transfer", self.total_ns)
-        return phases
+        """The timeline's columns, each with its own duration; they sum to the total."""
+        return phases(self.figures, self.connect_label)
 
     def to_dict(self) -> dict[str, Any]:
-        """Seconds, like curl's write-out variables, plus identities (JSON-ready)."""
+        """Seconds, like curl's write-out variables, plus counts and identities."""
         def secs(ns: int | None) -> float | None:
             return None if ns is None else round(ns / 1e9, 9)
 
@@ -145,18 +144,14 @@ class Summary:
             "local": self.local.text if self.local else None,
             "remote": self.remote.text if self.remote else None,
             "host": self.host, "resolver": self.resolver,
-            "service": self.service, "discover": dict(self.discovered or {}) or None,
-            "time_discover": secs(self.discover_ns),
-            "time_namelookup": secs(self.namelookup_ns),
-            "time_connect": secs(self.connect_ns),
-            "time_appconnect": secs(self.appconnect_ns),
-            "time_pretransfer": secs(self.pretransfer_ns),
-            "time_starttransfer": secs(self.starttransfer_ns),
-            "time_total": secs(self.total_ns),
+            **{name: secs(self.figures.get(name)) for name in FIGURE_NAMES},
             "reused": self.reused, "closed_by": self.closed_by,
-            "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+            **self.counts,
             "error": self.error,
-            "phases": [{"name": p.name, "duration_ns": p.duration_ns} for p in self.phases()],
+            "service": self.discovered.get("service") if self.discovered else None,
+            "discover": dict(self.discovered) if self.discovered else None,
+            "phases": [{"name": p.name, "duration_ns": p.duration_ns, "ends_at": p.figure}
+                       for p in self.phases()],
         }
 
 
@@ -200,28 +195,11 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
     """Timings and identities of one call (client side of connection ``conn``)."""
     call = sorted(client_events(events, conn), key=lambda e: (e.start_ns, e.end_ns))
     if not call:
-        return Summary(conn or 0, "", 0, None, None, None, None, None, 0, endpoint(local),
+        return Summary(conn or 0, "", 0, figure_values([]), count_values([]), endpoint(local),
                        endpoint(remote))
-    t0 = min(e.start_ns for e in call)
-
-    def at(event: TraceEvent | None) -> int | None:
-        return None if event is None else event.end_ns - t0
-
-    discovers = [e for e in call if e.step is Step.DISCOVER]
     resolve = _first(call, Step.RESOLVE)
     connect = _first(call, Step.CONNECT)
-    tls = _first(call, Step.TLS)
-    request = _first(call, Step.REQUEST_HEADERS)
-    send = _first(call, Step.SEND)
-    first_byte = _first(call, Step.FIRST_BYTE) or next(
-        (e for e in call if e.step is Step.RECEIVE and e.detail.get("bytes", 1)), None)
-    done = _first(call, Step.RESPONSE_DONE)
     close = _first(call, Step.CLOSE)
-
-    # curl's pretransfer: the request is about to go out. Headers-sent is the closest event
-    # (its start may be the request's start, before the connection was even picked).
-    pretransfer = at(request) if request else at(send)
-    total = (done.end_ns if done else max(e.end_ns for e in call)) - t0
     if resolve is not None:
         resolver = resolve.detail.get("server") or "system resolver"
         host = resolve.detail.get("host")
@@ -231,26 +209,23 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
     detail_peer = connect.detail.get("peer") if connect else None
     errors = [str(e.detail["error"]) for e in call  # a failed-over candidate is no error
               if e.detail.get("error") and e.step is not Step.DISCOVER]
+    discovers = [e for e in call if e.step is Step.DISCOVER]
     return Summary(
-        conn=call[0].conn, kind=_kind(call), start_ns=t0,
-        namelookup_ns=at(resolve), connect_ns=at(connect), appconnect_ns=at(tls),
-        pretransfer_ns=pretransfer, starttransfer_ns=at(first_byte), total_ns=total,
+        conn=next((e.conn for e in call if e.step is not Step.DISCOVER), call[0].conn),
+        kind=_kind(call), start_ns=min(e.start_ns for e in call),
+        figures=figure_values(call), counts=count_values(call),
         local=endpoint(local) or endpoint(detail_local),
         remote=endpoint(remote) or endpoint(detail_peer),
         host=host, resolver=resolver, reused=_first(call, Step.REUSE) is not None,
         closed_by=close.detail.get("by") if close else None,
-        bytes_sent=sum(int(e.detail.get("bytes", 0)) for e in call if e.step is Step.SEND),
-        bytes_received=sum(int(e.detail.get("bytes", 0)) for e in call
-                           if e.step is Step.RECEIVE),
         error=errors[0] if errors else None,
-        discover_ns=at(discovers[-1]) if discovers else None,
-        service=discovers[0].detail.get("service") if discovers else None,
         discovered=discovers[-1].detail if discovers else None)
 
 
 def merge(client: Iterable[TraceEvent], server: Iterable[TraceEvent],
           trace_id: str | None = None) -> list[TraceEvent]:
-    """Client events plus the server events of the same call, in time order.
+    """Client events plus the server events of the same call, in time order with every
+    effect after its cause (``causal.causal_order``).
 
     A server connection belongs to the call when one of its events carries ``trace_id`` in
     its detail, or when its ACCEPT ``peer`` is the client's CONNECT ``local`` endpoint. With
@@ -271,5 +246,4 @@ def merge(client: Iterable[TraceEvent], server: Iterable[TraceEvent],
                 wanted.add(event.conn)
     take_all = not wanted and trace_id is None
     chosen = server if take_all else [e for e in server if e.conn in wanted]
-    return sorted([e for e in client if e.side == "client"] + chosen,
-                  key=lambda e: (e.end_ns, e.start_ns))
+    return causal_order([e for e in client if e.side == "client"] + chosen)

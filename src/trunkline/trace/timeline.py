@@ -10,12 +10,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from .causal import causal_order
 from .events import TraceEvent, format_duration
+from .figures import FIGURES
 from .summary import Summary, summarize
 
-#: The curl variable each timeline column ends at.
-_MARKERS = {"Discover": "discover", "DNS Lookup": "namelookup", "TLS Handshake": "appconnect",
-            "Server Processing": "starttransfer", "Content Transfer": "total"}
+#: The tick under each column: the figure it ends at ("connect" for time_connect).
+_TICKS = {f.name: f.tick for f in FIGURES}
 
 
 def describe_call(summary: Summary) -> str:
@@ -41,7 +42,8 @@ def describe_call(summary: Summary) -> str:
 
 def render_timeline(events: Iterable[TraceEvent], *, conn: int | None = None,
                     local: Any = None, remote: Any = None) -> str:
-    """An httpstat-style timeline of one call: one column per step that happened.
+    """An httpstat-style timeline of one call: one column per figure (``trace.figures``)
+    that happened, each the time since the one before, so the columns sum to the total.
 
     ::
 
@@ -61,8 +63,8 @@ def render_timeline(events: Iterable[TraceEvent], *, conn: int | None = None,
         return "no client events to show"
     names = [p.name for p in phases]
     durations = [format_duration(p.duration_ns) for p in phases]
-    labels = [f"{_MARKERS.get(p.name, 'connect')}:{format_duration(p.end_ns)}" for p in phases]
-    widths = [max(len(n), len(d)) + 4 for n, d in zip(names, durations, strict=True)]
+    labels = [f"{_TICKS[p.figure]}:{format_duration(p.end_ns)}" for p in phases]
+    widths = [max(len(n), len(d)) + 2 for n, d in zip(names, durations, strict=True)]
     # edges[i]: the column of the '|' (or the closing ']') after phase i. Widen a column
     # when its cumulative label would not fit to the left of its edge.
     edges: list[int] = []
@@ -105,7 +107,7 @@ def render_json(events: Iterable[TraceEvent], *, conn: int | None = None, local:
                 remote: Any = None, trace_id: str | None = None,
                 indent: int | None = 2) -> str:
     """``--trace=json``: every event (time order) plus the call's summary, as one document."""
-    events = sorted(events, key=lambda e: (e.end_ns, e.start_ns))
+    events = causal_order(events)
     summary = summarize(events, conn=conn, local=local, remote=remote)
     document: dict[str, Any] = {
         "trace_id": trace_id,

@@ -7,9 +7,9 @@ Matches curl 7.88 byte for byte in syntax and value formatting:
   backslash pair, an unterminated ``%{``/``%header{`` and a ``%`` before anything else are
   printed as written; unknown variables print nothing (``on_unknown`` hears their names,
   where curl warns on stderr).
-- times are seconds with six decimals (``0.001234``), truncated to the microsecond;
-  cumulative from the call's start (``time_connect`` includes the name lookup); 0 for a
-  step that did not happen (``time_appconnect`` without TLS).
+- times are seconds with six decimals (``0.001234``), truncated to the microsecond; each
+  ``time_*`` is defined once in ``trace.figures`` (cumulative from the call's start, like
+  curl's; 0 for a step that did not happen, e.g. ``time_appconnect`` without TLS).
 - ``http_code`` has three digits (``000`` when there was no response); sizes and ports are
   integers; strings are printed as they are (a Unix socket's path is its ``remote_ip``).
 - ``@file`` reads the format from a file and ``@-`` from stdin (``load_format``).
@@ -64,20 +64,15 @@ def _variables(s: Summary, facts: ResponseFacts) -> dict[str, tuple[str, Any]]:
     """name -> (type, value); type is 'time', 'int', 'code' or 'str'."""
     remote, local = s.remote, s.local
     total_s = s.total_ns / 1e9
-    down = facts.size_download if facts.size_download is not None else s.bytes_received
-    up = facts.size_upload if facts.size_upload is not None else s.bytes_sent
+    down = facts.size_download if facts.size_download is not None else s.counts["size_download"]
+    up = facts.size_upload if facts.size_upload is not None else s.counts["size_upload"]
     remote_port = facts.remote_port if facts.remote_port is not None else (
         remote.port if remote else 0)
     connects = facts.num_connects if facts.num_connects is not None else (
         0 if s.reused or s.connect_ns is None else 1)
     return {
-        "time_discover": ("time", s.discover_ns),  # ours: a call by name's registry lookup
-        "time_namelookup": ("time", s.namelookup_ns),
-        "time_connect": ("time", s.connect_ns),
-        "time_appconnect": ("time", s.appconnect_ns),
-        "time_pretransfer": ("time", s.pretransfer_ns),
-        "time_starttransfer": ("time", s.starttransfer_ns),
-        "time_total": ("time", s.total_ns),
+        # every time figure of trace.figures (curl's time_* and ours), as defined there
+        **{name: ("time", value) for name, value in s.figures.items()},
         "time_redirect": ("time", 0),
         "remote_ip": ("str", remote.ip if remote else ""),
         "remote_port": ("int", remote_port),

@@ -103,6 +103,11 @@ class Listener(abc.ABC):
     @abc.abstractmethod
     async def wait_closed(self) -> None: ...
 
+    async def aclose(self) -> None:
+        """``close``, then ``wait_closed``: as every server object stops."""
+        self.close()
+        await self.wait_closed()
+
 
 # --------------------------------------------------------------------------- identities
 
