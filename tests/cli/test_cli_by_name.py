@@ -68,3 +68,10 @@ def test_name_options_without_a_name_are_usage_errors() -> None:
     result = run(["connect", "tcp://127.0.0.1:9", "--prefer", "tcp"])
     assert result.returncode == 2
     assert "are for svc://NAME" in result.stderr.decode()
+
+
+def test_relay_refuses_a_service_name_with_the_way_out() -> None:
+    result = run(["relay", "tcp://127.0.0.1:0", "svc://users"])
+    assert result.returncode == 3
+    assert "relay needs socket addresses, not a service name" in result.stderr.decode()
+    assert "trunkline resolve users" in result.stderr.decode()
