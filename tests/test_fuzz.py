@@ -35,15 +35,15 @@ from tests.support.websocket_support import (
 from trunkline.address import format_address, format_http_url, parse_address, parse_http_url
 from trunkline.errors import AddressError, ProtocolError
 from trunkline.protocol.http_client import ResponseParser
-from trunkline.protocol.http_server import (
+from trunkline.protocol.http_server import HttpServerProtocol
+from trunkline.protocol.http_server_events import (
     END_OF_MESSAGE,
     HttpLimits,
-    HttpServerProtocol,
     Reject,
     RequestHead,
     Upgraded,
-    valid_host,
 )
+from trunkline.protocol.http_server_head import valid_host
 from trunkline.protocol.websocket import (
     CloseReceived,
     HandshakeDone,

@@ -15,12 +15,16 @@
 |             | and registry/ itself (never cli/, server/, client/)                      |
 | host        | from trunkline only transport, _loop, trace, address, errors (the one    |
 |             | service host sits under every server: never aio/, server/ or above)      |
+| workers     | from trunkline only host, transport, _loop, trace, address, errors (the  |
+|             | supervisor forks servers it is handed; it knows none of them)            |
 | aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
 |             | errors, registry (serve(name=), connect("svc://"))                       |
 | library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
 |             | ``import trunkline`` loads no tool and no trace renderer                 |
 | errors      | public error classes of the library live in errors.py, client/errors.py  |
 | everywhere  | only cli/ (and bench/) call print() or exit the process                  |
+| everywhere  | asyncio's private names (``Future._callbacks``, ``tasks._enter_task``,    |
+|             | ``_asyncio``, loop internals) only in _loop/                              |
 """
 
 from __future__ import annotations
@@ -201,6 +205,13 @@ def test_host_sits_on_transport() -> None:
                                       "errors"}, set()))
 
 
+def test_workers_sit_beside_the_host() -> None:
+    """The worker supervisor runs any server it is given (a start function): like the
+    host, it may not know aio/, server/ or anything above."""
+    no_violations(violations("workers", {"workers", "host", "transport", "_loop", "trace",
+                                         "address", "errors"}, set()))
+
+
 def test_aio_sits_on_transport_and_protocol() -> None:
     no_violations(violations("aio", {"aio", "host", "transport", "protocol", "_loop", "trace",
                                      "address", "errors", "registry"}, set()))
@@ -209,7 +220,7 @@ def test_aio_sits_on_transport_and_protocol() -> None:
 # The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.
 TOOLS = {"cli", "bench", "tour", "apps", "sockmap", "dashboard"}
 LIBRARY = {"", "__main__", "errors", "address", "resolve", "_loop", "protocol", "transport",
-           "aio", "host", "server", "client", "relay", "registry", "trace"}
+           "aio", "host", "workers", "server", "client", "relay", "registry", "trace"}
 # trace/ modules that render events; the trace package root holds events and sinks only.
 TRACE_RENDERERS = {f"trunkline.trace.{name}" for name in
                    ("summary", "timeline", "mermaid", "html", "writeout", "otel", "render")}
@@ -290,6 +301,9 @@ def _call_name(call: ast.Call) -> str:
 
 
 EXITS = {"sys.exit", "os._exit", "exit", "quit", "os.abort"}
+#: A forked worker must end its own process (returning would run the supervisor's code on in
+#: the child): its one ``os._exit``, and nothing else, is allowed there.
+FORKED_CHILD_EXIT = ("trunkline.workers", "os._exit")
 
 
 def test_only_cli_prints_or_exits() -> None:
@@ -300,6 +314,8 @@ def test_only_cli_prints_or_exits() -> None:
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Call):
                 name = _call_name(node)
+                if (module.name, name) == FORKED_CHILD_EXIT:
+                    continue
                 if name == "print" or name in EXITS:
                     found.append(f"{module.where(node)}: {name}()")
             elif isinstance(node, ast.Raise) and node.exc is not None:
@@ -307,6 +323,58 @@ def test_only_cli_prints_or_exits() -> None:
                 if isinstance(exc, ast.Name) and exc.id == "SystemExit":
                     found.append(f"{module.where(node)}: raise SystemExit")
     no_violations(found)
+
+
+# --------------------------------------------------------------------------- event-loop tricks
+
+#: asyncio's private names: Future and Task internals, the current-task machinery, the C
+#: accelerator module, the event loop's own internals. Only _loop/ may use them (the one
+#: place to fix when asyncio changes). Generic names our own classes use as well (``_state``,
+#: ``_loop``, ``_ready``, ``_coro``, ``_result``, ``_step``) are left out: a hit on them
+#: would say nothing.
+ASYNCIO_PRIVATE = frozenset({
+    "_asyncio", "_callbacks", "_fut_waiter", "_must_cancel", "_source_traceback",
+    "_log_traceback", "_cancel_message",
+    "_enter_task", "_leave_task", "_register_task", "_unregister_task", "_swap_current_task",
+    "_register_eager_task", "_unregister_eager_task", "_current_tasks", "_all_tasks",
+    "_scheduled_tasks", "_eager_tasks", "_get_running_loop", "_set_running_loop",
+    "_PyFuture", "_CFuture", "_PyTask", "_CTask", "_run_once", "_scheduled", "_selector",
+    "_stopping", "_thread_id", "_asyncgens", "_call_soon", "_add_callback",
+})
+
+
+def asyncio_private_uses(module: Module) -> list[str]:
+    """Where ``module`` names one of ``ASYNCIO_PRIVATE``: as an attribute, a string
+    (``getattr(asyncio.tasks, "_enter_task")``) or in an import. (A bare name is our own: a
+    function of ours may be called ``_run_once``; an imported one is caught at its import.)"""
+    found = []
+    for node in ast.walk(module.tree):
+        names: list[str] = []
+        if isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [part for alias in node.names for part in alias.name.split(".")]
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names += node.module.split(".")
+        found += [f"{module.where(node)}: {name}" for name in names if name in ASYNCIO_PRIVATE]
+    return found
+
+
+def test_asyncio_private_names_only_in_loop() -> None:
+    found = []
+    for module in MODULES:
+        if module.layer != "_loop":
+            found += asyncio_private_uses(module)
+    no_violations(found)
+
+
+def test_loop_is_where_the_tricks_are() -> None:
+    """The check above looks for what _loop/ really uses (else it guards nothing)."""
+    used = {hit.rsplit(": ", 1)[1] for module in MODULES if module.layer == "_loop"
+            for hit in asyncio_private_uses(module)}
+    assert {"_callbacks", "_enter_task", "_leave_task"} <= used
 
 
 # --------------------------------------------------------------------------- the checker itself
@@ -336,6 +404,26 @@ def test_lazy_imports_are_told_apart() -> None:
     found = imports(_module("trunkline.trace.x", source))
     assert [(n, lazy) for n, _, lazy in found] == [("json", False), ("otel", True),
                                                    ("extra", True)]
+
+
+@pytest.mark.parametrize("source", [
+    "w = waiter._callbacks",
+    "from asyncio.tasks import _enter_task",
+    "enter = getattr(asyncio.tasks, '_enter_task')",
+    "import _asyncio",
+    "from _asyncio import Future",
+    "asyncio.tasks._leave_task(loop, task)",
+    "loop._run_once()",
+])
+def test_asyncio_private_detection(source: str) -> None:
+    assert asyncio_private_uses(_module("trunkline.aio.x", source))
+
+
+def test_own_private_names_are_not_asyncio_private() -> None:
+    source = ("self._state = 1\nself._loop = loop\nself._coro = coro\n"
+              "from .._loop.resume import resume_now\n"
+              "def _run_once():\n    pass\n_run_once()\n")
+    assert asyncio_private_uses(_module("trunkline.aio.x", source)) == []
 
 
 def test_call_detection() -> None:

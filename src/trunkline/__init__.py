@@ -55,6 +55,7 @@ from .registry import Registration, Resolver, open_registry, register, registrat
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .transport import ConnectOptions, ListenOptions
+from .workers import run_workers
 
 __version__ = "0.1.0"
 
@@ -82,4 +83,5 @@ __all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocke
             "websocket"]
 __all__ += ["AppServer", "ServerConfig", "serve_app"]
 __all__ += ["DnsResolver"]
+__all__ += ["run_workers"]
 __all__ += ["Registration", "Resolver", "open_registry", "register", "registration_hook"]

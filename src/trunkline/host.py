@@ -25,9 +25,10 @@ Rules:
 - Hooks: ``hooks`` is an ordered list of ``hook(host)`` async context managers, entered in
   order once every address is bound (the urls are final) and exited in reverse order when
   stopping begins, before the listeners close and the drain starts. That is where a name
-  is registered and deregistered (``--name``) and where workers are forked and stopped
-  (``--workers``). A hook that fails on entry exits the ones already entered and closes
-  the listeners; a hook that fails on exit is logged and the stop goes on.
+  is registered and deregistered (``--name``). (Worker processes, ``--workers``, are not a
+  hook: they fork before any host exists, ``trunkline.workers``.) A hook that fails on
+  entry exits the ones already entered and closes the listeners; a hook that fails on exit
+  is logged and the stop goes on.
 - Signals (``install_signal_handlers``): the first SIGTERM/SIGINT asks for a graceful stop
   (``serve_forever`` then stops), a second aborts every connection at once.
 """

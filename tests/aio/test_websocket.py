@@ -444,3 +444,19 @@ async def test_one_receiver_at_a_time() -> None:
             await asyncio.wait_for(ws.recv(), 0.05)  # a cancelled recv leaves no waiter
         await ws.send("again")
         assert await ws.recv() == "again"
+
+
+PROTOCOL_CALLBACKS = ("connection_made", "data_received", "get_buffer", "buffer_updated",
+                      "eof_received", "connection_lost", "pause_writing", "resume_writing")
+
+
+async def test_the_public_websocket_is_not_the_protocol() -> None:
+    """The event loop's callbacks live on the private protocol the WebSocket wraps, not on
+    the object callers hold (issue 13)."""
+    assert not [name for name in PROTOCOL_CALLBACKS if hasattr(trunkline.WebSocket, name)]
+    async with serving(echo_app) as server, trunkline.websocket(ws_url(server)) as ws:
+        assert isinstance(ws, trunkline.WebSocket)
+        assert not isinstance(ws, asyncio.BaseProtocol)
+        assert not [name for name in PROTOCOL_CALLBACKS if hasattr(ws, name)]
+        await ws.send("still works")
+        assert await ws.recv() == "still works"

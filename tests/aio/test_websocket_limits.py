@@ -25,7 +25,8 @@ from tests.support.websocket_support import (
     serving,
     ws_url,
 )
-from trunkline import WebSocket, WebSocketClosed, WebSocketOptions
+from trunkline import WebSocketClosed, WebSocketOptions
+from trunkline.aio.websocket_protocol import WebSocketProtocol
 
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 
@@ -38,7 +39,7 @@ def url(request: Any, short_tmp: Path) -> str:
         f"fifo://{short_tmp}/l.fifo"
 
 
-def signal_on(ws: WebSocket, method: str) -> asyncio.Event:
+def signal_on(ws: WebSocketProtocol, method: str) -> asyncio.Event:
     """An event set when the protocol callback ``method`` (e.g. pause_writing) runs."""
     event = asyncio.Event()
     original = getattr(ws, method)
@@ -71,7 +72,7 @@ async def test_send_waits_for_a_peer_that_does_not_read(url: str) -> None:
     async with serving(app, url, options=options) as server, \
             RawPeer.open(server.urls[0]) as peer:
         await asyncio.wait_for(ready.wait(), 5)
-        ws: WebSocket = state["ws"]
+        ws: WebSocketProtocol = state["ws"]
         paused = signal_on(ws, "pause_writing")
         state["go"].set()
         await asyncio.wait_for(paused.wait(), 10)
@@ -107,7 +108,8 @@ async def test_an_app_that_does_not_receive_stops_the_reading(url: str) -> None:
         client = await trunkline.websocket(ws_url(server), compression=False,
                                            write_limit=32 * KiB)
         await client.ping()  # the app has accepted and stored its WebSocket
-        blocked = signal_on(client, "pause_writing")
+        client_protocol = client._protocol  # noqa: SLF001
+        blocked = signal_on(client_protocol, "pause_writing")
         sent = 0
 
         async def flood() -> None:
@@ -116,17 +118,18 @@ async def test_an_app_that_does_not_receive_stops_the_reading(url: str) -> None:
                 await client.send(message)
                 sent += 1
 
-        server_ws: WebSocket = state["ws"]
-        stopped = signal_on(server_ws, "_pause")
+        server_ws: WebSocketProtocol = state["ws"]
+        stopped = signal_on(server_ws, "pause_for")
         flooding = asyncio.ensure_future(flood())
         try:
             await asyncio.wait_for(stopped.wait(), 10)  # the server stopped reading...
-            while not (client._write_paused and client._drain_waiters):  # noqa: SLF001
+            while not (client_protocol.write_paused and
+                       client_protocol._drain_waiters):  # noqa: SLF001
                 blocked.clear()
                 await asyncio.wait_for(blocked.wait(), 10)  # ...so the client's sends wait
-            assert server_ws._paused  # noqa: SLF001
+            assert server_ws.paused
             # Held bytes stay bounded: max_queue plus what one read can bring.
-            assert server_ws._queued <= options.max_queue + 64 * KiB + len(message)  # noqa: SLF001
+            assert server_ws.queued <= options.max_queue + 64 * KiB + len(message)
         finally:
             flooding.cancel()
             await asyncio.gather(flooding, return_exceptions=True)
@@ -150,7 +153,7 @@ async def test_a_ping_flood_from_a_peer_that_does_not_read(short_tmp: Path) -> N
     async with serving(app, f"unix://{short_tmp}/p.sock", options=options) as server, \
             RawPeer.open(server.urls[0], limit=64 * KiB) as peer:
         await asyncio.wait_for(ready.wait(), 5)
-        ws: WebSocket = state["ws"]
+        ws: WebSocketProtocol = state["ws"]
         ping = frame(PING, b"p" * 125) * 64
 
         async def flood() -> None:
@@ -162,11 +165,11 @@ async def test_a_ping_flood_from_a_peer_that_does_not_read(short_tmp: Path) -> N
         try:
             # Settled: neither side reads any more (the peer's stream is full of pongs).
             async with asyncio.timeout(10):
-                while not (ws._paused and peer.stream.protocol._reading_paused):  # noqa: SLF001
+                while not (ws.paused and peer.stream.protocol._reading_paused):  # noqa: SLF001
                     await asyncio.sleep(0.005)
             for _ in range(20):
                 await asyncio.sleep(0)
-            assert ws._paused and not flooding.done()  # noqa: SLF001  (the flooder waits)
+            assert ws.paused and not flooding.done()  # the flooder waits
             assert ws.transport.get_write_buffer_size() <= 4 * options.write_limit
         finally:
             flooding.cancel()

@@ -1,5 +1,5 @@
 """How the WebSocket takes reads: on uvloop a plain transport hands over up to 256 KiB at once
-(``PlainWebSocket.data_received``); it is taken in slices of our own read size, and what
+(``WebSocketProtocol.data_received``); it is taken in slices of our own read size, and what
 a peer that stops reading makes us answer stays bounded, with the rest held until it reads
 again. Nothing held is lost or reordered."""
 
@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 
 from tests.support.websocket_support import PING, PONG, TEXT, RawPeer, frame, serving
-from trunkline.aio.websocket import PlainWebSocket, WebSocket, websocket_class
+from trunkline.aio.websocket_protocol import WebSocketProtocol
 from trunkline.protocol.websocket import WebSocketOptions
 
 KiB = 1024
 
 
 def test_the_class_follows_tls() -> None:
-    assert websocket_class(tls=False) is PlainWebSocket
-    assert websocket_class(tls=True) is WebSocket
-    assert issubclass(PlainWebSocket, asyncio.Protocol)
-    assert not issubclass(WebSocket, asyncio.Protocol)
+    plain = WebSocketProtocol.for_transport(tls=False)
+    assert WebSocketProtocol.for_transport(tls=True) is WebSocketProtocol
+    assert WebSocketProtocol.for_transport(tls=False) is plain  # made once
+    assert issubclass(plain, WebSocketProtocol) and issubclass(plain, asyncio.Protocol)
+    assert not issubclass(WebSocketProtocol, asyncio.Protocol)
 
 
 @pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
@@ -54,7 +55,7 @@ async def test_pings_from_a_peer_that_stops_reading_are_all_answered_later(
         flooding = asyncio.ensure_future(flood())
         try:
             async with asyncio.timeout(10):  # the server stopped reading us: bounded
-                while not ws._paused:  # noqa: SLF001
+                while not ws.paused:
                     await asyncio.sleep(0.005)
             assert ws.transport.get_write_buffer_size() <= 4 * options.write_limit
             got = []
@@ -66,7 +67,7 @@ async def test_pings_from_a_peer_that_stops_reading_are_all_answered_later(
             fin, opcode, payload = await peer.next_frame(10)
             assert (opcode, payload) == (TEXT, b"after the pings")  # nothing lost
             await asyncio.wait_for(flooding, 10)
-            assert not ws._paused  # noqa: SLF001  (reading again)
+            assert not ws.paused  # reading again
         finally:
             flooding.cancel()
             await asyncio.gather(flooding, return_exceptions=True)

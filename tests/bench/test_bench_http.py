@@ -108,3 +108,39 @@ def test_usage_errors() -> None:
         done = run(["bench", "http", *args])
         assert done.returncode == 2, done
         assert message in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(90)
+def test_workers_2_against_workers_1() -> None:
+    """The scaling ratio: each server's 2-worker rate over its 1-worker rate, from the same
+    run's medians (both servers measured with both counts)."""
+    done = run(["bench", "http", "--servers", "trunkline,uvicorn", "--kinds", "tcp",
+                "--workers", "1,2", "--rounds", "1", "--seconds", "1", "--warmup", "0",
+                "--json"], timeout=80)
+    assert done.returncode == 0, done.stderr.decode()
+    cells = {(c["server"], c["workers"]): c for c in json.loads(done.stdout)["cells"]}
+    for server in ("trunkline", "uvicorn"):
+        one, two = cells[(server, 1)], cells[(server, 2)]
+        assert one["vs_1_worker"] is None
+        assert two["bad"] == [0] and not two["pinned"]
+        assert two["vs_1_worker"] == pytest.approx(two["median"] / one["median"])
+
+
+def test_scaling_table_shows_the_ratio_per_server() -> None:
+    from rich.console import Console
+
+    from trunkline.bench.http import HttpBenchResult, HttpRun
+    from trunkline.bench.http_report import http_scaling_table
+
+    one, two = Case("tcp", 1, False), Case("tcp", 2, False)
+    result = HttpBenchResult(["trunkline", "uvicorn"], [one, two], 1, 1, 0, 50)
+    for server, rates in (("trunkline", (10_000.0, 17_000.0)), ("uvicorn", (9_000.0, 13_500.0))):
+        result.runs[(server, one)] = [HttpRun(rates[0], 10_000, 0, 20.0)]
+        result.runs[(server, two)] = [HttpRun(rates[1], 17_000, 0, 20.0)]
+    table = http_scaling_table(result)
+    assert table is not None
+    console = Console(record=True, width=150)
+    console.print(table)
+    text = console.export_text()
+    assert "tcp 2w / 1w" in text and "1.70x (1.70x)" in text and "1.50x (1.50x)" in text
+    assert http_scaling_table(HttpBenchResult(["trunkline"], [one], 1, 1, 0, 50)) is None

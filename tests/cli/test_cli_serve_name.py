@@ -93,3 +93,21 @@ def test_serve_name_registers_an_inherited_socket_by_its_address(sqlite_url: str
                        input=b"by name")
             assert (done.returncode, done.stdout) == (0, b"by name"), done.stderr
             assert server.stop() == 0
+
+
+def test_serve_name_with_workers_registers_each_worker(sqlite_url: str) -> None:
+    """--workers 2: each worker is an instance (its own pid) on the same bound sockets."""
+    with Service(["serve", "hello", "--on", "tcp://127.0.0.1:0", "--workers", "2",
+                  "--name", "users", "--registry", sqlite_url]) as server:
+        ids = {server.wait_for_line(r"^registered users \(instance (\S+),").group(1)
+               for _ in range(2)}
+        [url] = server.wait_ready()
+        instances = _services(sqlite_url)
+        assert {i["id"] for i in instances} == ids and len(ids) == 2
+        assert [i["urls"] for i in instances] == [[url], [url]]
+        assert len({i["pid"] for i in instances}) == 2
+        assert server.proc.pid not in {i["pid"] for i in instances}  # workers, not the parent
+        done = run(["call", "http+svc://users/", "--registry", sqlite_url])
+        assert (done.returncode, done.stdout) == (0, b"Hello, world!\n"), done.stderr
+        assert server.stop() == 0
+    assert _services(sqlite_url) == []

@@ -10,13 +10,20 @@ from hypothesis import strategies as st
 
 from trunkline.errors import ProtocolError
 from trunkline.protocol.http_client import (
+    CHUNKED_LINE,
+    NO_BODY,
+    ClientHeaders,
     InvalidHeaderError,
+    RequestBody,
     ResponseParser,
+    asks_close,
+    body_framing,
     check_method,
     encode_chunk,
     encode_headers,
     encode_request_head,
     encode_target,
+    request_body,
 )
 
 
@@ -173,3 +180,97 @@ def test_method_must_be_a_token() -> None:
     assert check_method("PURGE") == b"PURGE"
     with pytest.raises(InvalidHeaderError):
         check_method("GET /evil HTTP/1.1\r\n")
+
+
+# --------------------------------------------------------------------------- request framing
+
+
+def test_body_kinds_and_their_precedence() -> None:
+    assert request_body() is NO_BODY and NO_BODY.replayable
+    js = request_body(b"raw", {"a": "1"}, {"k": "ü"}, has_json=True)
+    assert js.data == '{"k":"ü"}'.encode() and js.stream is None
+    assert js.content_type == b"Content-Type: application/json\r\n"
+    assert request_body(has_json=True).data == b"null"  # json=None is JSON null
+    form = request_body(b"raw", {"a": ["1", "2"], "b": "x y"})
+    assert form.data == b"a=1&a=2&b=x+y"
+    assert form.content_type == b"Content-Type: application/x-www-form-urlencoded\r\n"
+    assert request_body("tëxt").data == "tëxt".encode()
+    assert request_body(memoryview(b"mv")).data == b"mv"
+    assert request_body(bytearray(b"ba")).content_type == b""
+
+
+def test_streams_and_files_are_not_replayable(tmp_path: Any) -> None:
+    parts = [b"a", b"b"]
+    streamed = request_body(parts)
+    assert streamed.stream is parts and not streamed.replayable and streamed.data is None
+    path = tmp_path / "body.bin"
+    path.write_bytes(b"line\n" * 100_000)  # 500,000 bytes: read in blocks, not lines
+    with path.open("rb") as file:
+        blocks = list(request_body(file).stream)  # type: ignore[arg-type]
+    assert b"".join(blocks) == path.read_bytes()
+    assert [len(b) for b in blocks] == [262144, 237856]
+
+
+def framing(method: str, body: RequestBody,
+            headers: list[tuple[str, str]] | None = None) -> tuple[bytes, bool]:
+    block, names = encode_headers(headers)
+    result = body_framing(method, names, block, body)
+    return result.line, result.chunked
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"])
+def test_bodyless_methods_without_a_body_send_no_framing(method: str) -> None:
+    assert framing(method, NO_BODY) == (b"", False)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "PROPFIND"])
+def test_other_methods_without_a_body_send_content_length_zero(method: str) -> None:
+    assert framing(method, NO_BODY) == (b"Content-Length: 0\r\n", False)
+
+
+def test_whole_bytes_get_content_length_whatever_the_method() -> None:
+    assert framing("POST", RequestBody(b"hello")) == (b"Content-Length: 5\r\n", False)
+    assert framing("GET", RequestBody(b"")) == (b"Content-Length: 0\r\n", False)
+
+
+def test_a_stream_goes_chunked() -> None:
+    assert framing("PUT", RequestBody(stream=[b"x"])) == (CHUNKED_LINE, True)
+
+
+def test_the_callers_framing_header_wins() -> None:
+    stream = RequestBody(stream=[b"x"])
+    # a stream with the caller's Content-Length is sent raw, as is, never chunked
+    assert framing("PUT", stream, [("Content-Length", "1")]) == (b"", False)
+    assert framing("PUT", stream, [("Transfer-Encoding", "gzip, Chunked")]) == (b"", True)
+    assert framing("PUT", stream, [("Transfer-Encoding", "gzip")]) == (b"", False)
+    assert framing("POST", RequestBody(b"abc"), [("content-length", "3")]) == (b"", False)
+    assert framing("POST", NO_BODY, [("Transfer-Encoding", "chunked")]) == (b"", False)
+
+
+def test_connection_close_is_asked_for_only_by_the_connection_header() -> None:
+    block, names = encode_headers([("Connection", "Keep-Alive, Close")])
+    assert asks_close(names, block)
+    block, names = encode_headers([("X-Note", "close"), ("Connection", "keep-alive")])
+    assert not asks_close(names, block)
+    assert not asks_close(frozenset(), b"")
+
+
+def test_given_headers_replace_builtin_ones_of_the_same_name() -> None:
+    headers = ClientHeaders([("User-Agent", "trunkline/1"), ("Accept", "*/*")],
+                            {"accept": "text/html", "X-Team": "a"})
+    assert headers.block == b"User-Agent: trunkline/1\r\naccept: text/html\r\nX-Team: a\r\n"
+    assert headers.names == {b"user-agent", b"accept", b"x-team"}
+
+
+def test_a_requests_headers_replace_the_clients_and_its_body_type_goes_in() -> None:
+    headers = ClientHeaders([(b"Accept", b"*/*")], [("X-Team", "a")])
+    assert headers.for_request(None) == (headers.block, headers.names)
+    json_type = b"Content-Type: application/json\r\n"
+    block, names = headers.for_request({"x-team": "b", "X-Id": "7"}, json_type)
+    assert block == (b"Accept: */*\r\nContent-Type: application/json\r\nx-team: b\r\n"
+                     b"X-Id: 7\r\n")
+    assert names == {b"accept", b"x-team", b"x-id"}
+    block, _ = headers.for_request([("Content-Type", "text/plain")], json_type)
+    assert block == b"Accept: */*\r\nX-Team: a\r\nContent-Type: text/plain\r\n"
+    block, _ = headers.for_request(None, json_type)
+    assert block == b"Accept: */*\r\nX-Team: a\r\n" + json_type

@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trunkline.protocol.http_server import (
+from trunkline.protocol.http_server import HttpServerProtocol
+from trunkline.protocol.http_server_events import (
     END_OF_MESSAGE,
     HttpLimits,
-    HttpServerProtocol,
     Reject,
     RequestHead,
     Upgraded,
-    error_response,
 )
+from trunkline.protocol.http_server_response import error_response
 
 H = b"Host: a\r\n"
 

@@ -127,7 +127,7 @@ def measure(server: Any, held: Held) -> None:
         held.waiting = max(held.waiting, len(getattr(conn, "_queue", ())))
         ws = getattr(conn, "ws", None)
         if ws is not None:
-            held.queued = max(held.queued, ws._queued)  # noqa: SLF001
+            held.queued = max(held.queued, ws.queued)
 
 
 async def push(stream: trunkline.Stream, chunk: bytes, server: Any, held: Held) -> int:

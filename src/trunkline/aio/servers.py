@@ -41,7 +41,7 @@ from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
 from .by_name import RegistryInput, dial, discover, resolver_for
 from .datagram_server import DatagramHandler, datagram_endpoint
-from .stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol, stream_protocol
+from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
 
 log = logging.getLogger("trunkline.server")
 
@@ -111,9 +111,11 @@ async def _connect(url: str | Address, timeout: float | None, options: ConnectOp
         answer = await discover(names, address.name, prefer=prefer, tracer=tracer, conn=conn)
 
         async def open_one(candidate: Candidate, left: float | None) -> Stream:
-            tls = isinstance(candidate.address, TcpAddress) and candidate.address.tls
+            # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
+            kind = StreamProtocol.for_transport(isinstance(candidate.address, TcpAddress)
+                                                and candidate.address.tls)
             transport, protocol = await open_transport(
-                candidate.address, lambda: stream_protocol(limit, tls),
+                candidate.address, lambda: kind(limit),
                 ConnectOptions(left, opts.ssl, opts.server_hostname), tracer, conn, resolver)
             assert isinstance(protocol, StreamProtocol)
             return Stream(transport, protocol, tracer, conn)
@@ -121,8 +123,9 @@ async def _connect(url: str | Address, timeout: float | None, options: ConnectOp
         stream, _ = await dial(answer, open_one, names, timeout=opts.timeout, tracer=tracer,
                                conn=conn)
         return stream
-    tls = isinstance(address, TcpAddress) and address.tls
-    transport, protocol = await open_transport(address, lambda: stream_protocol(limit, tls),
+    # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
+    protocol_class = StreamProtocol.for_transport(isinstance(address, TcpAddress) and address.tls)
+    transport, protocol = await open_transport(address, lambda: protocol_class(limit),
                                                opts, tracer, conn, resolver)
     assert isinstance(protocol, StreamProtocol)
     return Stream(transport, protocol, tracer, conn)
@@ -184,14 +187,15 @@ async def _serve(handler: StreamHandler | None, urls: tuple[str | Address, ...],
     track = host.connections.track
     loop = asyncio.get_running_loop()
 
-    # TLS (any listener given a certificate) reads into our buffer; see stream_protocol.
-    server_protocol = _ServerStreamProtocol if options.ssl is not None else _PlainServerProtocol
+    # Chosen once for every listener: TLS (any listener given a certificate) reads into our
+    # buffer, plain sockets take uvloop's reads as bytes (transport.reads.ReadsBothWays).
+    server_protocol = _ServerStreamProtocol.for_transport(tls=options.ssl is not None)
 
     def on_connection() -> StreamProtocol:
         protocol = server_protocol(limit)
         protocol.on_ready = lambda transport: track(
-            loop.create_task(_run_handler(handler, transport, protocol,  # type: ignore[arg-type]
-                                          tracer)))
+            loop.create_task(run_handler(handler, transport, protocol,  # type: ignore[arg-type]
+                                         tracer)))
         return protocol
 
     for address in addresses:
@@ -212,12 +216,10 @@ class _ServerStreamProtocol(StreamProtocol):
         self.on_ready(transport)  # type: ignore[arg-type]
 
 
-class _PlainServerProtocol(_ServerStreamProtocol, PlainStreamProtocol):
-    pass
-
-
-async def _run_handler(handler: StreamHandler, transport: asyncio.Transport,
-                       protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+async def run_handler(handler: StreamHandler, transport: asyncio.Transport,
+                      protocol: StreamProtocol, tracer: Tracer | None = None) -> None:
+    """Run ``handler`` on a server-side ``Stream`` over ``transport``: ACCEPT traced, a
+    broken or cancelled connection quiet, other failures logged, the stream closed after."""
     conn = 0
     if tracer is not None:
         conn = tracer.new_connection()

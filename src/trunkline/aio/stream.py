@@ -2,9 +2,10 @@
 
 Rules:
 - Reads land in a preallocated buffer, never a fresh ``recv(256 KiB)`` per read (CPython
-  issue 85451 makes that slow): ours (``asyncio.BufferedProtocol``) on the stdlib loop and for
-  TLS, uvloop's own on plain sockets (``PlainStreamProtocol``: uvloop then delivers each read
-  as one ``bytes``, two Python calls fewer per read than ``get_buffer`` + ``buffer_updated``).
+  issue 85451 makes that slow): ours (``get_buffer``) on the stdlib loop and for TLS,
+  uvloop's own on plain sockets (uvloop then delivers each read as one ``bytes``, two Python
+  calls fewer per read); ``StreamProtocol.for_transport(tls)`` picks, once per open or
+  listen (``transport.reads.ReadsBothWays``). Either way one path, ``data_received``.
 - A reader waiting for data resumes inside the read callback that brought it (its task's
   wakeup runs right there, when no other task is running), not one loop iteration later:
   that saves a ``call_soon`` handle and a pass through the ready queue per read.
@@ -24,11 +25,12 @@ import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-from .._loop.resume import resume_failed
+from .._loop.resume import resume_now
 from ..address import Identity, PeerCredentials
 from ..errors import ProtocolError, TransportError, UnsupportedError, os_error_words
 from ..trace.events import Side, Step, Tracer
 from ..transport.base import local_identity, peer_credentials, peer_identity
+from ..transport.reads import ReadsBothWays
 
 # asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword,
 # which costs a dict per call: about 40% more for the one future every wait for data needs.
@@ -38,7 +40,7 @@ READ_BUFFER = 256 * 1024
 DEFAULT_LIMIT = 1024 * 1024
 
 
-class StreamProtocol(asyncio.BufferedProtocol):
+class StreamProtocol(ReadsBothWays):
     """Buffers incoming bytes for a ``Stream`` and tracks flow control."""
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
@@ -68,32 +70,11 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The hot path of every read on the stdlib loop and TLS: kept inline, as data_received.
-        data = self.data
-        if self.head:
-            self._merge()
-        data += self._view[:nbytes]
-        if len(data) > self._limit and not self._reading_paused:
-            self._reading_paused = True
-            assert self.transport is not None
-            self.transport.pause_reading()
-        waiter = self._read_waiter
-        if waiter is not None:  # as in data_received
-            self._read_waiter = None
-            callbacks = waiter._callbacks
-            if callbacks is not None and len(callbacks) == 1:
-                wakeup, context = callbacks[0]
-                waiter.remove_done_callback(wakeup)
-                waiter.set_result(None)
-                try:
-                    context.run(wakeup, waiter)
-                except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
-                    resume_failed(self._loop, exc, wakeup, waiter, context)
-            elif not waiter.done():  # not cancelled
-                waiter.set_result(None)
+        # The stdlib loop and TLS: one read path, data_received's (a memoryview is copied).
+        self.data_received(self._view[:nbytes])  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        # Plain sockets on uvloop and FIFO pairs: the hot path of every read.
+        # Every read: uvloop on a plain socket and FIFO pairs call this directly.
         buffered = self.data
         if buffered or self.head or type(data) is not bytes:  # bytes are immutable: keep them
             if self.head:
@@ -108,21 +89,9 @@ class StreamProtocol(asyncio.BufferedProtocol):
             assert self.transport is not None
             self.transport.pause_reading()
         waiter = self._read_waiter
-        if waiter is not None:
-            # _loop.resume.resume_now(), inlined (one Python call less per read): the task
-            # runs now, inside this callback, not one loop iteration later.
+        if waiter is not None:  # the reader runs now, inside this callback (_loop.resume)
             self._read_waiter = None
-            callbacks = waiter._callbacks
-            if callbacks is not None and len(callbacks) == 1:
-                wakeup, context = callbacks[0]
-                waiter.remove_done_callback(wakeup)
-                waiter.set_result(None)
-                try:
-                    context.run(wakeup, waiter)
-                except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
-                    resume_failed(self._loop, exc, wakeup, waiter, context)
-            elif not waiter.done():  # not cancelled
-                waiter.set_result(None)
+            resume_now(self._loop, waiter, None)
 
     def _merge(self) -> None:
         """Move ``head`` into ``data``: more bytes came, or a reader needs the general path."""
@@ -197,17 +166,6 @@ class StreamProtocol(asyncio.BufferedProtocol):
         waiter = self._loop.create_future()
         self._drain_waiter = waiter
         await waiter
-
-
-class PlainStreamProtocol(StreamProtocol, asyncio.Protocol):
-    """``StreamProtocol`` that is also a plain ``asyncio.Protocol``: uvloop then reads into its
-    own preallocated buffer and calls ``data_received`` with one ``bytes`` per read. The
-    stdlib loop still sees a ``BufferedProtocol`` and reads into ours. Not for TLS: uvloop's
-    TLS layer would then allocate 256 KiB per read (``stream_protocol`` picks)."""
-
-
-def stream_protocol(limit: int = DEFAULT_LIMIT, tls: bool = False) -> StreamProtocol:
-    return StreamProtocol(limit) if tls else PlainStreamProtocol(limit)
 
 
 def _translate(exc: BaseException) -> BaseException:

@@ -21,23 +21,22 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from typing import Self
 
 from ..address import Address, Identity, TcpAddress, is_datagram, parse_address
 from ..aio.datagram_server import datagram_endpoint
-from ..aio.stream import DEFAULT_LIMIT, PlainStreamProtocol, Stream, StreamProtocol
+from ..aio.servers import run_handler
+from ..aio.stream import DEFAULT_LIMIT, Stream, StreamProtocol
 from ..errors import UnsupportedError
 from ..host import Endpoint, Hook, HostedServer, ServiceHost
 from ..server.config import ServerConfig
 from ..server.http import HttpServerConnection, ListenContext, ServerState
 from ..server.run import DEFAULT_CONFIG, http_endpoint, server_address
 from ..server.websocket import handle_websocket
-from ..trace.events import Step, Tracer
-from ..transport.base import ProtocolFactory, local_identity, peer_identity
+from ..trace.events import Tracer
+from ..transport.base import ProtocolFactory
 from .echo import echo_app
 from .sniff import SNIFF_TIMEOUT, SniffProtocol
 
@@ -70,27 +69,9 @@ class ByteEcho(StreamProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.state.connections.add(self)
-        self.task = asyncio.get_running_loop().create_task(self._run(transport))  # type: ignore[arg-type]
+        self.task = asyncio.get_running_loop().create_task(
+            run_handler(echo_bytes, transport, self, self.state.tracer))  # type: ignore[arg-type]
         self.task.add_done_callback(lambda _: self.state.connections.forget(self))
-
-    async def _run(self, transport: asyncio.Transport) -> None:
-        tracer = self.state.tracer
-        conn = 0
-        if tracer is not None:
-            conn = tracer.new_connection()
-            tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), conn,
-                          local=str(local_identity(transport)),
-                          peer=str(peer_identity(transport)))
-        stream = Stream(transport, self, tracer, conn, "server")
-        try:
-            await echo_bytes(stream)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        except Exception:
-            log.exception("byte echo failed for connection from %s", stream.peer)
-        finally:
-            with contextlib.suppress(Exception):
-                stream.close()
 
     def shutdown(self) -> None:
         """A byte echo has no request boundary: it goes on until the grace ends."""
@@ -100,10 +81,6 @@ class ByteEcho(StreamProtocol):
             self.transport.abort()
         if self.task is not None:
             self.task.cancel()
-
-
-class PlainByteEcho(ByteEcho, PlainStreamProtocol):
-    """``ByteEcho`` for plain sockets (uvloop hands each read over as one ``bytes``)."""
 
 
 class EchoServer(HostedServer):
@@ -142,7 +119,8 @@ class EchoServer(HostedServer):
         limit = self.limit
         timeout = self.sniff_timeout
         tls = isinstance(address, TcpAddress) and address.tls
-        raw_type = ByteEcho if tls else PlainByteEcho  # as stream_protocol() picks
+        raw_type = ByteEcho.for_transport(tls)  # chosen once per address (ReadsBothWays)
+        sniff_type = SniffProtocol.for_transport(tls)
 
         def sniffing(context: ListenContext) -> ProtocolFactory:
             def http() -> HttpServerConnection:
@@ -151,9 +129,9 @@ class EchoServer(HostedServer):
             def raw() -> ByteEcho:
                 return raw_type(state, limit)
 
-            return lambda: SniffProtocol(state, http=http, raw=raw, timeout=timeout)
+            return lambda: sniff_type(state, http=http, raw=raw, timeout=timeout)
 
         return http_endpoint(server_address(address), state, sniffing)
 
 
-__all__ = ["ByteEcho", "EchoServer", "PlainByteEcho", "echo_bytes", "echo_datagram"]
+__all__ = ["ByteEcho", "EchoServer", "echo_bytes", "echo_datagram"]

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 
 from ..server.http import ServerState
+from ..transport.reads import ReadsBothWays, feed
 
 MAX_METHOD = 20  # longer than any registered method made of A-Z only
 SNIFF_TIMEOUT = 0.5  # seconds an ambiguous prefix may wait for more bytes
@@ -48,27 +49,12 @@ def looks_like_http(prefix: bytes | bytearray) -> bool | None:
     return False
 
 
-def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
-    """Hand ``data`` to ``protocol`` as one read (``data_received``, else its buffer)."""
-    data_received = getattr(protocol, "data_received", None)
-    if data_received is not None:
-        data_received(data)
-        return
-    assert isinstance(protocol, asyncio.BufferedProtocol)
-    view = memoryview(data)
-    while view:
-        buf = memoryview(protocol.get_buffer(len(view))).cast("B")
-        n = min(len(buf), len(view))
-        buf[:n] = view[:n]
-        protocol.buffer_updated(n)
-        view = view[n:]
-
-
-class SniffProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
+class SniffProtocol(ReadsBothWays):
     """The first protocol of a connection: reads until it can tell HTTP from raw bytes.
 
-    Both kinds of protocol, as ``PlainStreamProtocol``: the stdlib loop reads into our small
-    buffer (no 256 KiB ``recv`` per read), uvloop and FIFO pairs call ``data_received``."""
+    Both read paths (``ReadsBothWays``): the stdlib loop and TLS read into our small buffer
+    (no 256 KiB ``recv`` per read), uvloop on a plain socket and FIFO pairs call
+    ``data_received``; ``SniffProtocol.for_transport(tls)`` picks."""
 
     def __init__(self, state: ServerState, *, http: ProtocolFactory, raw: ProtocolFactory,
                  timeout: float = SNIFF_TIMEOUT, max_bytes: int = SNIFF_BYTES) -> None:
@@ -171,5 +157,4 @@ class SniffProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
             self.transport.abort()
 
 
-__all__ = ["MAX_METHOD", "SNIFF_BYTES", "SNIFF_TIMEOUT", "SniffProtocol", "feed",
-           "looks_like_http"]
+__all__ = ["MAX_METHOD", "SNIFF_BYTES", "SNIFF_TIMEOUT", "SniffProtocol", "looks_like_http"]

@@ -86,6 +86,16 @@ class HttpBenchResult:
         ours, theirs = rate(server, case), rate(against, case)
         return None if ours is None or not theirs else ours / theirs
 
+    def scaling(self, server: str, case: Case, *, best: bool = False) -> float | None:
+        """``case``'s rate over the same case with one worker (medians, or best rounds):
+        what the extra workers bought. None for one worker or a missing cell."""
+        if case.workers == 1:
+            return None
+        one = Case(case.kind, 1, case.access_log)
+        rate = self.best if best else self.median
+        ours, single = rate(server, case), rate(server, one)
+        return None if ours is None or not single else ours / single
+
     def to_json(self) -> dict[str, Any]:
         cells = []
         for case in self.cases:
@@ -106,6 +116,8 @@ class HttpBenchResult:
                     "best_vs_uvicorn": self.ratio(server, case, "uvicorn", best=True),
                     "vs_granian": self.ratio(server, case, "granian"),
                     "best_vs_granian": self.ratio(server, case, "granian", best=True),
+                    "vs_1_worker": self.scaling(server, case),
+                    "best_vs_1_worker": self.scaling(server, case, best=True),
                     "missing": self.missing.get((server, case)),
                     "unsupported": (server, case) in self.unsupported})
         return {"seconds": self.seconds, "warmup": self.warmup, "rounds": self.rounds,

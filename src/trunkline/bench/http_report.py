@@ -58,6 +58,33 @@ def http_table(result: HttpBenchResult) -> Table:
     return table
 
 
+def http_scaling_table(result: HttpBenchResult) -> Table | None:
+    """Each server's rate with N workers over its rate with one (when both were measured)."""
+    cases = [c for c in result.cases if c.workers != 1 and any(
+        result.scaling(s, c) is not None for s in result.servers)]
+    if not cases:
+        return None
+    table = Table(title="Workers: requests per second with N workers / with 1",
+                  header_style="bold",
+                  caption="median / median, (best / best); 1 worker pinned (server CPU "
+                          f"{SERVER_CPU}, load CPU {LOAD_CPU}), N workers and the load "
+                          "share every core")
+    table.add_column("case", no_wrap=True)
+    for server in result.servers:
+        table.add_column(server, justify="right", no_wrap=True,
+                         header_style="bold" if server == "trunkline" else "")
+    for case in cases:
+        cells = []
+        for server in result.servers:
+            median = result.scaling(server, case)
+            best = result.scaling(server, case, best=True)
+            cells.append(Text("-") if median is None or best is None else Text(
+                f"{median:.2f}x ({best:.2f}x)",
+                style="bold" if server == "trunkline" else ""))
+        table.add_row(f"{case.label} / 1w", *cells)
+    return table
+
+
 def http_notes(result: HttpBenchResult) -> list[str]:
     """Why each cell without figures has none, one line per distinct reason."""
     notes: dict[str, list[str]] = {}
@@ -88,4 +115,4 @@ def http_chart(result: HttpBenchResult, footnote: str = "") -> Chart:
                  footnote=footnote, peers=result.servers)
 
 
-__all__ = ["http_chart", "http_notes", "http_table"]
+__all__ = ["http_chart", "http_notes", "http_scaling_table", "http_table"]

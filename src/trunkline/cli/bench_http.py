@@ -81,7 +81,7 @@ def http_command(servers: tuple[str, ...], kinds: tuple[str, ...], workers: tupl
                  connections: int, as_json: bool, plot_path: str | None) -> None:
     """HTTP requests/s: trunkline serve against uvicorn and granian, side by side."""
     from ..bench.http import make_cases, run_http_bench
-    from ..bench.http_report import http_chart, http_notes, http_table
+    from ..bench.http_report import http_chart, http_notes, http_scaling_table, http_table
 
     server_list = _split(servers, SERVERS, "server") or list(DEFAULT_SERVERS)
     cases = make_cases(_split(kinds, KINDS, "transport") or list(KINDS), _workers(workers),
@@ -101,6 +101,9 @@ def http_command(servers: tuple[str, ...], kinds: tuple[str, ...], workers: tupl
     else:
         out.print(f"[dim]{host_line()}[/]")
         out.print(http_table(result))
+        scaling = http_scaling_table(result)
+        if scaling is not None:
+            out.print(scaling)
         for note in http_notes(result):
             out.print(f"[yellow]{note}[/]", soft_wrap=True)
     write_plot("bench http", plot_path, lambda: http_chart(result, host_line()))

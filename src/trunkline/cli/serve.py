@@ -53,6 +53,7 @@ from .serve_reload import (
     stop_with_parent,
 )
 from .serve_trace import TRACE_EXAMPLES, open_tracer, trace_options
+from .serve_workers import WORKERS_HELP, check_workers, run_workers, workers_option
 
 
 class Serving(Protocol):
@@ -68,6 +69,8 @@ class Serving(Protocol):
     def install_signal_handlers(self) -> Callable[[], None]: ...
 
     def request_shutdown(self) -> None: ...
+
+    def abort(self) -> None: ...
 
     async def serve_forever(self, grace: float | None = None) -> None: ...
 
@@ -196,8 +199,8 @@ is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
 
 
 @cli.command("serve", cls=_ServeCommand,
-             epilog="\n\n".join([EXAMPLES, NAME_HELP, TRACE_EXAMPLES, PROXY_HELP, RELOAD_HELP,
-                                 ENV_HELP, EXITS]),
+             epilog="\n\n".join([EXAMPLES, NAME_HELP, TRACE_EXAMPLES, PROXY_HELP, WORKERS_HELP,
+                                 RELOAD_HELP, ENV_HELP, EXITS]),
              context_settings={"auto_envvar_prefix": "TRUNKLINE_SERVE"})
 @click.argument("app", metavar="APP")
 @click.argument("app_args", nargs=-1, metavar="[ARGS]...")
@@ -213,6 +216,7 @@ is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
               help="Import module:app from DIR instead of the current directory.")
 @click.option("--factory", is_flag=True,
               help="module:app names a function that returns the app; call it.")
+@workers_option
 @reload_options
 @name_options
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
@@ -222,7 +226,7 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
                   on: tuple[Address, ...], mode: int, allow_uid: tuple[int, ...],
                   allow_gid: tuple[int, ...], allow_any_user: bool, cert: str | None,
                   key: str | None, grace: float, app_dir: str | None, factory: bool,
-                  quiet: bool, trace: str | None, trace_file: str | None,
+                  workers: int, quiet: bool, trace: str | None, trace_file: str | None,
                   name: str | None, meta: dict[str, str], ttl: float,
                   registry: RegistryURL | None, **http: Any) -> None:
     """Serve APP on every --on address until stopped."""
@@ -231,6 +235,7 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
     reload = http.pop("reload")
     reload_dirs, reload_include, reload_exclude = (
         http.pop("reload_dir"), http.pop("reload_include"), http.pop("reload_exclude"))
+    check_workers(workers, reload, trace is not None or trace_file is not None)
     addresses = list(on)
     options = listen_options(mode, allow_uid, allow_gid, cert, key, addresses, allow_any_user)
     setup_logging(level=log_level(http["log_level"], quiet))
@@ -243,8 +248,13 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     config = server_config(http)
-    tracer, close_trace = open_tracer(trace, trace_file)
     hooks = name_hooks(name, found.protocol, meta, ttl, registry)
+    if workers != 1:  # with --name, each worker is an instance (its own pid, same sockets)
+        raise SystemExit(run_workers(
+            lambda worker_addresses: _start(found, app_args, worker_addresses, options, config,
+                                            hooks=hooks),
+            addresses, options, workers, grace))
+    tracer, close_trace = open_tracer(trace, trace_file)
     try:
         code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer,
                                 hooks))
@@ -255,9 +265,10 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
     raise SystemExit(code)
 
 
-async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
-                 options: ListenOptions, grace: float, config: ServerConfig,
-                 tracer: Tracer | None = None, hooks: Sequence[Hook] = ()) -> int:
+async def _start(app: ServeApp, args: tuple[str, ...], addresses: Sequence[Address],
+                 options: ListenOptions, config: ServerConfig, tracer: Tracer | None = None,
+                 hooks: Sequence[Hook] = ()) -> Serving:
+    """The started server, or a clear error and the exit status (also in a worker)."""
     # only a traced serve passes a tracer (a named one hooks), so app starters need not all
     # take them
     extra: dict[str, Any] = {}
@@ -266,7 +277,7 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
     if hooks:
         extra["hooks"] = hooks
     try:
-        server = await app.start(args, addresses, options, config=config, **extra)
+        return await app.start(args, addresses, options, config=config, **extra)
     except click.UsageError:
         raise
     except AppLoadError as exc:  # the APP argument names nothing servable
@@ -275,6 +286,12 @@ async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
         fail("serve", f"{exc}; not serving", Exit.CANNOT_LISTEN)
     except (TrunklineError, OSError) as exc:
         report("serve", exc, listening=True)
+
+
+async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
+                 options: ListenOptions, grace: float, config: ServerConfig,
+                 tracer: Tracer | None = None, hooks: Sequence[Hook] = ()) -> int:
+    server = await _start(app, args, addresses, options, config, tracer, hooks)
     remove = server.install_signal_handlers()  # a second signal aborts what is left
     stop_with_parent(server)  # a --reload child ends with its watcher
     try:

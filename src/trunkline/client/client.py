@@ -15,6 +15,9 @@ Rules:
 - A request is sent again only when it is idempotent, its body can be replayed, and its
   connection failed before a single response byte arrived (a stale pooled connection).
 - TLS verification is on unless ``verify=False``.
+- Which headers a request carries, what its body is and how it is framed (Content-Length,
+  chunked, none) are the sans-I/O core's rules (``protocol.http_client`` ``ClientHeaders``,
+  ``request_body``, ``body_framing``); this module sends what they decide.
 - The parse of a URL and its encoded Host line and target are cached, so a repeated call
   costs one ``join`` to build its head and one ``write`` to send it.
 """
@@ -22,21 +25,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import json as _json
 import time
 import uuid
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Mapping,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 from ..address import (
@@ -53,28 +48,27 @@ from ..address import (
 from ..errors import UnsupportedError
 from ..protocol.http_client import (
     CHUNK_END,
-    CHUNKED_LINE,
     IDEMPOTENT_METHODS,
+    Body,
+    ClientHeaders,
     HeadersInput,
+    asks_close,
+    body_framing,
     check_method,
-    content_length_line,
     encode_chunk,
-    encode_headers,
     encode_request_head,
     encode_target,
+    request_body,
 )
 from ..registry.resolver import Resolver as NameResolver
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import http_client_tls_context
+from .connect import http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
 from .named import NamedRoutes
 from .pool import Pool, PoolKey
 
-#: A body: bytes or text, a binary file, or an (async) iterable of bytes (sent chunked unless a
-#: Content-Length header is given).
-Body = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
 ParamsInput = Mapping[str, Any] | Iterable[tuple[str, Any]] | str
 TransportInput = str | Address | None
 
@@ -90,7 +84,6 @@ def _version() -> str:
 USER_AGENT = f"trunkline/{_version()}"
 #: Bodies up to this size go out in the same write as the head.
 SMALL_BODY = 64 * 1024
-_BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _URL_CACHE_SIZE = 512
 DEFAULT_TIMEOUT = Timeout()
 DEFAULT_LIMITS = Limits()
@@ -175,16 +168,8 @@ class Client:
         self._verify = verify
         self._cert = cert
         self._ssl: Any = None
-        defaults: list[tuple[str | bytes, str | bytes]] = []
-        if user_agent:
-            defaults.append(("User-Agent", user_agent))
-        defaults.append(("Accept", "*/*"))
-        given = list(headers.items() if isinstance(headers, Mapping) else headers or [])
-        given_names = {(n if isinstance(n, str) else n.decode("latin-1")).lower() for n, _ in given}
-        self._default_pairs = [(n, v) for n, v in defaults
-                               if (n if isinstance(n, str) else n.decode()).lower()
-                               not in given_names] + given
-        self._default_block, self._default_names = encode_headers(self._default_pairs)
+        builtin = [("User-Agent", user_agent)] if user_agent else []
+        self._headers = ClientHeaders(builtin + [("Accept", "*/*")], headers)
         self._pools: dict[PoolKey, Pool] = {}
         self._routes: dict[tuple[str, TransportInput], _Route] = {}
         self._closed = False
@@ -247,41 +232,8 @@ class Client:
             target = f"{target}{'&' if '?' in target else '?'}{query}"
             target_bytes = encode_target(target)
 
-        body: bytes | None = None
-        body_stream: Iterable[bytes] | AsyncIterable[bytes] | None = None
-        extra: list[tuple[str | bytes, str | bytes]] = []
-        if json is not UNSET:
-            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-            extra.append(("Content-Type", "application/json"))
-        elif data is not None:
-            body = urlencode(data, doseq=True).encode()
-            extra.append(("Content-Type", "application/x-www-form-urlencoded"))
-        elif content is not None:
-            if isinstance(content, str):
-                body = content.encode()
-            elif isinstance(content, bytes | bytearray | memoryview):
-                body = bytes(content)
-            elif hasattr(content, "read"):  # a binary file: stream it in blocks, not lines
-                body_stream = _file_blocks(content)
-            else:
-                body_stream = content
-
-        header_block = self._default_block
-        names = self._default_names
-        if headers or extra:
-            user_block, user_names = encode_headers(headers)
-            extra_pairs = [(n, v) for n, v in extra
-                           if (n if isinstance(n, str) else n.decode()).lower().encode()
-                           not in user_names]
-            if user_names & self._default_names:
-                header_block, names = encode_headers(
-                    [(n, v) for n, v in self._default_pairs
-                     if _lower_b(n) not in user_names] + extra_pairs)
-                header_block += user_block
-            else:
-                extra_block, _ = encode_headers(extra_pairs)
-                header_block = header_block + extra_block + user_block
-            names = names | user_names
+        body = request_body(content, data, json, has_json=json is not UNSET)
+        header_block, names = self._headers.for_request(headers, body.content_type)
         trace_id = None
         if tracer is not None:
             trace_id = getattr(tracer, "trace_id", None) or uuid.uuid4().hex
@@ -294,30 +246,19 @@ class Client:
                 header_block += b"traceparent: %s\r\n" % traceparent().encode()
 
         host_line = b"" if b"host" in names else route.host_line
-        if b"content-length" in names or b"transfer-encoding" in names:
-            framing = b""
-        elif body is not None:
-            framing = content_length_line(len(body))
-        elif body_stream is not None:
-            framing = CHUNKED_LINE
-        elif method not in _BODYLESS:
-            framing = b"Content-Length: 0\r\n"
-        else:
-            framing = b""
-        chunked = body_stream is not None and (framing == CHUNKED_LINE or (
-            b"transfer-encoding" in names
-            and _header_has(header_block, b"transfer-encoding", b"chunked")))
-        head = encode_request_head(method_b, target_bytes, host_line, header_block, framing)
-        must_close = b"connection" in names and _header_has(header_block, b"connection",
-                                                             b"close")
+        framing = body_framing(method, names, header_block, body)
+        head = encode_request_head(method_b, target_bytes, host_line, header_block,
+                                   framing.line)
+        must_close = asks_close(names, header_block)
+        body_stream = body.stream
 
         pool = None
         if route.key is not None:
             pool = self._pools.get(route.key)
             if pool is None:
                 pool = self._pool(route.key)
-        replayable = body_stream is None
-        retries = self.retries if method in IDEMPOTENT_METHODS and replayable else 0
+        retries = self.retries if method in IDEMPOTENT_METHODS and body.replayable else 0
+        payload = body.data
         attempt = 0
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
@@ -340,21 +281,21 @@ class Client:
                 # curl's pretransfer: just before the request's first byte is written
                 sent_ns = time.monotonic_ns() if tracer is not None else 0
                 if body_stream is None:
-                    small = body is None or len(body) <= SMALL_BODY
+                    small = payload is None or len(payload) <= SMALL_BODY
                     waiter = conn.start(
-                        response, head + body if small and body else head,
+                        response, head + payload if small and payload else head,
                         head=method == "HEAD", stream=stream, read_timeout=t.read,
                         deadline=deadline, must_close=must_close,
-                        body=None if small else body)
+                        body=None if small else payload)
                     if tracer is not None:
                         # both writes are done: head and body are in the kernel's hands
                         written = conn.written_ns
                         tracer.record(Step.REQUEST_HEADERS, "client", sent_ns, conn.conn_id,
                                       written, method=method, target=target, bytes=len(head),
                                       trace_id=trace_id)
-                        if body:
+                        if payload:
                             tracer.record(Step.REQUEST_BODY, "client", sent_ns, conn.conn_id,
-                                          written, bytes=len(body))
+                                          written, bytes=len(payload))
                 else:
                     waiter = conn.start(response, head, head=method == "HEAD", stream=stream,
                                         read_timeout=t.read, deadline=deadline,
@@ -365,13 +306,13 @@ class Client:
                                       conn.written_ns, method=method, target=target,
                                       bytes=len(head), trace_id=trace_id)
                     body_ns = time.monotonic_ns() if tracer is not None else 0
-                    sent = await _send_stream(conn, body_stream, chunked, t.write)
+                    sent = await _send_stream(conn, body_stream, framing.chunked, t.write)
                     if conn.exchange_open:
                         conn.wait_response()
                     if tracer is not None:
                         conn.written_ns = time.monotonic_ns()
                         tracer.record(Step.REQUEST_BODY, "client", body_ns, conn.conn_id,
-                                      conn.written_ns, bytes=sent, chunked=chunked)
+                                      conn.written_ns, bytes=sent, chunked=framing.chunked)
                 await waiter
             except BaseException as exc:
                 if waiter is not None and waiter.done() and not waiter.cancelled():
@@ -491,11 +432,6 @@ async def _send_stream(conn: Any, body: Iterable[bytes] | AsyncIterable[bytes], 
     return sent
 
 
-def _file_blocks(file: Any, size: int = 256 * 1024) -> Iterator[bytes]:
-    while block := file.read(size):
-        yield block
-
-
 def _as_transport(transport: TransportInput) -> Address | None:
     if transport is None:
         return None
@@ -518,18 +454,6 @@ def _least(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def _lower_b(name: str | bytes) -> bytes:
-    return (name if isinstance(name, bytes) else name.encode("latin-1")).lower()
-
-
-def _header_has(block: bytes, name: bytes, token: bytes) -> bool:
-    for line in block.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == name and token in value.lower():
-            return True
-    return False
 
 
 __all__ = ["Client", "Limits", "Response", "Timeout"]

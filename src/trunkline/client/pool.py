@@ -20,7 +20,8 @@ from collections import deque
 from ..address import StreamAddress
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
-from .connection import HttpClientConnection, open_connection
+from .connect import open_connection
+from .connection import HttpClientConnection
 from .errors import PoolTimeoutError
 from .models import Limits
 

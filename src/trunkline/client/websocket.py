@@ -39,7 +39,8 @@ from ..address import (
     parse_http_url,
 )
 from ..aio.by_name import RegistryInput, dial, discover, resolver_for
-from ..aio.websocket import WebSocket, websocket_class
+from ..aio.websocket import WebSocket
+from ..aio.websocket_protocol import WebSocketProtocol
 from ..errors import (
     AddressError,
     HandshakeError,
@@ -52,7 +53,7 @@ from ..protocol.websocket_handshake import client_core
 from ..registry.ranking import Candidate, check_prefer
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
-from .connection import http_client_tls_context
+from .connect import http_client_tls_context
 from .errors import ConnectTimeoutError, tls_handshake_error
 
 MiB = 1024 * 1024
@@ -141,8 +142,8 @@ class WebSocketConnect:
         where = format_http_url(target) if address == target.transport else \
             f"{self.url} via {address}"
         tls = target.tls or (isinstance(address, TcpAddress) and address.tls)
-        ws = websocket_class(tls)(self.options, "client", core=core, tracer=tracer,
-                                  conn_id=conn_id)
+        protocol = WebSocketProtocol.for_transport(tls)(self.options, "client", core=core,
+                                                        tracer=tracer, conn_id=conn_id)
         server_hostname = _hostname(target.host) if target.tls else (
             address.host if isinstance(address, TcpAddress) else None)
         context = http_client_tls_context(self.verify) if tls else None
@@ -155,14 +156,14 @@ class WebSocketConnect:
         try:
             async with asyncio.timeout(self.open_timeout):
                 if isinstance(address, ServiceAddress):
-                    transport = await self._open_by_name(address, ws, conn_id)
+                    transport = await self._open_by_name(address, protocol, conn_id)
                 else:
-                    transport, _ = await open_transport(address, lambda: ws, options, tracer,
-                                                        conn_id)
+                    transport, _ = await open_transport(address, lambda: protocol, options,
+                                                        tracer, conn_id)
                 if tls and not tcp_tls:
-                    transport = await self._start_tls(transport, ws, context, server_hostname,
-                                                      conn_id)
-                await ws.begin_handshake(transport)
+                    transport = await self._start_tls(transport, protocol, context,
+                                                      server_hostname, conn_id)
+                await protocol.begin_handshake(transport)
         except TimeoutError:
             if transport is not None:
                 transport.abort()
@@ -182,11 +183,11 @@ class WebSocketConnect:
             if transport is not None:
                 transport.abort()
             raise
-        self.ws = ws
+        self.ws = ws = WebSocket(protocol)
         return ws
 
-    async def _open_by_name(self, address: ServiceAddress, ws: WebSocket, conn_id: int
-                            ) -> asyncio.Transport:
+    async def _open_by_name(self, address: ServiceAddress, protocol: WebSocketProtocol,
+                            conn_id: int) -> asyncio.Transport:
         """The best address of the service for this caller, the next on a refusal."""
         names = resolver_for(self.registry)
         answer = await discover(names, address.name, prefer=self.prefer, tracer=self.tracer,
@@ -198,7 +199,7 @@ class WebSocketConnect:
             options = ConnectOptions(
                 timeout=left, ssl=http_client_tls_context(self.verify) if tls else None,
                 server_hostname=where.host if isinstance(where, TcpAddress) and tls else None)
-            transport, _ = await open_transport(where, lambda: ws, options, self.tracer,
+            transport, _ = await open_transport(where, lambda: protocol, options, self.tracer,
                                                 conn_id)
             return transport
 
@@ -206,7 +207,7 @@ class WebSocketConnect:
                                   tracer=self.tracer, conn=conn_id)
         return transport
 
-    async def _start_tls(self, transport: asyncio.Transport, ws: WebSocket,
+    async def _start_tls(self, transport: asyncio.Transport, protocol: WebSocketProtocol,
                          context: ssl.SSLContext | None, server_hostname: str | None,
                          conn_id: int) -> asyncio.Transport:
         assert context is not None
@@ -214,7 +215,8 @@ class WebSocketConnect:
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         try:
-            new = await loop.start_tls(transport, ws, context, server_hostname=server_hostname)
+            new = await loop.start_tls(transport, protocol, context,
+                                       server_hostname=server_hostname)
         except OSError as exc:
             if isinstance(exc, TransportError | ssl.SSLError):
                 raise

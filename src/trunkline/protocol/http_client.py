@@ -12,13 +12,22 @@ Rules (the h11 way):
 - Request heads are built from pre-encoded pieces with one ``join`` and no per-header
   formatting on the hot path; names and values are checked for CR, LF and NUL so a caller
   cannot smuggle a second request into a header.
+- A request's headers follow ``ClientHeaders``: the request's own replace the client's of
+  the same name, which replace the built-in ones.
+- Request body framing is decided here (``request_body``, ``body_framing``; h11's
+  ``_body_framing`` for the sending side): a Content-Length or Transfer-Encoding the caller
+  set is kept; else whole bytes get Content-Length, a stream goes chunked, a method that
+  usually carries a body gets ``Content-Length: 0``, the others nothing.
 """
 
 from __future__ import annotations
 
+import json as _json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+from urllib.parse import urlencode
 
 import httptools
 
@@ -30,6 +39,8 @@ MAX_HEADERS = 128
 #: Methods whose repetition has the same effect as one call (RFC 9110 section 9.2.2); only
 #: these are retried after a connection failed before any response byte.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+#: Methods whose requests carry no body unless given one: no ``Content-Length: 0`` for them.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 HeaderPairs = list[tuple[bytes, bytes]]
 HeadersInput = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str | bytes, str | bytes]]
@@ -74,6 +85,46 @@ def encode_headers(headers: HeadersInput | None) -> tuple[bytes, frozenset[bytes
     return b"".join(parts), frozenset(names)
 
 
+class ClientHeaders:
+    """A client's headers for every request, encoded once, and the rule for one request's
+    own: a header the request names replaces the client's header of that name (as the
+    client's given headers replace its built-in ones), and a content type its body implies
+    (``RequestBody.content_type``) goes in unless the request names one."""
+
+    __slots__ = ("pairs", "block", "names")
+
+    def __init__(self, builtin: HeadersInput, given: HeadersInput | None = None) -> None:
+        given_pairs = list(_pairs(given))
+        given_names = {_lower(n) for n, _ in given_pairs}
+        self.pairs = [(n, v) for n, v in _pairs(builtin)
+                      if _lower(n) not in given_names] + given_pairs
+        self.block, self.names = encode_headers(self.pairs)
+
+    def for_request(self, headers: HeadersInput | None,
+                    content_type: bytes = b"") -> tuple[bytes, frozenset[bytes]]:
+        """The request's header block (without Host and body framing) and its names."""
+        if not headers and not content_type:
+            return self.block, self.names
+        own_block, own_names = encode_headers(headers)
+        if b"content-type" in own_names:
+            content_type = b""
+        if own_names & self.names:
+            block, names = encode_headers([(n, v) for n, v in self.pairs
+                                           if _lower(n) not in own_names])
+            return block + content_type + own_block, names | own_names
+        return self.block + content_type + own_block, self.names | own_names
+
+
+def _pairs(headers: HeadersInput | None) -> Iterable[tuple[str | bytes, str | bytes]]:
+    if not headers:
+        return ()
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def _lower(name: str | bytes) -> bytes:
+    return _as_bytes(name).lower()
+
+
 def encode_target(target: str) -> bytes:
     """The request target as wire bytes; characters that may not appear raw are
     percent-encoded (spaces, non-ASCII), everything already encoded is kept."""
@@ -116,6 +167,105 @@ def encode_chunk(data: bytes | bytearray | memoryview) -> bytes:
     if not data:
         return b""
     return b"%x\r\n%s\r\n" % (len(data), bytes(data))
+
+
+# --------------------------------------------------------------------------- request bodies
+
+#: A body: bytes or text, a binary file, or an (async) iterable of bytes (sent chunked unless a
+#: Content-Length header is given).
+Body = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
+BodyStream = Iterable[bytes] | AsyncIterable[bytes]
+FILE_BLOCK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """What follows the head: whole bytes (can be sent again) or a stream (sent once)."""
+
+    data: bytes | None = None
+    stream: BodyStream | None = None
+    #: the ``Content-Type: ...\r\n`` line a json or form body implies, unless the caller set one
+    content_type: bytes = b""
+
+    @property
+    def replayable(self) -> bool:
+        return self.stream is None
+
+
+NO_BODY = RequestBody()
+
+
+def request_body(content: Body | None = None, data: Mapping[str, Any] | None = None,
+                 json: Any = None, *, has_json: bool = False) -> RequestBody:
+    """The body from one of ``json`` (when ``has_json``: None is the JSON ``null``), form
+    ``data`` or raw ``content``, in that order of precedence. A binary file is read in
+    blocks as it is sent, not by lines."""
+    if has_json:
+        encoded = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+        return RequestBody(encoded, content_type=b"Content-Type: application/json\r\n")
+    if data is not None:
+        return RequestBody(urlencode(data, doseq=True).encode(),
+                           content_type=b"Content-Type: application/x-www-form-urlencoded\r\n")
+    if content is None:
+        return NO_BODY
+    if isinstance(content, str):
+        return RequestBody(content.encode())
+    if isinstance(content, bytes | bytearray | memoryview):
+        return RequestBody(bytes(content))
+    if hasattr(content, "read"):
+        return RequestBody(stream=_file_blocks(content))
+    return RequestBody(stream=content)
+
+
+def _file_blocks(file: Any, size: int = FILE_BLOCK) -> Iterator[bytes]:
+    while block := file.read(size):
+        yield block
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a request body is delimited on the wire (RFC 9112 section 6)."""
+
+    line: bytes  # the head line to add: Content-Length, Transfer-Encoding, or b""
+    chunked: bool = False  # a streamed body goes out as chunks (``encode_chunk``, CHUNK_END)
+
+
+_NOTHING = Framing(b"")
+_CALLER_CHUNKED = Framing(b"", chunked=True)
+_EMPTY = Framing(b"Content-Length: 0\r\n")
+
+
+def body_framing(method: str, names: frozenset[bytes], header_block: bytes,
+                 body: RequestBody) -> Framing:
+    """The framing for ``body``, given the headers the caller set (``names``, lower-cased,
+    and their encoded ``header_block``). The caller's Content-Length or Transfer-Encoding
+    wins, and then a stream is chunked only if that Transfer-Encoding says so."""
+    if b"content-length" in names or b"transfer-encoding" in names:
+        if body.stream is not None and b"transfer-encoding" in names and \
+                header_has(header_block, b"transfer-encoding", b"chunked"):
+            return _CALLER_CHUNKED
+        return _NOTHING
+    if body.data is not None:
+        return Framing(content_length_line(len(body.data)))
+    if body.stream is not None:
+        return Framing(CHUNKED_LINE, chunked=True)
+    if method not in BODYLESS_METHODS:
+        return _EMPTY
+    return _NOTHING
+
+
+def asks_close(names: frozenset[bytes], header_block: bytes) -> bool:
+    """Whether the caller's headers say ``Connection: close`` (no reuse after the response)."""
+    return b"connection" in names and header_has(header_block, b"connection", b"close")
+
+
+def header_has(block: bytes, name: bytes, token: bytes) -> bool:
+    """Whether a header ``name`` (lower-case) in an encoded block mentions ``token``."""
+    for line in block.split(b"\r\n"):
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name and token in value.lower():
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- responses

@@ -22,7 +22,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from ..protocol.http_server import HttpServerProtocol, Reject
+from ..protocol.http_server import HttpServerProtocol
+from ..protocol.http_server_events import Reject
 from .config import ServerConfig
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..errors import HandshakeError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT
-from ..protocol.http_server import HttpLimits
+from ..protocol.http_server_events import HttpLimits
 from ..transport.base import ListenOptions
 
 KiB = 1024

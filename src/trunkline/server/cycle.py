@@ -18,7 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.http_server import CONTINUE, RequestHead
+from ..protocol.http_server_events import RequestHead
+from ..protocol.http_server_response import CONTINUE
 
 if TYPE_CHECKING:
     from .http import HttpServerConnection

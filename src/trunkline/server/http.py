@@ -38,15 +38,9 @@ from ..address import (
     UnixIdentity,
 )
 from ..host import ConnectionRegistry
-from ..protocol.http_server import (
-    END_OF_MESSAGE,
-    HttpLimits,
-    HttpServerProtocol,
-    Reject,
-    RequestHead,
-    Upgraded,
-    error_response,
-)
+from ..protocol.http_server import HttpServerProtocol
+from ..protocol.http_server_events import END_OF_MESSAGE, HttpLimits, Reject, RequestHead, Upgraded
+from ..protocol.http_server_response import error_response
 from ..trace.events import Step, TraceEvent, Tracer
 from ..transport.base import KIND, local_identity, peer_credentials, peer_identity
 from . import accesslog

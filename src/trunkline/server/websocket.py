@@ -28,7 +28,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from ..aio.websocket import WebSocket, websocket_class
+from ..aio.websocket_protocol import WebSocketProtocol
 from ..errors import AsgiWebSocketClosed, WebSocketClosed
 from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import ServerHandshake
@@ -60,7 +60,8 @@ class AsgiWebSocket:
         # the transport's own kind: a forwarded scheme (--proxy-headers) says nothing about it
         tls = handoff.scope.get("extensions", {}).get("trunkline.transport", {}).get(
             "kind") == "tls"
-        self.ws = websocket_class(tls)(options, "server", tracer=tracer, conn_id=conn_id)
+        self.ws = WebSocketProtocol.for_transport(tls)(options, "server", tracer=tracer,
+                                                       conn_id=conn_id)
         self.ws.on_lost = self._lost
         self.ext: dict[str, Any] = handoff.scope.get("extensions", {}).get(
             "trunkline.transport", {})
@@ -219,7 +220,7 @@ class AsgiWebSocket:
     # The server counts this connection until the transport is gone *and* the app call has
     # returned, so a graceful shutdown waits for the app's cleanup too.
 
-    def _lost(self, ws: WebSocket) -> None:
+    def _lost(self, ws: WebSocketProtocol) -> None:
         if self.task.done():
             self.state.connections.forget(self)
 

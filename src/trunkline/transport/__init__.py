@@ -1,7 +1,9 @@
 """Open and listen for every stream socket kind through two functions.
 
 ``open_transport`` and ``listen`` dispatch on the address type to the kind's module
-(tcp, unix, fifo, fd). Datagram kinds (udp, unixgram) live in ``datagram``.
+(tcp, unix, fifo, fd). Datagram kinds (udp, unixgram) live in ``datagram``. In a worker
+process (``--workers``), ``listen`` serves the socket its supervisor bound for an address
+(``bound.inherit``) instead of binding it again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..address import (
 )
 from ..errors import TrunklineTimeoutError, UnsupportedError
 from ..trace.events import Tracer
-from . import fd, fifo, tcp, unix
+from . import bound, fd, fifo, tcp, unix
 from .base import ConnectOptions, Listener, ListenOptions, ProtocolFactory, check_dialable
 
 
@@ -63,6 +65,9 @@ async def listen(address: Address, factory: ProtocolFactory,
     if is_datagram(address):
         raise UnsupportedError(f"{format_address(address)} is a datagram address; stream "
                                "servers cannot listen on it (serve it with a datagram handler)")
+    shared = bound.take_inherited(address)
+    if shared is not None:
+        return await bound.listen_inherited(shared, factory, options)
     if isinstance(address, TcpAddress):
         return await tcp.listen(address, factory, options)
     if isinstance(address, UnixAddress):

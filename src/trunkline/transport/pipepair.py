@@ -6,8 +6,9 @@ Rules:
   joins them, so both loops behave alike.
 - ``write_eof`` closes our write pipe once its buffer is flushed (the peer reads EOF); we keep
   reading. ``connection_lost`` is called once, when both directions are done.
-- Bytes go to ``data_received`` when the protocol has it (plain ``Protocol``, ``StreamProtocol``),
-  else they are copied into ``get_buffer`` of a pure ``BufferedProtocol``.
+- Bytes go to the protocol through ``reads.feeder``: ``data_received`` when it has one (plain
+  ``Protocol``, ``StreamProtocol``), else copied into ``get_buffer`` of a pure
+  ``BufferedProtocol``.
 - Once started, the hot paths skip this layer: the read pipe's transport calls the protocol's
   feeder directly, and ``write`` is the write pipe's own (an instance attribute, dropped as
   soon as writing is no longer plain: ``write_eof``, ``close``, ``abort``, a lost pipe).
@@ -21,6 +22,7 @@ import io
 from typing import Any
 
 from .base import LOCAL
+from .reads import feeder
 
 PIPE_READ_SIZE = 65536  # a pipe holds 64 KiB by default; larger reads only cost malloc time
 
@@ -31,7 +33,7 @@ class DuplexPipeTransport(asyncio.Transport):
     def __init__(self, protocol: asyncio.BaseProtocol, extra: dict[str, Any]) -> None:
         super().__init__(extra)
         self._protocol = protocol
-        self._feed = _feeder(protocol)
+        self._feed = feeder(protocol)
         self._reader: asyncio.ReadTransport | None = None
         self._writer: asyncio.WriteTransport | None = None
         self._pending: list[bytes] | None = []  # bytes read before connection_made
@@ -62,7 +64,7 @@ class DuplexPipeTransport(asyncio.Transport):
         if self._read_open and reader is not None:
             half = reader.get_protocol()
             assert isinstance(half, _Half)
-            half.data_received = self._feed  # type: ignore[method-assign]
+            half.data_received = self._feed  # type: ignore[method-assign, assignment]
             reader.set_protocol(half)  # uvloop keeps the bound method it looked up: refresh it
 
     def _direct_write(self) -> None:
@@ -171,7 +173,7 @@ class DuplexPipeTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        self._feed = _feeder(protocol)
+        self._feed = feeder(protocol)
         if self._pending is None:  # started: the read pipe feeds the new protocol directly
             self._direct_read()
 
@@ -181,29 +183,6 @@ class DuplexPipeTransport(asyncio.Transport):
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
         return f"<DuplexPipeTransport {self.get_extra_info(LOCAL)} {state}>"
-
-
-def _feeder(protocol: asyncio.BaseProtocol) -> Any:
-    """How to hand bytes to ``protocol``: ``data_received`` when it has one (one call, no copy),
-    else copy into ``get_buffer`` for a pure ``BufferedProtocol``."""
-    data_received = getattr(protocol, "data_received", None)
-    if data_received is not None:
-        return data_received
-    if not isinstance(protocol, asyncio.BufferedProtocol):
-        raise TypeError(f"{protocol!r} is neither a Protocol nor a BufferedProtocol")
-
-    def feed(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            buf = memoryview(protocol.get_buffer(len(view))).cast("B")
-            n = min(len(buf), len(view))
-            if n == 0:
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            buf[:n] = view[:n]
-            protocol.buffer_updated(n)
-            view = view[n:]
-
-    return feed
 
 
 class _Half(asyncio.Protocol):

@@ -140,12 +140,9 @@ class SocketListener(Listener):
         await self.server.wait_closed()
 
 
-async def listen(address: TcpAddress, factory: ProtocolFactory, options: ListenOptions
-                 ) -> SocketListener:
+async def bind_tcp_socket(address: TcpAddress, options: ListenOptions) -> socket.socket:
+    """A bound (not yet listening), non-blocking TCP socket for ``address``."""
     loop = asyncio.get_running_loop()
-    if address.tls and options.ssl is None:
-        raise HandshakeError(f"{format_address(address)} needs a "
-                             "certificate and key (ListenOptions.ssl, or --cert/--key)")
     try:
         infos = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
@@ -169,7 +166,30 @@ async def listen(address: TcpAddress, factory: ProtocolFactory, options: ListenO
                                     "by another socket") from exc
         raise TransportError(exc.errno, f"cannot bind {format_address(address)}: "
                              f"{os_error_words(exc)}") from exc
-    server = await loop.create_server(factory, sock=sock, backlog=options.backlog,
-                                      ssl=options.ssl)
+    return sock
+
+
+def bound_tcp_address(sock: socket.socket, tls: bool) -> TcpAddress:
+    """The address ``sock`` is bound to (port 0 resolved)."""
     host, port = sock.getsockname()[:2]
-    return SocketListener(server, TcpAddress(host, port, tls=address.tls))
+    return TcpAddress(host, port, tls=tls)
+
+
+def check_tls(address: TcpAddress, options: ListenOptions) -> None:
+    if address.tls and options.ssl is None:
+        raise HandshakeError(f"{format_address(address)} needs a "
+                             "certificate and key (ListenOptions.ssl, or --cert/--key)")
+
+
+async def listen(address: TcpAddress, factory: ProtocolFactory, options: ListenOptions
+                 ) -> SocketListener:
+    loop = asyncio.get_running_loop()
+    check_tls(address, options)
+    sock = await bind_tcp_socket(address, options)
+    try:
+        server = await loop.create_server(factory, sock=sock, backlog=options.backlog,
+                                          ssl=options.ssl)
+    except BaseException:
+        sock.close()
+        raise
+    return SocketListener(server, bound_tcp_address(sock, address.tls))
