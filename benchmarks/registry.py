@@ -1,8 +1,10 @@
-"""The service registry: registering 1,000 instances, and resolving a name from the cache.
+"""The service registry: registering 1,000 instances, resolving a name from the cache, and
+a call by name against the same call to the address (side by side, with the ratio).
 
     python benchmarks/registry.py                       # SQLite and etcd, 1,000 instances
     python benchmarks/registry.py --backends sqlite --count 200
     python benchmarks/registry.py --etcd etcd://10.0.0.5:2379 --json
+    python benchmarks/registry.py --backends '' --connects 0 --blocks 30   # by name only
 
 Registration: ``count`` instance records (each with a Unix path, an abstract name and a TCP
 address) registered through one store, first one after another (each waits for the
@@ -19,6 +21,11 @@ mean over --resolves calls, on the stdlib loop.
 Connect (the other half of the ranking's evidence; ``trunkline bench pingpong`` gives the
 round trips): median time of a new connection plus one 64-byte round trip, per same-host
 stream kind, trunkline.connect against a trunkline.serve echo, --connects each, on uvloop.
+
+By name vs by address (``trunkline.bench.byname``): HTTP keep-alive GETs through
+``http+svc://`` against ``http+unix://`` to the same abstract socket, and a new raw
+connection plus one round trip through ``svc://`` against ``unix:@``; --blocks alternating
+blocks each, medians of the per-block means, the ratio by name / by address, on uvloop.
 """
 
 from __future__ import annotations
@@ -191,6 +198,10 @@ def main() -> None:
     parser.add_argument("--resolves", type=int, default=1_000_000, help="cached resolves")
     parser.add_argument("--connects", type=int, default=300,
                         help="new connections per kind (0: skip)")
+    parser.add_argument("--blocks", type=int, default=20,
+                        help="by name vs by address: alternating blocks each (0: skip)")
+    parser.add_argument("--http-per-block", type=int, default=500)
+    parser.add_argument("--raw-per-block", type=int, default=100)
     parser.add_argument("--etcd", help="an etcd registry URL to use instead of starting one")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
@@ -218,19 +229,30 @@ def main() -> None:
         from trunkline import _loop
 
         connects = _loop.run(connecting(args.connects))
+    pairs: list[dict[str, Any]] = []
+    if args.blocks:
+        from trunkline import _loop
+        from trunkline.bench.byname import by_name_vs_direct
+
+        pairs = [p.to_dict() for p in _loop.run(by_name_vs_direct(
+            blocks=args.blocks, http_per_block=args.http_per_block,
+            raw_per_block=args.raw_per_block))]
     if args.json:
         print(json.dumps({"registration": results, "resolve": resolves,
-                          "connect": connects}, indent=2))
+                          "connect": connects, "by_name": pairs}, indent=2))
         return
-    print(f"registering {args.count} instances through one store "
-          f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    print(f"{'registry':<9} {'one by one':>12} {'per call':>10} {'concurrent':>12} "
-          f"{'deregister':>12}")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    if results:
+        print(f"\nregistering {args.count} instances through one store")
+        print(f"{'registry':<9} {'one by one':>12} {'per call':>10} {'concurrent':>12} "
+              f"{'deregister':>12}")
     for r in results:
         print(f"{r['registry']:<9} {r['one_by_one_s']:>11.2f}s "
               f"{r['one_by_one_s'] / r['count'] * 1e3:>8.2f}ms {r['concurrent_s']:>11.2f}s "
               f"{r['deregister_s']:>11.2f}s")
-    print("\nresolve from the cache (2 instances, round-robin)")
+    if resolves:
+        print("\nresolve from the cache (2 instances, round-robin)")
     for r in resolves:
         print(f"{r['registry']:<9} cached() {r['cached_us']:.2f} us   "
               f"await resolve() {r['resolve_us']:.2f} us")
@@ -238,6 +260,13 @@ def main() -> None:
         print("\nnew connection + one 64-byte round trip, median")
         for c in connects:
             print(f"{c['kind']:<9} {c['connect_and_round_trip_us']:8.1f} us")
+    if pairs:
+        print("\nby name (cached) vs by address, same abstract socket, median of "
+              f"{args.blocks} alternating blocks")
+        print(f"{'workload':<31} {'by name':>10} {'by address':>11} {'ratio':>7}")
+        for p in pairs:
+            print(f"{p['workload']:<31} {p['by_name_s'] * 1e6:>8.1f}us "
+                  f"{p['direct_s'] * 1e6:>9.1f}us {p['ratio']:>6.3f}x")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@
 | workers     | from trunkline only host, transport, _loop, trace, address, errors (the  |
 |             | supervisor forks servers it is handed; it knows none of them)            |
 | aio/        | from trunkline only host, transport, protocol, _loop, trace, address,    |
-|             | errors                                                                   |
+|             | errors, registry (serve(name=), connect("svc://"))                       |
 | library     | never a tool package (cli, bench, tour, apps) at module level; a fresh   |
 |             | ``import trunkline`` loads no tool and no trace renderer                 |
 | errors      | public error classes of the library live in errors.py, client/errors.py  |
@@ -214,7 +214,7 @@ def test_workers_sit_beside_the_host() -> None:
 
 def test_aio_sits_on_transport_and_protocol() -> None:
     no_violations(violations("aio", {"aio", "host", "transport", "protocol", "_loop", "trace",
-                                     "address", "errors"}, set()))
+                                     "address", "errors", "registry"}, set()))
 
 
 # The tool side: what the CLI, benchmarks, tour and demo apps need, never the library's.

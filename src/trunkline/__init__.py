@@ -51,7 +51,7 @@ from .client import (
 from .client.websocket import websocket
 from .errors import TrunklineError, WebSocketClosed, WebSocketHandshakeError
 from .protocol.websocket import WebSocketOptions
-from .registry import Registration, Resolver, open_registry, register
+from .registry import Registration, Resolver, open_registry, register, registration_hook
 from .resolve import DnsResolver
 from .server import AppServer, ServerConfig, serve_app
 from .transport import ConnectOptions, ListenOptions
@@ -84,4 +84,4 @@ __all__ += ["WebSocket", "WebSocketClosed", "WebSocketHandshakeError", "WebSocke
 __all__ += ["AppServer", "ServerConfig", "serve_app"]
 __all__ += ["DnsResolver"]
 __all__ += ["run_workers"]
-__all__ += ["Registration", "Resolver", "open_registry", "register"]
+__all__ += ["Registration", "Resolver", "open_registry", "register", "registration_hook"]

@@ -471,8 +471,13 @@ def parse_http_url(url: str) -> HttpTarget:
         else:
             transport = FifoAddress(local)
         host = "localhost"
+    elif via == "svc":  # a service name: the registry picks the socket for this caller
+        if not authority:
+            raise AddressError(url, "service name", "is empty", "http+svc://users/path")
+        transport = ServiceAddress(authority)
+        host = authority
     elif via:
-        raise AddressError(url, f"'+{via}'", "is not a transport (use +unix or +fifo)",
+        raise AddressError(url, f"'+{via}'", "is not a transport (use +unix, +fifo or +svc)",
                            EXAMPLES["http"])
     elif authority.startswith("unix:") and not authority[5:].isdigit():  # not host "unix":port
         # http://unix:/path.sock:/p -- the form used by got, docker-modem and others.
@@ -519,4 +524,6 @@ def format_http_url(target: HttpTarget) -> str:
         return f"{target.scheme}+unix://{_quote_path(name)}{target.target}"
     if isinstance(t, FifoAddress):
         return f"{target.scheme}+fifo://{_quote_path(t.path)}{target.target}"
+    if isinstance(t, ServiceAddress):
+        return f"{target.scheme}+svc://{t.name}{target.target}"
     return f"{target.scheme}://{format_address(t)}{target.target}"

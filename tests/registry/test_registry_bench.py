@@ -20,7 +20,7 @@ def test_registry_benchmark_runs(backend: str) -> None:
     if backend == "etcd" and ETCD is None:
         pytest.skip("etcd is not installed (Debian package etcd-server)")
     args = ["--backends", backend, "--count", "20", "--resolves", "1000", "--connects", "3",
-            "--json"]
+            "--blocks", "2", "--http-per-block", "5", "--raw-per-block", "3", "--json"]
     result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
                             text=True, timeout=50, check=False)
     assert result.returncode == 0, result.stderr
@@ -31,3 +31,9 @@ def test_registry_benchmark_runs(backend: str) -> None:
     [resolve] = report["resolve"]
     assert resolve["cached_us"] > 0 and resolve["calls"] == 1000
     assert [c["kind"] for c in report["connect"]] == ["abstract", "unix", "fifo", "tcp"]
+    http, raw = report["by_name"]
+    assert http["workload"] == "http keep-alive GET" and http["per_block"] == 5
+    assert raw["workload"] == "raw connect + 64 B round trip" and raw["per_block"] == 3
+    for pair in (http, raw):
+        assert len(pair["by_name_blocks"]) == len(pair["direct_blocks"]) == 2
+        assert pair["ratio"] == pair["by_name_s"] / pair["direct_s"]

@@ -6,6 +6,7 @@ reach the service through what they were given."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from tests.registry.etcd_cluster import ETCD, EtcdCluster
 from tests.registry.netns import A_ADDRESS, NamespaceError, TwoHosts
 from tests.registry.workers import Worker
+from tests.support.cli_helpers import TRUNKLINE, Service
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +82,42 @@ def test_same_host_gets_local_sockets_other_host_gets_tcp(hosts: TwoHosts,
     assert skipped[urls[0]] == "other mount namespace: Unix path skipped"
     assert skipped[urls[1]] == "other network namespace: abstract name skipped"
     assert b["echo"] == "ping"  # the call crossed the veth pair
+
+
+@pytest.mark.timeout(120)
+def test_calls_by_name_from_both_hosts(hosts: TwoHosts, etcd_in_a: EtcdCluster,
+                                       short_tmp: Path) -> None:
+    """``serve --name`` in host A; ``call http+svc://`` from host A goes over the Unix
+    socket, from host B over TCP to A's veth address; ``connect svc://`` from B too."""
+    url = etcd_in_a.url()
+    in_a = [*hosts.in_a, *TRUNKLINE]
+    in_b = [*hosts.in_b, *TRUNKLINE]
+    sock = short_tmp / "users.sock"
+    with Service(["serve", "echo", "--on", f"unix://{sock}", "--on", "tcp://0.0.0.0:0",
+                  "--name", "users", "--registry", url], command=in_a) as service:
+        service.wait_for_line(r"^registered users ", timeout=60)
+        service.wait_ready(2, timeout=60)
+        fmt = "%{remote_ip} %{http_code}"
+        from_a = subprocess.run([*in_a, "call", "http+svc://users/a", "--registry", url,
+                                 "-o", "/dev/null", "-w", fmt, "--trace=json"],
+                                capture_output=True, timeout=60, check=False)
+        assert from_a.returncode == 0, from_a.stderr.decode()
+        assert from_a.stdout.decode() == f"{sock} 200"
+        discover = json.loads(from_a.stderr)["summary"]["discover"]
+        assert discover["reason"] == "same mount namespace: Unix path reachable"
+
+        from_b = subprocess.run([*in_b, "call", "http+svc://users/b", "--registry", url,
+                                 "-o", "/dev/null", "-w", fmt, "--trace=json"],
+                                capture_output=True, timeout=60, check=False)
+        assert from_b.returncode == 0, from_b.stderr.decode()
+        assert from_b.stdout.decode() == f"{A_ADDRESS} 200"
+        discover = json.loads(from_b.stderr)["summary"]["discover"]
+        assert discover["reason"] == "other host: TCP on 198.18.0.0/24, a network this " \
+                                     "caller is on"
+
+        raw = subprocess.run([*in_b, "connect", "svc://users", "--registry", url],
+                             input=b"over the veth", capture_output=True, timeout=60,
+                             check=False)
+        assert raw.returncode == 0, raw.stderr.decode()
+        assert raw.stdout == b"over the veth"
+        assert service.stop() == 0

@@ -140,7 +140,7 @@ def test_html_file_is_self_contained(running: Running, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--service", "nope"], "no service named nope (known: none)"),
+    (["--service", "nope"], "no service named nope registered from this host in "),
     (["--json", "--mermaid"], "pick one"),
     (["--kind", "sctp"], "'sctp' is not one of"),
 ])

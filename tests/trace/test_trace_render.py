@@ -345,6 +345,9 @@ def test_every_figure_means_the_same_in_every_renderer() -> None:
     doc = json.loads(render_json(events))["summary"]
     for figure in FIGURES:
         ns = s.figures[figure.name]
+        if figure.name == "time_discover":  # calls by name: tests/trace/test_trace_discover.py
+            assert ns is None and doc[figure.name] is None
+            continue
         assert ns is not None
         assert doc[figure.name] == pytest.approx(ns / 1e9)
         assert write_out(f"%{{{figure.name}}}", events) == f"{ns // 1000 // 1_000_000}." \

@@ -37,8 +37,17 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from .._loop.resume import resume_now
-from ..address import Address, Identity, UdpAddress, UnixAddress, format_address
+from ..address import (
+    Address,
+    Identity,
+    ServiceAddress,
+    UdpAddress,
+    UnixAddress,
+    format_address,
+    parse_address,
+)
 from ..errors import TransportError, TrunklineTimeoutError, UnsupportedError
+from ..registry.ranking import Candidate
 from ..trace.events import Side, Step, Tracer
 from ..transport.base import ListenOptions
 from ..transport.datagram import (
@@ -52,6 +61,7 @@ from ..transport.datagram import (
     too_large,
     translate,
 )
+from .by_name import RegistryInput, dial, discover, resolver_for
 
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes
@@ -376,11 +386,28 @@ async def open_datagram(url: str | Address, *, bind: str | Address | None = None
                         options: ListenOptions | None = None,
                         timeout: float | None = 10.0, tracer: Tracer | None = None,
                         max_queue: int = DEFAULT_MAX_QUEUE,
-                        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES) -> DatagramEndpoint:
-    """A datagram endpoint connected to ``url`` (udp or unixgram). ``bind`` fixes the local
-    address (``options`` apply to a bound socket file); by default UDP takes an ephemeral
-    port and unixgram an autobound abstract name, so replies can reach it."""
-    address = as_datagram_address(url)
+                        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+                        registry: RegistryInput = None, prefer: str | None = None
+                        ) -> DatagramEndpoint:
+    """A datagram endpoint connected to ``url`` (udp or unixgram, or ``svc://name``: the
+    service's best datagram address for this caller; ``registry``/``prefer`` as for
+    ``trunkline.connect``). ``bind`` fixes the local address (``options`` apply to a bound
+    socket file); by default UDP takes an ephemeral port and unixgram an autobound abstract
+    name, so replies can reach it."""
+    given = parse_address(url) if isinstance(url, str) else url
+    if isinstance(given, ServiceAddress):
+        names = resolver_for(registry)
+        answer = await discover(names, given.name, prefer=prefer, datagram=True,
+                                tracer=tracer)
+
+        async def open_one(candidate: Candidate, left: float | None) -> DatagramEndpoint:
+            return await open_datagram(candidate.address, bind=bind, options=options,
+                                       timeout=left, tracer=tracer, max_queue=max_queue,
+                                       max_queue_bytes=max_queue_bytes)
+
+        endpoint, _ = await dial(answer, open_one, names, timeout=timeout, tracer=tracer)
+        return endpoint
+    address = as_datagram_address(given)
     local = as_datagram_address(bind, "bind") if bind is not None else None
     start = time.monotonic_ns()
     try:

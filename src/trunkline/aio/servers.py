@@ -17,17 +17,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..address import Address, TcpAddress, format_address, is_datagram, parse_address
+from ..address import (
+    Address,
+    ServiceAddress,
+    TcpAddress,
+    format_address,
+    is_datagram,
+    parse_address,
+)
 from ..errors import UnsupportedError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook, HostedServer, ServiceHost, stream_endpoint
+from ..registry.hook import registration_hook
+from ..registry.model import DEFAULT_TTL
+from ..registry.ranking import Candidate
+from ..registry.store import Store
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, Listener, ListenOptions, open_transport
 from ..transport.base import local_identity, peer_identity
 from ..transport.tcp import Resolver
+from .by_name import RegistryInput, dial, discover, resolver_for
 from .datagram_server import DatagramHandler, datagram_endpoint
 from .stream import DEFAULT_LIMIT, Stream, StreamProtocol
 
@@ -73,22 +85,44 @@ class Opening(Generic[C]):
 
 def connect(url: str | Address, *, timeout: float | None = 10.0,
             options: ConnectOptions | None = None, limit: int = DEFAULT_LIMIT,
-            tracer: Tracer | None = None, resolver: Resolver | None = None
-            ) -> Opening[Stream]:
-    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd):
+            tracer: Tracer | None = None, resolver: Resolver | None = None,
+            registry: RegistryInput = None, prefer: str | None = None) -> Opening[Stream]:
+    """Open a byte stream to any stream address (tcp, tls, unix, fifo, fd), or to a
+    service by name (``svc://users``: the best address for this caller, falling through
+    to the next on a refusal, within ``timeout``; ``prefer`` a kind, e.g. ``"tcp"``):
     ``stream = await connect(url)``, or ``async with connect(url) as stream:`` (closed on
     the way out).
 
     ``resolver`` replaces the system resolver for host names (e.g.
-    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``)."""
-    return Opening(_connect(url, timeout, options, limit, tracer, resolver))
+    ``trunkline.resolve.DnsResolver("127.0.0.1:5353")``); ``registry`` is the registry
+    URL or a ``trunkline.Resolver`` for service names (default: one shared per loop on
+    ``$TRUNKLINE_REGISTRY`` / the user's registry file)."""
+    return Opening(_connect(url, timeout, options, limit, tracer, resolver, registry, prefer))
 
 
 async def _connect(url: str | Address, timeout: float | None, options: ConnectOptions | None,
-                   limit: int, tracer: Tracer | None, resolver: Resolver | None) -> Stream:
+                   limit: int, tracer: Tracer | None, resolver: Resolver | None,
+                   registry: RegistryInput = None, prefer: str | None = None) -> Stream:
     address = as_address(url)
     opts = options or ConnectOptions(timeout=timeout)
     conn = tracer.new_connection() if tracer is not None else 0
+    if isinstance(address, ServiceAddress):
+        names = resolver_for(registry)
+        answer = await discover(names, address.name, prefer=prefer, tracer=tracer, conn=conn)
+
+        async def open_one(candidate: Candidate, left: float | None) -> Stream:
+            # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
+            kind = StreamProtocol.for_transport(isinstance(candidate.address, TcpAddress)
+                                                and candidate.address.tls)
+            transport, protocol = await open_transport(
+                candidate.address, lambda: kind(limit),
+                ConnectOptions(left, opts.ssl, opts.server_hostname), tracer, conn, resolver)
+            assert isinstance(protocol, StreamProtocol)
+            return Stream(transport, protocol, tracer, conn)
+
+        stream, _ = await dial(answer, open_one, names, timeout=opts.timeout, tracer=tracer,
+                               conn=conn)
+        return stream
     # TLS reads into our buffer, a plain socket takes uvloop's reads (transport.reads)
     protocol_class = StreamProtocol.for_transport(isinstance(address, TcpAddress) and address.tls)
     transport, protocol = await open_transport(address, lambda: protocol_class(limit),
@@ -117,12 +151,20 @@ def serve(handler: StreamHandler | None, *urls: str | Address,
           datagram_handler: DatagramHandler | None = None,
           limit: int = DEFAULT_LIMIT, tracer: Tracer | None = None,
           shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-          hooks: Sequence[Hook] = ()) -> Opening[Server]:
+          hooks: Sequence[Hook] = (), name: str | None = None,
+          meta: Mapping[str, str] | None = None, ttl: float = DEFAULT_TTL,
+          registry: str | Store | None = None) -> Opening[Server]:
     """Serve ``handler(stream)`` for each connection on every stream address, and
     ``datagram_handler(data, source)`` for each datagram on udp/unixgram addresses.
     With ``tracer``, each stream connection records ACCEPT, SEND/RECEIVE and CLOSE.
+    With ``name``, the bound addresses are registered as one instance of that service
+    (protocol raw, ``meta``, ``ttl``, in ``registry`` or the default one) until the server
+    stops: callers reach it as ``svc://name`` (a bad name raises here, before binding).
     ``await`` it for the started ``Server`` (every address bound, ``hooks`` entered), or
     ``async with`` it to have the server stopped (``aclose``) on the way out."""
+    if name is not None:
+        hooks = [*hooks, registration_hook(name, protocol="raw", meta=meta, ttl=ttl,
+                                           registry=registry)]
     return Opening(_serve(handler, urls, options, datagram_handler, limit, tracer,
                           shutdown_timeout, hooks))
 

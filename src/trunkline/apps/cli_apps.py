@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..address import Address
+from ..host import Hook
 from ..server.config import ServerConfig
 from ..server.loader import is_import_spec, load_app
 from ..server.run import DEFAULT_CONFIG, AppServer
@@ -33,16 +34,18 @@ CLI_NAMES = {"hello": "hello", "http-echo": "echo", "static": "static", "demo": 
 
 def starter(spec: str, config: ServerConfig = DEFAULT_CONFIG, *, app_dir: str | None = None,
             factory: bool = False) -> Callable[..., Any]:
-    """``start(args, addresses, options, tracer=None, config=None)`` for the command: load
+    """``start(args, addresses, options, tracer=None, config=None, hooks=())`` for the
+    command (``hooks``: the host's, e.g. --name registration): load
     the app, bind, serve (traced when ``trunkline serve --trace`` passes a tracer; with the
     command's limits and timeouts when it passes a config)."""
 
     async def start(args: tuple[str, ...], addresses: Sequence[Address],
                     options: ListenOptions, *, tracer: Tracer | None = None,
-                    config: ServerConfig | None = None) -> AppServer:
+                    config: ServerConfig | None = None, hooks: Sequence[Hook] = ()
+                    ) -> AppServer:
         app = load_app(spec, args, app_dir=app_dir, factory=factory)
         server_config = replace(config or default, listen=options)
-        server = AppServer(app, *addresses, config=server_config, tracer=tracer)
+        server = AppServer(app, *addresses, config=server_config, tracer=tracer, hooks=hooks)
         await server.start()
         return server
 

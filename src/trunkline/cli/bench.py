@@ -32,6 +32,7 @@ Examples:
   trunkline bench http                              HTTP server vs uvicorn and granian
   trunkline bench transports                        every socket kind: round trip and bulk
   trunkline bench udp --rate 100M                   datagram health: loss, reorder, jitter
+  trunkline bench byname                            a call by name vs the same call by address
   trunkline bench pingpong --plot pingpong.png      any of them also as a bar chart (PNG)
 
 \b

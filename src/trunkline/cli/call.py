@@ -16,6 +16,8 @@ import click
 from .. import _loop
 from ..address import parse_address, parse_http_url
 from ..errors import AddressError
+from ..registry.ranking import KINDS
+from ..registry.url import RegistryURL
 from ..trace.events import Tracer
 from . import call_trace
 from .call_request import (
@@ -31,6 +33,7 @@ from .call_run import CallOptions, CallResult, perform
 from .exits import Exit, exit_help
 from .hints import suggest_http_url, with_suggestion
 from .main import cli
+from .registry import registry_option
 
 EPILOG = """\b
 Examples:
@@ -135,6 +138,9 @@ class _CallCommand(click.Command):
                    "the URL still gives Host and path.")
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True,
               metavar="SECONDS", help="Give up connecting after this long (exit 28).")
+@click.option("--prefer", type=click.Choice(KINDS), default=None,
+              help="http+svc://NAME: put this socket kind first where reachable.")
+@registry_option
 @click.option("-m", "--max-time", type=float, metavar="SECONDS",
               help="Give up on the whole call after this long (exit 28).")
 @click.option("--cacert", type=click.Path(exists=True), metavar="FILE",
@@ -176,7 +182,8 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
                  cacert: str | None, insecure: bool, user_agent: str | None, silent: bool,
                  show_error: bool, no_progress_meter: bool, trace: str | None,
                  trace_file: str | None, trace_headers: bool, write_out: str | None,
-                 dns: str | None, server_trace: str | None) -> None:
+                 dns: str | None, server_trace: str | None, prefer: str | None,
+                 registry: RegistryURL | None) -> None:
     """Send one HTTP request to URL over any transport and write the response body."""
     choice, args = call_trace.parse_trace(trace, trace_file, args)
     if not args:
@@ -251,7 +258,7 @@ def call_command(args: tuple[str, ...], method_option: str | None, headers: tupl
         retry_max_time=retry_max_time, retry_connrefused=retry_connrefused,
         progress=not (silent or no_progress_meter), pretty=True,
         trace_headers=trace_headers or server_trace is not None,
-        silent=silent)
+        silent=silent, prefer=prefer, registry=None if registry is None else str(registry))
     tracer = Tracer() if choice is not None or wout is not None else None
     # --trace-headers alone: a tracer only to carry the id onto the wire
     result = run(options, tracer or (Tracer(keep=False) if options.trace_headers else None))

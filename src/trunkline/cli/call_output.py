@@ -185,7 +185,14 @@ def verbose_sink(err: IO[str], dial: StreamAddress) -> Sink:
         if event.side != "client":
             return
         detail = event.detail
-        if event.step is Step.SOCKET:
+        if event.step is Step.DISCOVER:
+            stale = " (stale: the registry is unreachable)" if detail.get("stale") else ""
+            if detail.get("failed"):
+                err.write(f"*   {detail['failed']} failed ({detail.get('error')}); next\n")
+            err.write(f"*   Service {detail.get('service')}: {detail.get('instances')} "
+                      f"instance(s) in {detail.get('backend')}{stale}; chose "
+                      f"{detail.get('chosen')}: {detail.get('reason')}\n")
+        elif event.step is Step.SOCKET:
             where = detail.get("peer") or _where(dial)
             err.write(f"*   Trying {where}...\n")
         elif event.step is Step.CONNECT:

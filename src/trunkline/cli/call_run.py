@@ -80,6 +80,8 @@ class CallOptions:
     pretty: bool = True
     trace_headers: bool = False
     silent: bool = False  # -s: no retry warnings (-S brings back errors only, as curl)
+    prefer: str | None = None  # http+svc://: a socket kind to put first
+    registry: str | None = None  # http+svc://: the registry URL (default: the usual one)
 
 
 @dataclass
@@ -159,7 +161,8 @@ async def _attempt(options: CallOptions, tracer: Tracer | None, out: IO[bytes], 
                       total=options.max_time)
     client = Client(verify=verify, timeout=timeout, retries=1,
                     user_agent=options.user_agent or USER_AGENT, resolver=resolver,
-                    trace_headers=options.trace_headers)
+                    trace_headers=options.trace_headers, registry=options.registry,
+                    prefer=options.prefer)
     output = BodyOutput(options.output, out, err, pretty=options.pretty,
                         progress=options.progress)
     exchange = _Exchange(options, client, tracer, output, err, attempt)

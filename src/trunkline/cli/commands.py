@@ -13,6 +13,7 @@ from . import call
 from . import bench
 from . import bench_http
 from . import bench_net
+from . import bench_byname
 from . import ws
 from . import map
 from . import services

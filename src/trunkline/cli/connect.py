@@ -6,21 +6,26 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from dataclasses import dataclass
 
 import click
 
 from .. import _loop
-from ..address import Address, format_address, is_datagram
+from ..address import Address, ServiceAddress, format_address, is_datagram
+from ..aio.by_name import aclose_shared_resolvers
 from ..aio.datagram import open_datagram
 from ..aio.servers import connect
 from ..aio.stream import Stream
 from ..errors import PeerNotAllowedError, TransportError, TrunklineError, os_error_words
+from ..registry.ranking import KINDS
+from ..registry.url import RegistryURL
 from ..relay.stream import OnData
 from ..transport import ConnectOptions
 from ..transport.base import refusal_hint
 from ._support import AddressParam, report, restore_blocking, saved_blocking
 from .exits import Exit, exit_help
 from .main import cli
+from .registry import registry_option
 from .stdio import CHUNK, Output, open_stdin
 
 EXAMPLES = f"""\b
@@ -29,6 +34,14 @@ Examples:
   trunkline connect tcp://127.0.0.1:7000 < request.bin > reply.bin
   printf 'one\\ntwo\\n' | trunkline connect udp://127.0.0.1:7001 --wait 0.5
   trunkline connect fifo:///tmp/echo.fifo          (interactive: type, Ctrl-D ends)
+  echo hi | trunkline connect svc://users          (by name: the fastest socket from here)
+  trunkline connect svc://metrics --datagram --prefer udp
+
+\b
+svc://NAME: the registry's live instances of NAME, ranked for this caller (`trunkline
+resolve NAME` shows how); an address that refuses is skipped for the next one, then the
+next instance, within --timeout. No live instance: exit 6; registry unreachable with
+nothing cached: exit 7.
 
 \b
 Stream kinds (tcp, tls, unix, fifo, fd): bytes pass unchanged both ways. At the end of
@@ -55,11 +68,21 @@ Writing to a reader that went away (| head) is not an error: the command ends, s
               help="Give up connecting after this long (exit 28).")
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
               help="Trust this CA bundle (PEM) for tls:// instead of the system's.")
-def connect_command(url: Address, wait: float | None, timeout: float, cafile: str | None
-                    ) -> None:
+@click.option("--prefer", type=click.Choice(KINDS), default=None,
+              help="svc://NAME: put this socket kind first where reachable.")
+@click.option("--datagram", is_flag=True,
+              help="svc://NAME: send datagrams to the service's udp/unixgram address.")
+@registry_option
+def connect_command(url: Address, wait: float | None, timeout: float, cafile: str | None,
+                    prefer: str | None, datagram: bool, registry: RegistryURL | None) -> None:
     """Connect to URL: stdin goes to the socket, what comes back goes to stdout."""
     if wait is not None and wait < 0:
         raise click.BadParameter("must be >= 0", param_hint="--wait")
+    by_name = isinstance(url, ServiceAddress)
+    if not by_name and (prefer or datagram or registry):
+        raise click.UsageError("--prefer, --datagram and --registry are for svc://NAME "
+                               "(example: trunkline connect svc://users --prefer tcp)")
+    names = NameOptions(prefer, None if registry is None else str(registry))
     context = None
     if cafile is not None:
         context = ssl.create_default_context(cafile=cafile)
@@ -68,10 +91,10 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     state = saved_blocking()
     try:
-        if is_datagram(url):
-            _loop.run(_datagrams(url, options, 1.0 if wait is None else wait))
+        if is_datagram(url) or datagram:
+            _loop.run(_datagrams(url, options, 1.0 if wait is None else wait, names))
         else:
-            _loop.run(_stream(url, options, wait))
+            _loop.run(_stream(url, options, wait, names))
     except KeyboardInterrupt:
         restore_blocking(state)
         raise SystemExit(Exit.INTERRUPTED) from None
@@ -82,8 +105,20 @@ def connect_command(url: Address, wait: float | None, timeout: float, cafile: st
     raise SystemExit(Exit.OK)
 
 
-async def _stream(address: Address, options: ConnectOptions, wait: float | None) -> None:
-    await pump_stdio(await connect(address, options=options), format_address(address), wait)
+@dataclass(frozen=True)
+class NameOptions:
+    prefer: str | None = None
+    registry: str | None = None
+
+
+async def _stream(address: Address, options: ConnectOptions, wait: float | None,
+                  names: NameOptions = NameOptions()) -> None:
+    try:
+        stream = await connect(address, options=options, prefer=names.prefer,
+                               registry=names.registry)
+    finally:
+        await aclose_shared_resolvers()  # the name is resolved: the registry is not needed
+    await pump_stdio(stream, format_address(address), wait)
 
 
 async def pump_stdio(stream: Stream, where: str, wait: float | None,
@@ -149,8 +184,13 @@ def _failed(task: asyncio.Future[None]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is not None
 
 
-async def _datagrams(address: Address, options: ConnectOptions, wait: float) -> None:
-    endpoint = await open_datagram(address, timeout=options.timeout)
+async def _datagrams(address: Address, options: ConnectOptions, wait: float,
+                     names: NameOptions = NameOptions()) -> None:
+    try:
+        endpoint = await open_datagram(address, timeout=options.timeout, prefer=names.prefer,
+                                       registry=names.registry)
+    finally:
+        await aclose_shared_resolvers()
     stdin = await open_stdin()
     stdout = await Output.open()
 

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from ..errors import TransportError, TrunklineError, UnsupportedError
+from ..errors import RegistryError, TransportError, TrunklineError, UnsupportedError
+from ..registry.url import RegistryURL
 from ._support import fail
 from .exits import Exit, exit_help
 from .main import cli
+from .registry import registry_option
+from .registry import where as registry_where
 
 if TYPE_CHECKING:
     from ..sockmap import SocketMap
@@ -26,7 +29,8 @@ Examples:
   trunkline map --kind unix --kind fifo      only Unix sockets and FIFOs
   trunkline map --pid 1234                   what process 1234 holds, and who it talks to
   trunkline map --listening                  who waits for peers, on which address
-  trunkline map --service users --services-file services.json
+  trunkline map --service users               the sockets of registered service users
+  trunkline map --registry etcd://10.0.0.5:2379 --service users
   trunkline map --mermaid > map.mmd          a flowchart: processes as boxes, one edge per
                                              connection (kind and address)
   trunkline map --html map.html              a page that draws it offline
@@ -41,7 +45,9 @@ another network namespace are listed, their sockets are not (run the map there, 
 `ip netns exec NAME trunkline map`). Needs the map extra: pip install 'trunkline[map]'.
 Exit 0; 1 when the map cannot be made (the map extra missing, the kernel's tables not
 readable); 2 on bad usage (bad --services-file, unknown --service); 23 when --html cannot
-be written.
+be written. Sockets of services registered from this host (`trunkline serve --name`,
+trunkline.register) carry their service name; a registry that cannot be read is said on
+stderr and the map is drawn without names.
 
 """ + exit_help(Exit.OK, Exit.CANNOT_LISTEN, Exit.USAGE, Exit.WRITE)
 
@@ -60,25 +66,35 @@ be written.
 @click.option("--listening", is_flag=True,
               help="Only sockets waiting for peers (listening, or bound datagram sockets).")
 @click.option("--services-file", type=click.File("r"), metavar="FILE",
-              help='Service records to label sockets with, as JSON: [{"name": "echo", "urls": '
-                   '["tcp://127.0.0.1:7000"], "pids": [1234]}] (until the registry does it).')
+              help='Service records to label sockets with instead of the registry\'s, as '
+                   'JSON: [{"name": "echo", "urls": ["tcp://127.0.0.1:7000"], "pids": [1234]}].')
+@registry_option
 def map_command(as_json: bool, as_mermaid: bool, html_file: Path | None, pids: tuple[int, ...],
                 services: tuple[str, ...], kinds: tuple[str, ...], listening: bool,
-                services_file: TextIO | None) -> None:
+                services_file: TextIO | None, registry: RegistryURL | None) -> None:
     """Show every socket and FIFO on this machine, and which process talks to which."""
     if as_json and as_mermaid:
         raise click.UsageError("--json and --mermaid each print the whole map: pick one")
     try:
         from ..sockmap import MapFilter, build_map, load_records, registered_services
 
-        records = (load_records(services_file.read(), services_file.name)
-                   if services_file is not None else registered_services())
+        if services_file is not None:
+            records = load_records(services_file.read(), services_file.name)
+            source = services_file.name
+        else:
+            source = str(registry_where(registry, "map")[0])
+            try:
+                records = registered_services(source)
+            except RegistryError as exc:
+                click.echo(f"trunkline map: the registry cannot be read ({exc}); sockets are "
+                           "not labelled with service names", err=True)
+                records = []
         unknown = sorted(set(services) - {r.name for r in records})
         if unknown:
             known = ", ".join(sorted({r.name for r in records})) or "none"
             raise click.BadParameter(
-                f"no service named {', '.join(unknown)} (known: {known}); the registry is not "
-                "wired into the map yet: pass the records with --services-file",
+                f"no service named {', '.join(unknown)} registered from this host in "
+                f"{source} (known: {known}); `trunkline services` lists them",
                 param_hint="--service")
         where = MapFilter(pids=frozenset(pids), services=frozenset(services),
                           kinds=frozenset(kinds), listening=listening)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .. import _loop
-from ..address import Address, format_address, is_datagram, parse_http_url
+from ..address import Address, ServiceAddress, format_address, is_datagram, parse_http_url
 from ..errors import TrunklineError
 from ..host import DEFAULT_SHUTDOWN_TIMEOUT
 from ..relay.datagram import DEFAULT_IDLE_TIMEOUT, start_datagram_relay
@@ -216,6 +216,11 @@ def _check_sides(listen: Side, target: Side) -> None:
                                "(trunkline relay tcp://... tcp://...)")
     if (listen.websocket or target.websocket) and target.command is not None:
         raise click.UsageError("a WebSocket relay bridges to an address, not a command")
+    for side in (listen, target):
+        if isinstance(side.address, ServiceAddress):
+            raise BadAddress(f"{side.text}: relay needs socket addresses, not a service name; "
+                             f"`trunkline resolve {side.address.name}` shows the addresses",
+                             param_hint="LISTEN/TARGET")
     kinds = {is_datagram(side.address) for side in (listen, target)
              if side.address is not None}
     if len(kinds) > 1 or (True in kinds and (listen.websocket or target.websocket

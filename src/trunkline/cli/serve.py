@@ -18,7 +18,8 @@ from ..address import Address
 from ..apps.cli_apps import register_http_apps
 from ..apps.echo_service import EchoServer
 from ..errors import AppLoadError, LifespanError, TrunklineError
-from ..host import DEFAULT_SHUTDOWN_TIMEOUT
+from ..host import DEFAULT_SHUTDOWN_TIMEOUT, Hook
+from ..registry.url import RegistryURL
 from ..server.config import ServerConfig
 from ..server.run import DEFAULT_CONFIG
 from ..trace.events import Tracer
@@ -34,6 +35,7 @@ from ._support import (
 )
 from .exits import Exit, exit_help
 from .main import cli
+from .serve_name import NAME_HELP, check_name_options, name_hooks, name_options
 from .serve_options import (
     ENV_HELP,
     check_forwarded,
@@ -78,11 +80,13 @@ class Serving(Protocol):
 class StartApp(Protocol):
     """``start(app_args, addresses, options, tracer=None, config=None)``: bind and return
     the server; ``tracer`` is passed only when ``--trace``/``--trace-file`` asked for one,
-    ``config`` (the HTTP server's timeouts and limits) always."""
+    ``config`` (the HTTP server's timeouts and limits) always, ``hooks`` (the host's: --name
+    registration) only when there are some."""
 
     def __call__(self, args: tuple[str, ...], addresses: Sequence[Address],
                  options: ListenOptions, *, tracer: Tracer | None = None,
-                 config: ServerConfig | None = None) -> Awaitable[Serving]: ...
+                 config: ServerConfig | None = None, hooks: Sequence[Hook] = ()
+                 ) -> Awaitable[Serving]: ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class ServeApp:
     usage: str  # how it is written on the command line, e.g. "static DIR"
     summary: str
     start: StartApp
+    protocol: str = "http"  # what --name registers it as: raw, http or websocket
 
 
 APPS: dict[str, ServeApp] = {}
@@ -122,16 +127,17 @@ def available_apps() -> str:
 
 async def _start_echo(args: tuple[str, ...], addresses: Sequence[Address],
                       options: ListenOptions, *, tracer: Tracer | None = None,
-                      config: ServerConfig | None = None) -> Serving:
+                      config: ServerConfig | None = None, hooks: Sequence[Hook] = ()
+                      ) -> Serving:
     if args:
         raise click.UsageError(f"echo takes no arguments (got {' '.join(args)})")
     config = replace(config or DEFAULT_CONFIG, listen=options)
-    return await EchoServer(*addresses, config=config, tracer=tracer).start()
+    return await EchoServer(*addresses, config=config, tracer=tracer, hooks=hooks).start()
 
 
 register_app(ServeApp("echo", "echo", "every byte (stream kinds) or datagram (udp, unixgram) "
                       "comes back as sent; a connection that opens with an HTTP/1.x request "
-                      "line gets http-echo (see below)", _start_echo))
+                      "line gets http-echo (see below)", _start_echo, protocol="raw"))
 # hello, http-echo, static DIR, demo and module:app (trunkline's HTTP server)
 register_http_apps(register_app, SPEC_LOADERS, ServeApp)
 
@@ -193,7 +199,7 @@ is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
 
 
 @cli.command("serve", cls=_ServeCommand,
-             epilog="\n\n".join([EXAMPLES, TRACE_EXAMPLES, PROXY_HELP, WORKERS_HELP,
+             epilog="\n\n".join([EXAMPLES, NAME_HELP, TRACE_EXAMPLES, PROXY_HELP, WORKERS_HELP,
                                  RELOAD_HELP, ENV_HELP, EXITS]),
              context_settings={"auto_envvar_prefix": "TRUNKLINE_SERVE"})
 @click.argument("app", metavar="APP")
@@ -212,6 +218,7 @@ is listed: --proxy-headers --forwarded-allow-ips /run/app.sock"""
               help="module:app names a function that returns the app; call it.")
 @workers_option
 @reload_options
+@name_options
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @trace_options
 @click.pass_context
@@ -220,9 +227,11 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
                   allow_gid: tuple[int, ...], allow_any_user: bool, cert: str | None,
                   key: str | None, grace: float, app_dir: str | None, factory: bool,
                   workers: int, quiet: bool, trace: str | None, trace_file: str | None,
-                  **http: Any) -> None:
+                  name: str | None, meta: dict[str, str], ttl: float,
+                  registry: RegistryURL | None, **http: Any) -> None:
     """Serve APP on every --on address until stopped."""
     check_forwarded(ctx, http)
+    check_name_options(ctx, name, meta, ttl, registry)
     reload = http.pop("reload")
     reload_dirs, reload_include, reload_exclude = (
         http.pop("reload_dir"), http.pop("reload_include"), http.pop("reload_exclude"))
@@ -239,13 +248,16 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
     if found is None:
         raise click.UsageError(f"unknown app {app!r}; available: {available_apps()}")
     config = server_config(http)
-    if workers != 1:
+    hooks = name_hooks(name, found.protocol, meta, ttl, registry)
+    if workers != 1:  # with --name, each worker is an instance (its own pid, same sockets)
         raise SystemExit(run_workers(
-            lambda worker_addresses: _start(found, app_args, worker_addresses, options, config),
+            lambda worker_addresses: _start(found, app_args, worker_addresses, options, config,
+                                            hooks=hooks),
             addresses, options, workers, grace))
     tracer, close_trace = open_tracer(trace, trace_file)
     try:
-        code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer))
+        code = _loop.run(_serve(found, app_args, addresses, options, grace, config, tracer,
+                                hooks))
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         code = Exit.OK
     finally:
@@ -254,13 +266,18 @@ def serve_command(ctx: click.Context, /, app: str, app_args: tuple[str, ...],
 
 
 async def _start(app: ServeApp, args: tuple[str, ...], addresses: Sequence[Address],
-                 options: ListenOptions, config: ServerConfig, tracer: Tracer | None = None
-                 ) -> Serving:
+                 options: ListenOptions, config: ServerConfig, tracer: Tracer | None = None,
+                 hooks: Sequence[Hook] = ()) -> Serving:
     """The started server, or a clear error and the exit status (also in a worker)."""
+    # only a traced serve passes a tracer (a named one hooks), so app starters need not all
+    # take them
+    extra: dict[str, Any] = {}
+    if tracer is not None:
+        extra["tracer"] = tracer
+    if hooks:
+        extra["hooks"] = hooks
     try:
-        # only a traced serve passes a tracer, so app starters need not all take one
-        return await (app.start(args, addresses, options, config=config) if tracer is None
-                      else app.start(args, addresses, options, tracer=tracer, config=config))
+        return await app.start(args, addresses, options, config=config, **extra)
     except click.UsageError:
         raise
     except AppLoadError as exc:  # the APP argument names nothing servable
@@ -273,8 +290,8 @@ async def _start(app: ServeApp, args: tuple[str, ...], addresses: Sequence[Addre
 
 async def _serve(app: ServeApp, args: tuple[str, ...], addresses: list[Address],
                  options: ListenOptions, grace: float, config: ServerConfig,
-                 tracer: Tracer | None = None) -> int:
-    server = await _start(app, args, addresses, options, config, tracer)
+                 tracer: Tracer | None = None, hooks: Sequence[Hook] = ()) -> int:
+    server = await _start(app, args, addresses, options, config, tracer, hooks)
     remove = server.install_signal_handlers()  # a second signal aborts what is left
     stop_with_parent(server)  # a --reload child ends with its watcher
     try:

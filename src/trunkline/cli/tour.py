@@ -19,6 +19,7 @@ from .. import _loop
 from ..address import Identity
 from ..tour import (
     DEFAULT_ROUNDS,
+    ByNameLegResult,
     HttpLegResult,
     LegResult,
     TourResult,
@@ -39,6 +40,7 @@ Examples:
   trunkline tour --only http            the demo users API over tcp, unix, abstract, fifo
   trunkline tour --only trace --trace-dir ./traces   one traced HTTP request per transport
   trunkline tour --only ws              a full-duplex WebSocket over TCP and a Unix socket
+  sudo trunkline tour --only byname     services by name, from this host and from host B
   trunkline tour --json | jq '.legs[] | {name, p50: .latency.p50_ns}'
 
 \b
@@ -54,8 +56,12 @@ same API on a traced server and shows both sides' steps as a timeline; its Merma
 (one .mmd per transport) and an HTML page go to --trace-dir (default: a new dir under
 $XDG_RUNTIME_DIR/trunkline), named at the end. The WebSocket leg talks both ways at once
 over TCP and a Unix socket (the server pushes ticks while the client sends and gets acks)
-and shows the interleaving, ping RTT and message round trips. Everything else is removed
-and checked.
+and shows the interleaving, ping RTT and message round trips. The by-name leg registers
+two services (users, orders) in a registry of its own and calls http+svc://users/: a caller
+here is given the Unix socket (the ranking and its reasons are shown), and the cost of the
+name is timed against the same socket's address; as root, a second "host" (a network
+namespace on a veth pair, 198.18.0.0/24) calls the same name and is given TCP. Everything
+else is removed and checked.
 Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
 
 
@@ -65,7 +71,7 @@ Exit 0 when every leg worked and nothing was left behind, 1 otherwise."""
               show_default=True, help="Round trips per transport for the latency figures.")
 @click.option("--only", "only", multiple=True, metavar="KIND",
               help="Run only this leg (repeatable), e.g. tcp, unix, abstract, fifo, udp, http, "
-                   "ws, trace.")
+                   "ws, trace, byname.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results only.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds a single step may take before the leg is reported as failed.")
@@ -272,11 +278,13 @@ def render(result: TourResult, console: Console) -> None:
                   f"Python {result.host['python']}, {result.host['kernel']}, "
                   f"{result.host['cpus']} CPUs")
     console.print("[dim]client and service run in this one process, on one event loop[/]\n")
-    from .tour_ws import render_ws_leg  # (imports this module: not at the top)
+    from .tour_byname import render_byname_leg  # (import this module: not at the top)
+    from .tour_ws import render_ws_leg
 
     for leg in result.legs:
         console.print(render_http_leg(leg) if isinstance(leg, HttpLegResult)
                       else render_ws_leg(leg) if isinstance(leg, WsLegResult)
+                      else render_byname_leg(leg) if isinstance(leg, ByNameLegResult)
                       else render_leg(leg))
     if result.legs:
         console.print(summary_table(result))

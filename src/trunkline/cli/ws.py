@@ -17,14 +17,18 @@ import click
 
 from .. import _loop
 from ..address import format_address, parse_http_url
+from ..aio.by_name import aclose_shared_resolvers
 from ..aio.websocket import WebSocket
 from ..client.websocket import websocket
 from ..errors import AddressError, TrunklineError, WebSocketClosed
+from ..registry.ranking import KINDS
+from ..registry.url import RegistryURL
 from ..trace import Tracer, describe_event
 from ._support import fail, report, restore_blocking, saved_blocking
 from .exits import Exit, exit_help
 from .hints import suggest_http_url, with_suggestion
 from .main import cli
+from .registry import registry_option
 from .stdio import CHUNK, Output, open_stdin
 
 EXAMPLES = f"""\b
@@ -36,6 +40,7 @@ Examples:
   trunkline ws ws+fifo://%2Ftmp%2Fapp.fifo/ws --binary < frame.bin > reply.bin
   trunkline ws wss://localhost:8443/ws --cacert ca.pem --wait 5
   trunkline serve chat --on unix:@chat &  trunkline ws ws+unix://%40chat/   (a chat room)
+  trunkline ws ws+svc://chat/ --prefer tcp       (by name: see `trunkline resolve chat`)
 
 \b
 Text mode (default): each stdin line, without its newline, is one text message; each
@@ -66,6 +71,8 @@ class WsOptions:
     max_fragments: int = 4096
     compression: bool = True
     trace: bool = False
+    prefer: str | None = None  # ws+svc://: a socket kind to put first
+    registry: str | None = None  # ws+svc://: the registry URL
 
 
 class _NotText(TrunklineError):
@@ -100,10 +107,14 @@ class _NotText(TrunklineError):
 @click.option("--no-compression", is_flag=True, help="Do not offer permessage-deflate.")
 @click.option("--trace", is_flag=True, help="Write each step (upgrade, messages, close) "
                                             "to stderr as it happens.")
+@click.option("--prefer", type=click.Choice(KINDS), default=None,
+              help="ws+svc://NAME: put this socket kind first where reachable.")
+@registry_option
 def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tuple[str, ...],
                subprotocols: tuple[str, ...], via: str | None, cacert: str | None,
                insecure: bool, ping_interval: float | None, max_size: int,
-               max_fragments: int, no_compression: bool, trace: bool) -> None:
+               max_fragments: int, no_compression: bool, trace: bool, prefer: str | None,
+               registry: RegistryURL | None) -> None:
     """Open a WebSocket to URL: stdin lines become messages, messages go to stdout."""
     if wait < 0:
         raise click.BadParameter("must be >= 0", param_hint="--wait")
@@ -119,7 +130,7 @@ def ws_command(url: str, binary: bool, wait: float, timeout: float, headers: tup
         pairs.append((name.strip(), value.strip()))
     options = WsOptions(url, binary, wait, timeout, tuple(pairs), subprotocols, via, cacert,
                         insecure, ping_interval, max_size, max_fragments, not no_compression,
-                        trace)
+                        trace, prefer, None if registry is None else str(registry))
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     state = saved_blocking()
     try:
@@ -160,12 +171,17 @@ async def session(options: WsOptions) -> int:
         verify = False
     elif options.cacert:
         verify = options.cacert
-    ws = await websocket(options.url, transport=options.via,
-                         subprotocols=options.subprotocols or None,
-                         headers=list(options.headers), max_size=options.max_size,
-                         max_fragments=options.max_fragments,
-                         compression=options.compression, ping_interval=options.ping_interval,
-                         open_timeout=options.timeout, verify=verify, tracer=tracer)
+    try:
+        ws = await websocket(options.url, transport=options.via,
+                             subprotocols=options.subprotocols or None,
+                             headers=list(options.headers), max_size=options.max_size,
+                             max_fragments=options.max_fragments,
+                             compression=options.compression,
+                             ping_interval=options.ping_interval, open_timeout=options.timeout,
+                             verify=verify, tracer=tracer, registry=options.registry,
+                             prefer=options.prefer)
+    finally:
+        await aclose_shared_resolvers()  # ws+svc:// is resolved: the registry is not needed
     stdin = await open_stdin()
     stdout = await Output.open()
     up = asyncio.ensure_future(_upstream(ws, stdin, options.binary))

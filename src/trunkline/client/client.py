@@ -60,11 +60,13 @@ from ..protocol.http_client import (
     encode_target,
     request_body,
 )
+from ..registry.resolver import Resolver as NameResolver
 from ..trace.events import Step, Tracer
 from ..transport.tcp import Resolver
 from .connect import http_client_tls_context
 from .errors import ServerDisconnectedError
 from .models import Limits, Response, Timeout
+from .named import NamedRoutes
 from .pool import Pool, PoolKey
 
 ParamsInput = Mapping[str, Any] | Iterable[tuple[str, Any]] | str
@@ -118,11 +120,12 @@ class RequestOptions(StreamOptions, total=False):
 class _Route:
     """Where a URL goes and the pre-encoded pieces of its request head."""
 
-    key: PoolKey
+    key: PoolKey | None  # None for a service name: the pool is chosen per request
     host_line: bytes
     target: str
     target_bytes: bytes
     url: str
+    service: str | None = None  # http+svc://NAME/...
 
 
 class Client:
@@ -138,7 +141,12 @@ class Client:
     ``trunkline.DnsResolver("127.0.0.1:5353")`` (a traced, timed DNS step of its own).
     ``trace_headers``: with a tracer, send its id (``x-trunkline-trace-id`` and a W3C
     ``traceparent`` that is not sampled) so a trunkline server records it and both sides
-    merge; False traces this side only and leaves the request as it would be untraced."""
+    merge; False traces this side only and leaves the request as it would be untraced.
+    ``registry``: where ``http+svc://NAME/...`` names are looked up (a registry URL or a
+    ``trunkline.Resolver``; default ``$TRUNKLINE_REGISTRY`` / the user's registry file);
+    ``prefer``: a socket kind to put first (``"tcp"``, ``"unix"``, ...). A name is read from
+    the registry once and then served from the resolver's cache, which the registry keeps
+    fresh; an address that refuses is skipped for the next (``trunkline.aio.by_name``)."""
 
     def __init__(self, base_url: str | None = None, *, headers: HeadersInput | None = None,
                  timeout: Timeout | float | None = DEFAULT_TIMEOUT,
@@ -146,7 +154,9 @@ class Client:
                  verify: bool | str | Any = True, cert: str | tuple[str, str] | None = None,
                  transport: TransportInput = None, tracer: Tracer | None = None,
                  retries: int = 1, user_agent: str | None = USER_AGENT,
-                 resolver: Resolver | None = None, trace_headers: bool = True) -> None:
+                 resolver: Resolver | None = None, trace_headers: bool = True,
+                 registry: str | NameResolver | None = None, prefer: str | None = None
+                 ) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = Timeout.of(timeout)
         self.limits = limits
@@ -163,6 +173,7 @@ class Client:
         self._pools: dict[PoolKey, Pool] = {}
         self._routes: dict[tuple[str, TransportInput], _Route] = {}
         self._closed = False
+        self._named = NamedRoutes(registry, prefer, self._pool_for)
 
     # ------------------------------------------------------------------ verbs
 
@@ -241,17 +252,24 @@ class Client:
         must_close = asks_close(names, header_block)
         body_stream = body.stream
 
-        pool = self._pools.get(route.key)
-        if pool is None:
-            pool = self._pool(route.key)
+        pool = None
+        if route.key is not None:
+            pool = self._pools.get(route.key)
+            if pool is None:
+                pool = self._pool(route.key)
         retries = self.retries if method in IDEMPOTENT_METHODS and body.replayable else 0
         payload = body.data
         attempt = 0
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            conn, _ = await pool.acquire(
-                connect_timeout=_least(t.connect, remaining),
-                pool_timeout=_least(t.pool, remaining), tracer=tracer)
+            if pool is not None:
+                conn, _ = await pool.acquire(
+                    connect_timeout=_least(t.connect, remaining),
+                    pool_timeout=_least(t.pool, remaining), tracer=tracer)
+            else:
+                assert route.service is not None
+                conn = await self._named.acquire(route.service, _least(t.connect, remaining),
+                                                 _least(t.pool, remaining), tracer)
             if conn.tracer is not tracer:
                 conn.tracer = tracer
                 if tracer is not None:
@@ -330,8 +348,10 @@ class Client:
         given = target.transport if transport is None else _as_transport(transport)
         assert given is not None and not isinstance(given, UdpAddress)
         if isinstance(given, ServiceAddress):
-            raise UnsupportedError(f"{full}: service names need the registry, which this "
-                                   "client does not use yet; give a concrete address")
+            route = _Route(None, b"Host: %s\r\n" % given.name.encode("ascii"), target.target,
+                           encode_target(target.target), full, given.name)
+            self._routes[cache_key] = route
+            return route
         address: StreamAddress = given
         server_hostname = None
         if target.tls:
@@ -350,6 +370,9 @@ class Client:
             self._routes.clear()
         self._routes[cache_key] = route
         return route
+
+    def _pool_for(self, key: PoolKey) -> Pool:
+        return self._pools.get(key) or self._pool(key)
 
     def _pool(self, key: PoolKey) -> Pool:
         ssl_context = None
@@ -371,6 +394,7 @@ class Client:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        await self._named.aclose()  # the resolver, when it made its own
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     async def __aenter__(self) -> Client:

@@ -57,14 +57,17 @@ from .models import Limits, Response, Timeout
 class HttpxTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     """An httpx transport, async (``httpx.AsyncClient``) and sync (``httpx.Client``), that
     sends every request through a trunkline ``Client`` (its pools, transports, TLS settings
-    and tracer)."""
+    and tracer). ``http+svc://NAME/path`` URLs go to the service's best address
+    (``registry``: a registry URL, or for the async side a ``trunkline.Resolver``;
+    ``prefer``: as for ``Client``)."""
 
     def __init__(self, *, transport: TransportInput = None, verify: Any = True,
                  cert: str | tuple[str, str] | None = None, limits: Limits = DEFAULT_LIMITS,
-                 retries: int = 1, tracer: Any = None, client: Client | None = None) -> None:
+                 retries: int = 1, tracer: Any = None, client: Client | None = None,
+                 registry: Any = None, prefer: str | None = None) -> None:
         self._settings: dict[str, Any] = dict(
             transport=transport, verify=verify, cert=cert, limits=limits, retries=retries,
-            tracer=tracer, user_agent=None)
+            tracer=tracer, user_agent=None, registry=registry, prefer=prefer)
         self.client = client or Client(**self._settings)
         self._given = client
         self._sync: tuple[LoopThread, Client] | None = None

@@ -38,6 +38,7 @@ from ..address import (
     parse_address,
     parse_http_url,
 )
+from ..aio.by_name import RegistryInput, dial, discover, resolver_for
 from ..aio.websocket import WebSocket
 from ..aio.websocket_protocol import WebSocketProtocol
 from ..errors import (
@@ -49,6 +50,7 @@ from ..errors import (
 )
 from ..protocol.websocket import WebSocketOptions
 from ..protocol.websocket_handshake import client_core
+from ..registry.ranking import Candidate, check_prefer
 from ..trace.events import Step, Tracer
 from ..transport import ConnectOptions, open_transport
 from .connect import http_client_tls_context
@@ -77,12 +79,15 @@ class WebSocketConnect:
                  ping_interval: float | None = None, ping_timeout: float | None = 20.0,
                  open_timeout: float | None = 10.0, close_timeout: float = 10.0,
                  verify: bool | str | ssl.SSLContext = True,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, registry: RegistryInput = None,
+                 prefer: str | None = None) -> None:
         self.url = url
+        self.registry = registry
+        self.prefer = check_prefer(prefer)
         self.target = parse_http_url(url)
         if not self.target.is_websocket:
             raise AddressError(url, f"scheme {self.target.scheme!r}",
-                               "is not a WebSocket scheme (ws, wss, ws+unix, ws+fifo)",
+                               "is not a WebSocket scheme (ws, wss, ws+unix, ws+fifo, ws+svc)",
                                "ws://127.0.0.1:8000/chat or ws+unix://%2Frun%2Fapp.sock/chat")
         self.address = self._address(transport)
         self.subprotocols = list(subprotocols) if subprotocols else None
@@ -98,16 +103,16 @@ class WebSocketConnect:
         self.tracer = tracer
         self.ws: WebSocket | None = None
 
-    def _address(self, transport: str | Address | None) -> StreamAddress:
+    def _address(self, transport: str | Address | None) -> StreamAddress | ServiceAddress:
         given: Address = self.target.transport
         if transport is not None:
             given = parse_address(transport) if isinstance(transport, str) else transport
         if is_datagram(given) or isinstance(given, UdpAddress):
             raise UnsupportedError(f"{transport}: WebSocket needs a stream transport, "
                                    "not datagrams")
-        if isinstance(given, ServiceAddress):
-            raise UnsupportedError(f"{self.url}: service names need the registry, which "
-                                   "the WebSocket client does not use yet; give an address")
+        if isinstance(given, ServiceAddress) and self.target.tls:
+            raise UnsupportedError(f"{self.url}: wss+svc is not supported: a service that "
+                                   "registered tls:// is reached over TLS with ws+svc://")
         return given
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
@@ -150,8 +155,11 @@ class WebSocketConnect:
         transport: asyncio.Transport | None = None
         try:
             async with asyncio.timeout(self.open_timeout):
-                transport, _ = await open_transport(address, lambda: protocol, options,
-                                                    tracer, conn_id)
+                if isinstance(address, ServiceAddress):
+                    transport = await self._open_by_name(address, protocol, conn_id)
+                else:
+                    transport, _ = await open_transport(address, lambda: protocol, options,
+                                                        tracer, conn_id)
                 if tls and not tcp_tls:
                     transport = await self._start_tls(transport, protocol, context,
                                                       server_hostname, conn_id)
@@ -177,6 +185,27 @@ class WebSocketConnect:
             raise
         self.ws = ws = WebSocket(protocol)
         return ws
+
+    async def _open_by_name(self, address: ServiceAddress, protocol: WebSocketProtocol,
+                            conn_id: int) -> asyncio.Transport:
+        """The best address of the service for this caller, the next on a refusal."""
+        names = resolver_for(self.registry)
+        answer = await discover(names, address.name, prefer=self.prefer, tracer=self.tracer,
+                                conn=conn_id)
+
+        async def open_one(candidate: Candidate, left: float | None) -> asyncio.Transport:
+            where = candidate.address
+            tls = isinstance(where, TcpAddress) and where.tls
+            options = ConnectOptions(
+                timeout=left, ssl=http_client_tls_context(self.verify) if tls else None,
+                server_hostname=where.host if isinstance(where, TcpAddress) and tls else None)
+            transport, _ = await open_transport(where, lambda: protocol, options, self.tracer,
+                                                conn_id)
+            return transport
+
+        transport, _ = await dial(answer, open_one, names, timeout=self.open_timeout,
+                                  tracer=self.tracer, conn=conn_id)
+        return transport
 
     async def _start_tls(self, transport: asyncio.Transport, protocol: WebSocketProtocol,
                          context: ssl.SSLContext | None, server_hostname: str | None,
@@ -215,7 +244,8 @@ def websocket(url: str, *, transport: str | Address | None = None,
               ping_interval: float | None = None, ping_timeout: float | None = 20.0,
               open_timeout: float | None = 10.0, close_timeout: float = 10.0,
               verify: bool | str | ssl.SSLContext = True,
-              tracer: Tracer | None = None) -> WebSocketConnect:
+              tracer: Tracer | None = None, registry: RegistryInput = None,
+              prefer: str | None = None) -> WebSocketConnect:
     """Open a WebSocket to ``url``: ``async with trunkline.websocket(url) as ws:``.
 
     ``transport``: connect to this address instead (``unix:///run/app.sock``, ``unix:@name``,
@@ -226,6 +256,8 @@ def websocket(url: str, *, transport: str | Address | None = None,
     ``write_limit``: ``send`` waits while more than this is unsent.
     ``compression``: offer permessage-deflate. ``ping_interval``/``ping_timeout``: keepalive
     (a missing pong closes with 1011). ``verify``: True, a CA file, an SSLContext, or False.
+    ``ws+svc://NAME/path``: the service's best address for this caller (``registry``: a
+    registry URL or a ``trunkline.Resolver``; ``prefer``: a socket kind to put first).
     """
     return WebSocketConnect(url, transport=transport, subprotocols=subprotocols,
                             headers=headers, origin=origin, max_size=max_size,
@@ -233,7 +265,7 @@ def websocket(url: str, *, transport: str | Address | None = None,
                             write_limit=write_limit, compression=compression,
                             ping_interval=ping_interval, ping_timeout=ping_timeout,
                             open_timeout=open_timeout, close_timeout=close_timeout,
-                            verify=verify, tracer=tracer)
+                            verify=verify, tracer=tracer, registry=registry, prefer=prefer)
 
 
 __all__ = ["WebSocket", "WebSocketConnect", "websocket"]

@@ -15,6 +15,7 @@ file (``$XDG_RUNTIME_DIR/trunkline/registry.db``).
 
 from __future__ import annotations
 
+from .hook import registration_hook
 from .hostid import HostIdentity, process_alive
 from .model import DEFAULT_TTL, PROTOCOLS, Instance, Protocol, make_instance
 from .ranking import KINDS, Candidate, Resolution, Skipped, rank
@@ -34,5 +35,6 @@ __all__ = [
     "DEFAULT_TTL", "ENV_VAR", "KINDS", "PROTOCOLS", "Candidate", "HostIdentity", "Instance",
     "Protocol", "Registration", "RegistryURL", "RegistryView", "Resolution", "Resolver",
     "Skipped", "Store", "default_registry_path", "make_instance", "open_registry",
-    "parse_registry_url", "process_alive", "rank", "register", "registry_url",
+    "parse_registry_url", "process_alive", "rank", "register", "registration_hook",
+    "registry_url",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
 from ..address import Address
-from ..errors import DuplicateInstanceError, RegistryError
+from ..errors import DuplicateInstanceError, RegistryError, RegistryUnavailableError
 from .model import DEFAULT_TTL, Instance, make_instance
 from .store import Store
 from .url import open_registry
@@ -71,15 +71,25 @@ class Registration:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def start(self) -> None:
+    async def start(self, *, required: bool = True) -> None:
+        """Register, then keep the record alive. With ``required=False`` a registry that
+        cannot be reached now is no error: the keep-alive task registers when it answers
+        (``serve --name`` keeps serving meanwhile)."""
         try:
             await self.store.register(self.instance)
+        except RegistryUnavailableError as exc:
+            if required:
+                if self.owns_store:
+                    await self.store.close()
+                raise
+            self.last_error = str(exc)
         except BaseException:
             if self.owns_store:
                 await self.store.close()
             raise
-        self.registrations += 1
-        self._registered.set()
+        else:
+            self.registrations += 1
+            self._registered.set()
         self._task = asyncio.create_task(self._keep_alive(),
                                          name=f"trunkline-register-{self.instance.id}")
 

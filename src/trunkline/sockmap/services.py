@@ -1,7 +1,8 @@
 """Service names on the map: records of (name, URLs, pids) label the sockets they match.
 
-The service registry (issue 9) will supply the records (``registered_services``); until it is
-wired, callers pass records themselves (the CLI's ``--services-file``, tests, the dashboard).
+The service registry supplies the records (``registered_services``: every live instance
+registered from this host); callers may pass records of their own instead (the CLI's
+``--services-file``, tests, the dashboard).
 
 A socket matches a record when a process of the record holds it, or its local address is one
 of the record's URLs (``tcp://127.0.0.1:7000`` matches the listener and every connection it
@@ -13,14 +14,19 @@ listener and every connection it accepted on any address).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..address import FifoAddress, TcpAddress, UdpAddress, UnixAddress, parse_address
 from ..errors import AddressError, TrunklineError
 from .kernel import plain_ip
+
+if TYPE_CHECKING:
+    from ..registry import Instance
 
 _WILDCARD = {"0.0.0.0", "::"}  # a service bound there is reached on every address
 
@@ -99,10 +105,29 @@ class ServiceLabels:
         return found
 
 
-def registered_services() -> list[ServiceRecord]:
-    """The records of the service registry. The registry (issue 9) is not wired in yet, so
-    there are none; callers may pass their own records instead."""
-    return []
+def registered_services(registry: str | None = None) -> list[ServiceRecord]:
+    """One record per live instance in ``registry`` (a URL; default ``$TRUNKLINE_REGISTRY``
+    or the user's file) that runs where this map looks: its network namespace (the
+    sockets the map lists) and pid namespace (its pid names a process here). Instances of
+    other hosts label nothing here. Raises ``RegistryError`` when the registry cannot be
+    read. Runs its own event loop: call it from synchronous code."""
+    from ..registry import HostIdentity, open_registry
+
+    async def read() -> list[Instance]:
+        store = open_registry(registry)
+        try:
+            return await store.list()
+        finally:
+            await store.close()
+
+    here = HostIdentity.current()
+    records = []
+    for instance in asyncio.run(read()):
+        if not here.same_network(instance.host):
+            continue
+        pids = (instance.pid,) if here.same_pids(instance.host) else ()
+        records.append(ServiceRecord(instance.service, instance.urls, pids))
+    return records
 
 
 def load_records(text: str, source: str) -> list[ServiceRecord]:

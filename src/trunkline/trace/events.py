@@ -20,6 +20,7 @@ Side = Literal["client", "server"]
 class Step(StrEnum):
     """Every step a call can take, in the order they usually happen."""
 
+    DISCOVER = "discover"  # service name -> ranked addresses (registry, cached or read)
     SOCKET = "socket"  # socket created (identity known)
     RESOLVE = "resolve"  # name resolution (system resolver, DNS server or registry)
     CONNECT = "connect"  # transport connected (TCP handshake, UDS connect, FIFO rendezvous)

@@ -46,6 +46,8 @@ class Figure:
 #: The time figures, in the order they happen in a call. ``{connect}`` in a phase is the
 #: transport's word for connecting ("TCP Connection", "Unix Connect", ...).
 FIGURES: tuple[Figure, ...] = (
+    Figure("time_discover", (Step.DISCOVER,), "end", "Discover",
+           "a call by name: the registry's ranked answer for the name (trunkline's own)"),
     Figure("time_namelookup", (Step.RESOLVE,), "end", "DNS Lookup",
            "the host name was resolved (system resolver or a DNS server)"),
     Figure("time_connect", (Step.CONNECT,), "end", "{connect}",

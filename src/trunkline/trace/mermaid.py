@@ -1,6 +1,7 @@
 """``--trace=mermaid``: a call as a Mermaid ``sequenceDiagram``, one numbered arrow per step.
 
-Participants: Application, OS/Networking, DNS (only when a DNS server was asked) and Server.
+Participants: Application, Registry (only for a call by name), OS/Networking, DNS (only when
+a DNS server was asked) and Server.
 Each arrow is labelled with its step and the time that step took, written as a duration,
 e.g. ``TCP handshake (SYN/SYN-ACK/ACK) +0.08 ms`` (never a time since the call began: the
 timeline shows those). Server-side events, when given (``merge``), are drawn among the
@@ -20,10 +21,11 @@ from .events import Step, TraceEvent, format_duration
 from .figures import FIGURES
 from .summary import endpoint, summarize
 
-APP, OS, DNS, SERVER = "App", "OS", "DNS", "Server"
+APP, OS, DNS, SERVER, REGISTRY = "App", "OS", "DNS", "Server", "Registry"
 
 # (from, to, arrow, label) per client step; arrows: ->> request-ish, -->> reply-ish.
 _CLIENT: dict[Step, tuple[str, str, str, str]] = {
+    Step.DISCOVER: (APP, REGISTRY, "->>", "discover"),
     Step.SOCKET: (APP, OS, "->>", "socket created"),
     Step.RESOLVE: (APP, OS, "->>", "DNS lookup"),
     Step.CONNECT: (OS, SERVER, "->>", "connect"),
@@ -77,7 +79,14 @@ def arrow(event: TraceEvent, kind: str = "") -> tuple[str, str, str, str]:
     table = _SERVER if event.side == "server" else _CLIENT
     src, dst, line, label = table.get(event.step, (APP, SERVER, "->>", event.step.value))
     d = event.detail
-    if event.step is Step.RESOLVE:
+    if event.step is Step.DISCOVER:
+        label = (f"discover {d.get('service')}: {d.get('instances')} instance(s)"
+                 f"{' (cached)' if d.get('cached') else ''}"
+                 f"{' (stale)' if d.get('stale') else ''}")
+        if d.get("failed"):
+            label = f"{d['failed']} failed, next: " + label
+        label += f" -> {d.get('chosen')} ({d.get('reason')})"
+    elif event.step is Step.RESOLVE:
         host = d.get("host", "?")
         if d.get("server"):  # the DNS participant is named after the server
             src, dst = APP, DNS
@@ -121,7 +130,8 @@ def render_mermaid(events: Iterable[TraceEvent], *, conn: int | None = None,
     the first) plus any server events given (see ``merge``), one numbered arrow each."""
     events = list(events)
     summary = summarize(events, conn=conn, local=local, remote=remote)
-    chosen = causal_order(e for e in events if e.side == "server" or e.conn == summary.conn)
+    chosen = causal_order(e for e in events if e.side == "server" or e.conn == summary.conn
+                          or (e.step is Step.DISCOVER and e.conn == 0))  # a name looked up first
     has_dns = any(e.step is Step.RESOLVE and e.detail.get("server") for e in chosen)
 
     lines = ["sequenceDiagram"]
@@ -135,6 +145,10 @@ def render_mermaid(events: Iterable[TraceEvent], *, conn: int | None = None,
     if summary.remote is not None:
         server_label += f" {summary.remote.text}"
     lines.append(f"    participant {APP} as {escape(app_label)}")
+    discover = next((e for e in chosen if e.step is Step.DISCOVER), None)
+    if discover is not None:
+        lines.append(f"    participant {REGISTRY} as "
+                     f"{escape('Registry ' + str(discover.detail.get('backend')))}")
     lines.append(f"    participant {OS} as OS/Networking")
     if has_dns:
         dns = next(str(e.detail["server"]) for e in chosen

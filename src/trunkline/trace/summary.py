@@ -12,7 +12,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,7 @@ class Summary:
     reused: bool = False
     closed_by: str | None = None
     error: str | None = None
+    discovered: Mapping[str, Any] | None = None  # a call by name: its discover step's detail
 
     # the figures by their curl names, for code that reads one
     @property
@@ -147,17 +148,21 @@ class Summary:
             "reused": self.reused, "closed_by": self.closed_by,
             **self.counts,
             "error": self.error,
+            "service": self.discovered.get("service") if self.discovered else None,
+            "discover": dict(self.discovered) if self.discovered else None,
             "phases": [{"name": p.name, "duration_ns": p.duration_ns, "ends_at": p.figure}
                        for p in self.phases()],
         }
 
 
 def client_events(events: Iterable[TraceEvent], conn: int | None = None) -> list[TraceEvent]:
-    """The client side of one call: connection ``conn``, or the first one seen."""
+    """The client side of one call: connection ``conn``, or the first one seen. A call by
+    name's ``discover`` step may come before its connection has a number (conn 0): it
+    belongs to the call that follows."""
     mine = [e for e in events if e.side == "client"]
     if conn is None and mine:
-        conn = mine[0].conn
-    return [e for e in mine if e.conn == conn]
+        conn = next((e.conn for e in mine if e.step is not Step.DISCOVER), mine[0].conn)
+    return [e for e in mine if e.conn == conn or (e.step is Step.DISCOVER and e.conn == 0)]
 
 
 def _first(events: Sequence[TraceEvent], *steps: Step) -> TraceEvent | None:
@@ -202,15 +207,19 @@ def summarize(events: Iterable[TraceEvent], *, conn: int | None = None, local: A
         resolver = host = None
     detail_local = connect.detail.get("local") if connect else None
     detail_peer = connect.detail.get("peer") if connect else None
-    errors = [str(e.detail["error"]) for e in call if e.detail.get("error")]
+    errors = [str(e.detail["error"]) for e in call  # a failed-over candidate is no error
+              if e.detail.get("error") and e.step is not Step.DISCOVER]
+    discovers = [e for e in call if e.step is Step.DISCOVER]
     return Summary(
-        conn=call[0].conn, kind=_kind(call), start_ns=min(e.start_ns for e in call),
+        conn=next((e.conn for e in call if e.step is not Step.DISCOVER), call[0].conn),
+        kind=_kind(call), start_ns=min(e.start_ns for e in call),
         figures=figure_values(call), counts=count_values(call),
         local=endpoint(local) or endpoint(detail_local),
         remote=endpoint(remote) or endpoint(detail_peer),
         host=host, resolver=resolver, reused=_first(call, Step.REUSE) is not None,
         closed_by=close.detail.get("by") if close else None,
-        error=errors[0] if errors else None)
+        error=errors[0] if errors else None,
+        discovered=discovers[-1].detail if discovers else None)
 
 
 def merge(client: Iterable[TraceEvent], server: Iterable[TraceEvent],

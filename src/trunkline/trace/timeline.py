@@ -29,6 +29,14 @@ def describe_call(summary: Summary) -> str:
         text += f" ({summary.host} via {summary.resolver})"
     if summary.reused:
         text += " (reused connection)"
+    found = summary.discovered
+    if found:
+        stale = ", stale: the registry is unreachable" if found.get("stale") else ""
+        text += (f"\n  by name: {found.get('service')} in {found.get('backend')}, "
+                 f"{found.get('instances')} instance(s){stale}; chose {found.get('chosen')}: "
+                 f"{found.get('reason')}")
+        if found.get("failed"):
+            text += f" (after {found['failed']} failed: {found.get('error')})"
     return text
 
 

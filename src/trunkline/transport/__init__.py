@@ -53,8 +53,9 @@ async def open_transport(address: Address, factory: ProtocolFactory,
         raise TrunklineTimeoutError(f"connecting to {format_address(address)} took longer "
                                     f"than {options.timeout} s") from exc
     if isinstance(address, ServiceAddress):
-        raise UnsupportedError(f"{format_address(address)}: service names need a registry, "
-                               "which this version does not have yet; use a concrete address")
+        raise UnsupportedError(f"{format_address(address)}: a service name, not a socket; "
+                               "trunkline.connect, Client and websocket resolve names "
+                               "(svc://, http+svc://, ws+svc://), this takes an address")
     raise UnsupportedError(f"cannot connect to {address!r}")
 
 
