@@ -172,12 +172,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         self.lost = True
         self.state.connections.forget(self)
         self._out = None
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timers()
         for cycle in (self._current, *self._queue):
             if cycle is not None:
                 cycle.disconnected = True

@@ -95,16 +95,20 @@ class ConnectionOutput(ConnectionClock):
         if self._closing and self._linger is None:
             return
         self._closing = True
+        self._cancel_timers()
+        self.flush()
+        self.transport.close()
+        if not self.lost and self.transport.get_write_buffer_size():
+            self._start_send_clock()  # the rest must still go, or the close never ends
+
+    def _cancel_timers(self) -> None:
+        """Stop the lingering close and the connection's clock."""
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.flush()
-        self.transport.close()
-        if not self.lost and self.transport.get_write_buffer_size():
-            self._start_send_clock()  # the rest must still go, or the close never ends
 
     def _close_after_answer(self) -> None:
         """Close after an error answer without losing it. Closing with input unread makes
