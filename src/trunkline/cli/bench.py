@@ -105,6 +105,21 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
+@contextmanager
+def measuring(command: str, plot_path: str | None, as_json: bool, *,
+              errors: tuple[type[BaseException], ...] = (BenchError,),
+              code: int = Exit.USAGE) -> Iterator[Callable[[int, int, str], None]]:
+    """What every bench command does around its run: check ``--plot`` before measuring
+    anything, show the progress bar (not with --json), and turn the run's own errors into
+    one line and ``code``."""
+    check_plot(command, plot_path)
+    try:
+        with _progress(not as_json) as progress:
+            yield progress
+    except errors as exc:
+        fail(command, str(exc), code)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -175,14 +190,10 @@ def pingpong_command(kinds: tuple[str, ...], placements: tuple[str, ...], rounds
     """Round-trip latency of every socket kind: trunkline against raw asyncio."""
     kind_list = _split(kinds, KINDS, "kind") or list(KINDS)
     placement_list = _split(placements, PLACEMENTS, "placement") or list(PLACEMENTS)
-    check_plot("bench pingpong", plot_path)
     out = _console()
-    try:
-        with _progress(not as_json) as progress:
-            results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
-                                   size=size, block=block, progress=progress)
-    except BenchError as exc:
-        fail("bench pingpong", str(exc), Exit.USAGE)
+    with measuring("bench pingpong", plot_path, as_json) as progress:
+        results = run_pingpong(kind_list, placement_list, rounds=rounds, warmup=warmup,
+                               size=size, block=block, progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), "rounds": rounds, "size": size,
                                "results": pingpong_json(results)}, indent=2))
@@ -210,14 +221,10 @@ def relay_command(size_text: str, repeat: int, relays: tuple[str, ...], as_json:
                   check: bool, plot_path: str | None) -> None:
     """Bulk throughput of `trunkline relay` (TCP to Unix socket) against socat."""
     relay_list = _split(relays, RELAYS, "relay") or list(RELAYS)
-    check_plot("bench relay", plot_path)
     out = _console()
-    try:
-        size = parse_size(size_text)
-        with _progress(not as_json) as progress:
-            result = run_relay_bulk(size, relay_list, repeat=repeat, progress=progress)
-    except BenchError as exc:
-        fail("bench relay", str(exc), Exit.USAGE)
+    with measuring("bench relay", plot_path, as_json) as progress:
+        result = run_relay_bulk(parse_size(size_text), relay_list, repeat=repeat,
+                                progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **relay_json(result)}, indent=2))
     else:
@@ -270,19 +277,15 @@ def ws_command(impls: tuple[str, ...], transports: tuple[str, ...], modes: tuple
     from ..bench.charts import ws_chart
     from ..bench.websocket import IMPLS, MODES, TRANSPORTS, run_ws_bench, ws_table
 
-    check_plot("bench ws", plot_path)
     out = _console()
     if not out.is_terminal:
         out = Console(highlight=False, width=140)  # the table is wider than the others
-    try:
-        with _progress(not as_json) as progress:
-            result = run_ws_bench(
-                _split(impls, IMPLS, "implementation") or list(IMPLS),
-                _split(transports, TRANSPORTS, "transport") or list(TRANSPORTS),
-                _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
-                warmup=warmup, size=size, inflight=inflight, progress=progress)
-    except BenchError as exc:
-        fail("bench ws", str(exc), Exit.USAGE)
+    with measuring("bench ws", plot_path, as_json) as progress:
+        result = run_ws_bench(
+            _split(impls, IMPLS, "implementation") or list(IMPLS),
+            _split(transports, TRANSPORTS, "transport") or list(TRANSPORTS),
+            _split(modes, MODES, "mode") or list(MODES), rounds=rounds, seconds=seconds,
+            warmup=warmup, size=size, inflight=inflight, progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:

@@ -8,8 +8,7 @@ import click
 
 from .. import _loop
 from ..bench.report import host_line
-from ._support import fail
-from .bench import _console, _progress, bench_group, check_plot, plot_option, write_plot
+from .bench import _console, bench_group, measuring, plot_option, write_plot
 from .exits import Exit
 
 BYNAME_EPILOG = """\b
@@ -45,15 +44,11 @@ def byname_command(blocks: int, http_per_block: int, raw_per_block: int, as_json
     from ..bench.byname import TARGET, by_name_vs_direct, byname_chart, byname_table
     from ..errors import TrunklineError
 
-    check_plot("bench byname", plot_path)
     out = _console()
-    try:
-        with _progress(not as_json) as progress:
-            pairs = _loop.run(by_name_vs_direct(blocks=blocks, http_per_block=http_per_block,
-                                                raw_per_block=raw_per_block,
-                                                progress=progress))
-    except (TrunklineError, OSError) as exc:
-        fail("bench byname", str(exc), Exit.CANNOT_LISTEN)
+    with measuring("bench byname", plot_path, as_json, errors=(TrunklineError, OSError),
+                   code=Exit.CANNOT_LISTEN) as progress:
+        pairs = _loop.run(by_name_vs_direct(blocks=blocks, http_per_block=http_per_block,
+                                            raw_per_block=raw_per_block, progress=progress))
     if as_json:
         click.echo(json.dumps({"host": host_line(), "target": TARGET,
                                "results": [p.to_dict() for p in pairs]}, indent=2))

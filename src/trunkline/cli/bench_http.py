@@ -8,11 +8,8 @@ import click
 from rich.console import Console
 
 from ..bench.http_servers import DEFAULT_SERVERS, KINDS, SERVERS
-from ..bench.process import BenchError
 from ..bench.report import host_line
-from ._support import fail
-from .bench import _console, _progress, _split, bench_group, check_plot, plot_option, write_plot
-from .exits import Exit
+from .bench import _console, _split, bench_group, measuring, plot_option, write_plot
 
 HTTP_EPILOG = """\b
 Examples:
@@ -86,16 +83,12 @@ def http_command(servers: tuple[str, ...], kinds: tuple[str, ...], workers: tupl
     server_list = _split(servers, SERVERS, "server") or list(DEFAULT_SERVERS)
     cases = make_cases(_split(kinds, KINDS, "transport") or list(KINDS), _workers(workers),
                        _access_logs(access_logs))
-    check_plot("bench http", plot_path)
     out = _console()
     if not out.is_terminal:
         out = Console(highlight=False, width=150)  # the rounds column is wide
-    try:
-        with _progress(not as_json) as progress:
-            result = run_http_bench(server_list, cases, rounds=rounds, seconds=seconds,
-                                    warmup=warmup, connections=connections, progress=progress)
-    except BenchError as exc:
-        fail("bench http", str(exc), Exit.USAGE)
+    with measuring("bench http", plot_path, as_json) as progress:
+        result = run_http_bench(server_list, cases, rounds=rounds, seconds=seconds,
+                                warmup=warmup, connections=connections, progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:

@@ -7,12 +7,9 @@ import json
 import click
 
 from ..bench.pingpong import PLACEMENTS
-from ..bench.process import BenchError
 from ..bench.relay_bulk import parse_size
 from ..bench.report import host_line
-from ._support import fail
-from .bench import _console, _progress, _split, bench_group, check_plot, plot_option, write_plot
-from .exits import Exit
+from .bench import _console, _split, bench_group, measuring, plot_option, write_plot
 
 TRANSPORTS_EPILOG = """\b
 Examples:
@@ -78,17 +75,12 @@ def transports_command(kinds: tuple[str, ...], placement: str, rounds: int, warm
     from ..bench.transports_report import transports_chart, transports_notes, transports_table
 
     kind_list = _split(kinds, KINDS, "kind") or list(DEFAULT_KINDS)
-    check_plot("bench transports", plot_path)
     out = _console()
-    try:
-        bulk_size = parse_size(bulk_size_text)
-        with _progress(not as_json) as progress:
-            result = run_transports(kind_list, placement=placement, rounds=rounds,
-                                    warmup=warmup, size=size, bulk_size=bulk_size,
-                                    bulk_rounds=bulk_rounds, datagram_size=datagram_size,
-                                    datagram_seconds=datagram_seconds, progress=progress)
-    except BenchError as exc:
-        fail("bench transports", str(exc), Exit.USAGE)
+    with measuring("bench transports", plot_path, as_json) as progress:
+        result = run_transports(kind_list, placement=placement, rounds=rounds,
+                                warmup=warmup, size=size, bulk_size=parse_size(bulk_size_text),
+                                bulk_rounds=bulk_rounds, datagram_size=datagram_size,
+                                datagram_seconds=datagram_seconds, progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:
@@ -126,15 +118,10 @@ def udp_command(kinds: tuple[str, ...], impls: tuple[str, ...], rate: str, size:
 
     kind_list = _split(kinds, KINDS, "kind") or ["udp", "unixgram"]
     impl_list = _split(impls, IMPLS, "implementation") or list(IMPLS)
-    check_plot("bench udp", plot_path)
     out = _console()
-    try:
-        with _progress(not as_json) as progress:
-            result = run_udp_bench(kind_list, impl_list, rate=rate, size=size, seconds=seconds,
-                                   rounds=rounds, dont_fragment=dont_fragment,
-                                   progress=progress)
-    except BenchError as exc:
-        fail("bench udp", str(exc), Exit.USAGE)
+    with measuring("bench udp", plot_path, as_json) as progress:
+        result = run_udp_bench(kind_list, impl_list, rate=rate, size=size, seconds=seconds,
+                               rounds=rounds, dont_fragment=dont_fragment, progress=progress)
     if as_json:
         click.echo(json.dumps({"host": host_line(), **result.to_json()}, indent=2))
     else:
