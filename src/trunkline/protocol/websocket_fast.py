@@ -35,6 +35,8 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
     """Append the messages of the whole, final, unextended text/binary frames at the start
     of ``data`` to ``events``; return how many bytes they took. Stops at the first frame
     that is anything else (or incomplete, or invalid UTF-8)."""
+    if type(data) is not bytes:  # (a read into our buffer) one copy, then no bytes() call per
+        data = bytes(data)  # frame: slices of bytes are bytes already
     size = len(data)
     pos = 0
     want_mask = 0x80 if masked else 0
@@ -62,12 +64,12 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
         if masked:
             if size - at < 4:
                 break
-            key = bytes(data[at:at + 4])
+            key = data[at:at + 4]
             at += 4
         end = at + length
         if end > size:
             break
-        payload = apply_mask(data[at:end], key) if masked else bytes(data[at:end])
+        payload = apply_mask(data[at:end], key) if masked else data[at:end]
         if first == 0x81:
             try:
                 events.append(payload.decode())
