@@ -97,3 +97,47 @@ async def test_answers_to_a_read_of_many_messages_keep_their_order(short_tmp: Pa
             got.append(payload.decode())
         assert got == ["echo " + t for t in texts]
         assert await peer.expect_close() == (1000, b"done")
+
+
+class _CountingTransport:
+    """The real transport, with its writes counted."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
+async def test_answers_to_a_read_of_many_messages_go_out_in_two_writes(short_tmp: Path) -> None:
+    """A read of 10 messages, each answered at once: the answers go out in two writes of
+    five (the peer starts on the first half while we answer the rest), not one each."""
+    counting: list[_CountingTransport] = []
+    accepted = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        ws = send.__self__.ws
+        ws.transport = _CountingTransport(ws.transport)
+        counting.append(ws.transport)
+        accepted.set()
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"]})
+
+    async with serving(app, f"unix://{short_tmp}/w.sock",
+                       options=WebSocketOptions(compression=False)) as server, \
+            RawPeer.open(server.urls[0]) as peer:
+        await asyncio.wait_for(accepted.wait(), 5)
+        texts = [f"m{i}" for i in range(10)]
+        peer.send(b"".join(frame(TEXT, t.encode()) for t in texts))  # one write, one read
+        got = [(await peer.next_frame(5))[2].decode() for _ in texts]
+        assert got == texts
+        # one read gives two writes; should the read come in pieces, a few more
+        assert 2 <= len(counting[0].writes) <= 4

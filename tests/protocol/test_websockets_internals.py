@@ -63,6 +63,10 @@ INTERNALS: list[tuple[str, str, Callable[[], bool]]] = [
      lambda: _server().writes == []),
     ("Protocol.events_received()", "drains events",
      lambda: _server().events_received() == []),
+    ("Protocol._state (what the state property returns)",
+     "read directly on every message (a property call less)",
+     lambda: (lambda proto: proto._state is proto.state)(ServerProtocol(state=OPEN))
+     and isinstance(Protocol.__dict__["state"], property)),
     ("Protocol.parser_exc", "read to tell a failed parser",
      lambda: _server().parser_exc is None),
     ("Protocol.close_rcvd_then_sent", "read to tell who closed first",

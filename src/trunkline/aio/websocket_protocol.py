@@ -23,9 +23,9 @@ Rules:
 - Writes (the write half, ``websocket_writes.py``): a small frame goes straight to the
   transport. While the task that received a read of several messages runs inside that
   read's callback, the frames it sends are held and written in batches of half that many
-  (the peer starts on the first half while we answer the rest), the rest when the task
-  yields, past ``write_limit``, or before any other write. Order is kept. Pipelined, this
-  halves CPU per message.
+  (the peer starts on the first half while we answer the rest): two writes per read, not
+  one per message; a batch also goes out when the task yields, past ``write_limit``, or
+  before any other write. Order is kept. Pipelined, this halves CPU per message.
 - Timers, armed only when needed: the keepalive (``ping_interval``: ping; no pong within
   ``ping_timeout``: fail with 1011) and the close timer (``close_timeout`` after the close
   handshake starts, the transport is aborted).

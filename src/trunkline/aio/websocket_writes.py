@@ -76,6 +76,7 @@ class WebSocketWrites:
             self._batched += len(frame)
             if self._batched > self.options.write_limit or len(batch) >= self._cap:
                 self._write_batch()
+                self._batch = []  # keep holding: the rest go out together (data_received)
         else:
             transport = self.transport
             if not transport.is_closing():

@@ -234,7 +234,7 @@ class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
-                 "_send_masked", "simple")
+                 "_send_masked", "simple", "receiving")
 
     def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
                  options: WebSocketOptions, side: Literal["client", "server"]) -> None:
@@ -248,6 +248,16 @@ class WebSocketCore:
         #: the last ``receive_data`` took whole simple frames only: its events are all
         #: messages, and nothing changed that needs writing (the I/O layer skips its flush)
         self.simple = False
+        #: whether more messages may come: no close frame received, no failure, no EOF
+        #: (an attribute, not a property: read before every wait for a message; kept by
+        #: ``_update_receiving`` wherever one of those can change)
+        self.receiving = True
+        self._update_receiving()
+
+    def _update_receiving(self) -> None:
+        proto = self._proto
+        self.receiving = (proto.close_rcvd is None and proto.parser_exc is None
+                          and not self._failed_by_us and not proto.reader.eof)
 
     # ---------------------------------------------------------------- state
 
@@ -257,7 +267,7 @@ class WebSocketCore:
 
     @property
     def is_open(self) -> bool:
-        return self._proto.state is OPEN
+        return self._proto._state is OPEN  # the attribute behind websockets' state property
 
     @property
     def subprotocol(self) -> str | None:
@@ -307,13 +317,6 @@ class WebSocketCore:
         the I/O layer arms its close timer."""
         return self._proto.close_expected()
 
-    @property
-    def receiving(self) -> bool:
-        """Whether more messages may come: no close frame received, no failure, no EOF."""
-        proto = self._proto
-        return (proto.close_rcvd is None and proto.parser_exc is None
-                and not self._failed_by_us and not proto.reader.eof)
-
     def closed_error(self, detail: str = "") -> WebSocketClosed:
         """The error for a closed (or closing) connection: the peer's close frame if one
         came; else the code we failed the connection with; else 1006."""
@@ -336,7 +339,9 @@ class WebSocketCore:
         self.simple = False
         if reader.eof:
             return []
-        if proto.state is OPEN and proto.current_size is None and not reader.buffer and \
+        # proto._state: the attribute behind websockets' ``state`` property (a call less
+        # per message; tests/protocol/test_websockets_internals.py checks it is there)
+        if proto._state is OPEN and proto.current_size is None and not reader.buffer and \
                 proto.fed == proto.boundary:
             # Between frames: whole simple frames need no parser (see websocket_fast).
             fast: list[Any] = []
@@ -350,6 +355,7 @@ class WebSocketCore:
             fast = []
         proto.fed += len(data)
         proto.receive_data(data)  # type: ignore[arg-type]  # the reader takes any buffer
+        self._update_receiving()
         events: list[Any] = proto.events_received()
         if fast:
             events[:0] = fast
@@ -382,6 +388,7 @@ class WebSocketCore:
         """The peer closed its sending side (or the connection)."""
         proto = self._proto
         proto.receive_eof()
+        self._update_receiving()
         events: list[Event] = []
         for event in proto.events_received():
             if isinstance(event, Response):
@@ -447,7 +454,7 @@ class WebSocketCore:
         extension, no fragmented message under way, nothing else waiting to be written, not
         over ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
         proto = self._proto
-        if proto.extensions or proto.state is not OPEN or proto.expect_continuation_frame \
+        if proto.extensions or proto._state is not OPEN or proto.expect_continuation_frame \
                 or proto.writes:
             return None
         if isinstance(message, str):
@@ -474,6 +481,7 @@ class WebSocketCore:
         """Fail the connection: a close frame if none was sent, then stop reading."""
         self._failed_by_us = True
         self._proto.fail(code, reason)
+        self.receiving = False
 
     def data_to_send(self) -> list[bytes]:
         return self._proto.data_to_send()

@@ -23,6 +23,11 @@ _keys = b""
 _key_at = 0
 _SMALL_COPY = 64 * 1024  # above this a payload is written as its own chunk, not copied
 SMALL_FRAME = 16 * 1024  # up to this, ``frame_bytes`` builds a frame as one bytes object
+#: the 2-byte heads of frames under 126 bytes, by first byte and size: indexing a tuple
+#: costs less than building each head with bytes((first, size))
+HEADS = {first: tuple(bytes((first, size)) for size in range(126)) for first in (0x81, 0x82)}
+MASKED_HEADS = {first: tuple(bytes((first, 0x80 | size)) for size in range(126))
+                for first in (0x81, 0x82)}
 
 
 def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: int | None,
@@ -30,6 +35,8 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
     """Append the messages of the whole, final, unextended text/binary frames at the start
     of ``data`` to ``events``; return how many bytes they took. Stops at the first frame
     that is anything else (or incomplete, or invalid UTF-8)."""
+    if type(data) is not bytes:  # (a read into our buffer) one copy, then no bytes() call per
+        data = bytes(data)  # frame: slices of bytes are bytes already
     size = len(data)
     pos = 0
     want_mask = 0x80 if masked else 0
@@ -57,12 +64,12 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
         if masked:
             if size - at < 4:
                 break
-            key = bytes(data[at:at + 4])
+            key = data[at:at + 4]
             at += 4
         end = at + length
         if end > size:
             break
-        payload = apply_mask(data[at:end], key) if masked else bytes(data[at:end])
+        payload = apply_mask(data[at:end], key) if masked else data[at:end]
         if first == 0x81:
             try:
                 events.append(payload.decode())
@@ -109,10 +116,10 @@ def frame_bytes(first: int, payload: bytes | bytearray | memoryview, masked: boo
         _key_at = at + 4
         key = _keys[at:at + 4]
         if size < 126:
-            return bytes((first, 0x80 | size)) + key + apply_mask(payload, key)
+            return MASKED_HEADS[first][size] + key + apply_mask(payload, key)
         return _PACK_16(first, 0xFE, size) + key + apply_mask(payload, key)
     if size < 126:
-        return bytes((first, size)) + payload
+        return HEADS[first][size] + payload
     return _PACK_16(first, 126, size) + payload
 
 
