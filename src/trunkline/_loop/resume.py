@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def resume_now(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], result: T) -> None:
+def resume_now(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], result: T) -> bool:
     """``waiter.set_result(result)``, running its waiting task now when it can. A done
-    (cancelled) waiter is left alone."""
+    (cancelled) waiter is left alone: False (the result went nowhere), else True."""
     callbacks = waiter._callbacks
     if callbacks is not None and len(callbacks) == 1:
         wakeup, context = callbacks[0]
@@ -33,8 +33,11 @@ def resume_now(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], resul
             context.run(wakeup, waiter)
         except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
             resume_failed(loop, exc, wakeup, waiter, context)
-    elif not waiter.done():
-        waiter.set_result(result)
+        return True
+    if waiter.done():
+        return False
+    waiter.set_result(result)
+    return True
 
 
 def resume_failed(loop: asyncio.AbstractEventLoop, exc: BaseException, wakeup: Any,
