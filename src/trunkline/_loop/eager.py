@@ -93,8 +93,10 @@ class EagerRunner:
             self._in_task(coro)
             return
         try:
-            yielded = stand_in.context.run(coro.send, None)
-        except StopIteration:
+            # next(iterator, _DONE), not coro.send(None): a coroutine that returns None then
+            # ends without a StopIteration raised and caught here (next() sees none in C).
+            yielded = stand_in.context.run(next, coro.__await__(), _DONE)
+        except StopIteration:  # it returned something other than None
             yielded = _DONE
         except BaseException as exc:  # noqa: BLE001  (what a task would have kept)
             yielded = _DONE
