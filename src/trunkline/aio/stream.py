@@ -241,6 +241,15 @@ class Stream:
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side (see
         ``broken`` for whether it reset the connection instead)."""
         p = self.protocol
+        if not (p.head or p.data or p.eof or p._reading_paused or self.tracer is not None):
+            # Nothing here yet (an echo's every read): wait at once, no look at the buffer.
+            waiter: asyncio.Future[bytes | None] = _Future()
+            p._read_waiter = waiter
+            p._want_min = 1
+            p._want_max = max_bytes
+            got = await waiter
+            if got is not None:
+                return got
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         while True:  # once or twice: look, or wait once and look again
@@ -265,7 +274,7 @@ class Stream:
                 return b""
             if p._reading_paused:
                 p._resume_reading()
-            waiter: asyncio.Future[bytes | None] = _Future()  # wait_for_data(), inlined
+            waiter = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
             p._want_min = 1  # one read of up to max_bytes, handed over as it came
             p._want_max = max_bytes
@@ -281,6 +290,15 @@ class Stream:
 
     async def readexactly(self, n: int) -> bytes:
         p = self.protocol
+        if n > 0 and not (p.head or p.data or p.eof or p._reading_paused
+                          or self.tracer is not None):
+            # Nothing here yet (a ping's every answer): wait at once, as read() does.
+            waiter: asyncio.Future[bytes | None] = _Future()
+            p._read_waiter = waiter
+            p._want_min = p._want_max = n
+            got = await waiter
+            if got is not None:
+                return got
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         while True:  # as in read()
@@ -303,7 +321,7 @@ class Stream:
                 raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
             if p._reading_paused:
                 p._resume_reading()
-            waiter: asyncio.Future[bytes | None] = _Future()  # wait_for_data(), inlined
+            waiter = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
             # Nothing buffered: one read of exactly n bytes is handed over as it came.
             p._want_min = n
