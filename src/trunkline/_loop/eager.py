@@ -43,12 +43,13 @@ _DONE = object()
 
 
 class _StandIn:
-    __slots__ = ("task", "job", "context", "size", "baseline")
+    __slots__ = ("task", "job", "job_done", "context", "size", "baseline")
 
     def __init__(self, task: asyncio.Task[None], job: asyncio.Future[tuple[Call, Any]],
                  context: contextvars.Context) -> None:
         self.task = task
         self.job = job  # completed with (coroutine, what it yielded) to hand a call over
+        self.job_done = job.done  # bound once: looking the method up on a Future is slow
         self.context = context
         self.size = len(context)
         self.baseline = list(context.items()) if self.size else []
@@ -82,7 +83,7 @@ class EagerRunner:
 
     def run(self, coro: Call) -> None:
         stand_in = self._ready
-        if stand_in is None or stand_in.job.done():
+        if stand_in is None or stand_in.job_done():
             self._in_task(coro)
             self.start()
             return
@@ -93,8 +94,10 @@ class EagerRunner:
             self._in_task(coro)
             return
         try:
-            yielded = stand_in.context.run(coro.send, None)
-        except StopIteration:
+            # next(iterator, _DONE), not coro.send(None): a coroutine that returns None then
+            # ends without a StopIteration raised and caught here (next() sees none in C).
+            yielded = stand_in.context.run(next, coro.__await__(), _DONE)
+        except StopIteration:  # it returned something other than None
             yielded = _DONE
         except BaseException as exc:  # noqa: BLE001  (what a task would have kept)
             yielded = _DONE

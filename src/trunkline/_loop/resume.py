@@ -21,20 +21,25 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def resume_now(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], result: T) -> None:
+def resume_now(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], result: T) -> bool:
     """``waiter.set_result(result)``, running its waiting task now when it can. A done
-    (cancelled) waiter is left alone."""
-    callbacks = waiter._callbacks
-    if callbacks is not None and len(callbacks) == 1:
-        wakeup, context = callbacks[0]
-        waiter.remove_done_callback(wakeup)
+    (cancelled) waiter is left alone: False (the result went nowhere), else True."""
+    try:
+        # Exactly one callback (the waiting task's wakeup), unpacked in one step: cheaper than
+        # testing for None and the length first, and an unpacking that fails costs only then.
+        [(wakeup, context)] = waiter._callbacks
+    except (TypeError, ValueError):  # None (done, or nobody waits on it yet), or several
+        if waiter.done():
+            return False
         waiter.set_result(result)
-        try:
-            context.run(wakeup, waiter)
-        except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
-            resume_failed(loop, exc, wakeup, waiter, context)
-    elif not waiter.done():
-        waiter.set_result(result)
+        return True
+    waiter.remove_done_callback(wakeup)
+    waiter.set_result(result)
+    try:
+        context.run(wakeup, waiter)
+    except (RuntimeError, KeyboardInterrupt, SystemExit) as exc:
+        resume_failed(loop, exc, wakeup, waiter, context)
+    return True
 
 
 def resume_failed(loop: asyncio.AbstractEventLoop, exc: BaseException, wakeup: Any,

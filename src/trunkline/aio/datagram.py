@@ -32,7 +32,7 @@ import collections
 import errno
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -66,6 +66,8 @@ from .by_name import RegistryInput, dial, discover, resolver_for
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes
 _RETRY_FIRST, _RETRY_MAX = 0.0005, 0.05  # unixgram send_to to a full queue: poll can't tell
+# asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword
+_Future = asyncio.Future
 
 
 class _EndpointProtocol(asyncio.DatagramProtocol):
@@ -77,26 +79,33 @@ class _EndpointProtocol(asyncio.DatagramProtocol):
         self.dropped = 0
         self.error: OSError | None = None
         self.lost = False
-        self.waiters: list[asyncio.Future[None]] = []
+        self.peer: Identity | None = None  # set for a connected endpoint
+        # recv() calls waiting: done with a datagram's (data, source), or None to look again
+        self.waiters: list[asyncio.Future[tuple[bytes, Any] | None]] = []
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        # A connected endpoint's datagrams all come from its peer: the item recv() returns.
+        item = (data, addr) if self.peer is None else (data, self.peer)
+        waiters = self.waiters
+        if waiters and not self.queue:
+            # The first recv() waiting takes it as its result and runs now, inside this
+            # callback (_loop.resume); one that was cancelled meanwhile passes it on.
+            loop = self.loop
+            while waiters:
+                if resume_now(loop, waiters.pop(0), item):
+                    return
         queue = self.queue
-        queue.append((data, addr))
+        queue.append(item)
         self.queued_bytes += len(data)
         while len(queue) > self.max_queue or (
                 self.queued_bytes > self.max_queue_bytes and len(queue) > 1):
             old, _ = queue.popleft()
             self.queued_bytes -= len(old)
             self.dropped += 1
-        if self.waiters:  # the first recv() waiting resumes now, inside this callback
-            waiters, self.waiters = self.waiters, []
-            loop = self.loop
-            for waiter in waiters:
-                resume_now(loop, waiter, None)
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
@@ -140,6 +149,7 @@ class DatagramEndpoint:
         self.max_size = dsock.max_size  # largest datagram this socket can send
         self.transport = transport
         self._protocol = protocol
+        protocol.peer = self.peer
         self._dsock = dsock
         self._sock = dsock.sock
         self._family = dsock.sock.family
@@ -147,6 +157,8 @@ class DatagramEndpoint:
         self._peer_where = str(self.peer) if self.peer is not None else ""
         self._closed = False
         self._loop = asyncio.get_running_loop()
+        self._sent: asyncio.Future[None] = self._loop.create_future()  # send()'s, done
+        self._sent.set_result(None)
         self.tracer = tracer
         self.conn = conn
         self.side: Side = side
@@ -174,58 +186,64 @@ class DatagramEndpoint:
         ``TrunklineTimeoutError`` when nothing arrives in time."""
         p = self._protocol
         start = time.monotonic_ns() if self.tracer is not None else 0
+        item: tuple[bytes, Any] | None = None
         if not p.queue:
             if timeout is None:
-                while not p.queue:  # _wait(), inlined: two coroutines less per datagram
+                while item is None and not p.queue:  # _wait(), inlined: no coroutine
                     if p.error is not None:
                         self._raise_error()
                     if self._closed or p.lost:
                         raise self._closed_error()
-                    waiter: asyncio.Future[None] = asyncio.Future()  # (running loop)
+                    waiter: asyncio.Future[tuple[bytes, Any] | None] = _Future()
                     p.waiters.append(waiter)
                     try:
-                        await waiter
-                    finally:  # a cancelled recv must not leave its waiter behind
+                        item = await waiter  # handed a datagram, or None: look again
+                    except BaseException:  # a cancelled recv must not leave its waiter
                         if waiter in p.waiters:
                             p.waiters.remove(waiter)
+                        raise
             else:
-                await self._wait_for_datagram(timeout)
+                item = await self._wait_for_datagram(timeout)
         elif p.error is not None:
             self._raise_error()
-        data, addr = p.queue.popleft()
-        p.queued_bytes -= len(data)
-        source = self.peer if self.peer is not None else source_identity(self._family, addr)
+        if item is None:
+            item = p.queue.popleft()
+            p.queued_bytes -= len(item[0])
+        if self.peer is None:  # unconnected: the source as an identity
+            item = (item[0], source_identity(self._family, item[1]))
         if self.tracer is not None:
-            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(data),
-                               source=str(source))
-        return data, source
+            self.tracer.record(Step.RECEIVE, self.side, start, self.conn, bytes=len(item[0]),
+                               source=str(item[1]))
+        return item
 
-    async def _wait_for_datagram(self, timeout: float | None) -> None:
-        if timeout is None:
-            return await self._wait()
+    async def _wait_for_datagram(self, timeout: float) -> tuple[bytes, Any] | None:
         try:
             async with asyncio.timeout(timeout):
-                await self._wait()
+                return await self._wait()
         except TimeoutError as exc:
             if isinstance(exc, TrunklineTimeoutError):
                 raise
             raise TrunklineTimeoutError(f"no datagram arrived at {self._where} within "
                                         f"{timeout} s") from exc
 
-    async def _wait(self) -> None:
+    async def _wait(self) -> tuple[bytes, Any] | None:
+        """A datagram handed over while waiting, or None once one is queued."""
         p = self._protocol
         while not p.queue:
             if p.error is not None:
                 self._raise_error()
             if self._closed or p.lost:
                 raise self._closed_error()
-            waiter = self._loop.create_future()
+            waiter: asyncio.Future[tuple[bytes, Any] | None] = self._loop.create_future()
             p.waiters.append(waiter)
             try:
-                await waiter
+                item = await waiter
             finally:  # a timed-out or cancelled recv must not leave its waiter behind
                 if waiter in p.waiters:
                     p.waiters.remove(waiter)
+            if item is not None:
+                return item
+        return None
 
     async def __aiter__(self) -> AsyncIterator[tuple[bytes, Identity]]:
         """``(data, source)`` for each datagram, until the endpoint is closed."""
@@ -239,13 +257,16 @@ class DatagramEndpoint:
 
     # ---- sending
 
-    async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Send one datagram to the peer (connected endpoints only)."""
+    def send(self, data: bytes | bytearray | memoryview) -> Awaitable[None]:
+        """Send one datagram to the peer (connected endpoints only): ``await ep.send(data)``.
+        Not a coroutine: the call sends (or raises) at once and returns what to await, a
+        done future unless the socket's send buffer is full (then ``_drain()``)."""
         if self.peer is None:
             raise UnsupportedError(f"{self._where} is not connected to a peer: use "
                                    "send_to(data, destination), or open_datagram(url)")
         if self._send_now(data, None, self._peer_where) and self._protocol.write_paused:
-            await self._drain()
+            return self._drain()
+        return self._sent
 
     async def send_to(self, data: bytes | bytearray | memoryview,
                       destination: Identity | Address | str) -> None:

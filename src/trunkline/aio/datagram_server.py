@@ -82,7 +82,8 @@ class _ServeProtocol(asyncio.DatagramProtocol):
         if len(self.tasks) >= self.max_inflight:
             self.dropped_requests += 1
             return
-        self.runner.run(self._handle(data, addr, time.monotonic_ns()))
+        self.runner.run(self._handle(data, addr,
+                                     0 if self.tracer is None else time.monotonic_ns()))
 
     async def _handle(self, data: bytes, addr: Any, start: int) -> None:
         source = self._sources.get(addr)
@@ -98,9 +99,17 @@ class _ServeProtocol(asyncio.DatagramProtocol):
             tracer.record(Step.RECEIVE, "server", start, conn, bytes=len(data),
                           source=str(source))
         try:
-            reply = await self.handler(data, source)
+            handler = self.handler  # (a plain attribute load: LOAD_METHOD on one is slow)
+            reply = await handler(data, source)
         except Exception:
             log.exception("datagram handler failed for a datagram from %s", source)
+            return
+        transport = self.transport
+        if (type(reply) is bytes and reply and addr and tracer is None
+                and len(reply) <= self.max_size and transport is not None):
+            # the common reply, checked at once: what the general path below checks too
+            if not transport.is_closing():
+                transport.sendto(reply, addr)
             return
         if reply is None or self.transport is None or self.transport.is_closing():
             return

@@ -8,13 +8,19 @@ Rules:
   listen (``transport.reads.ReadsBothWays``). Either way one path, ``data_received``.
 - A reader waiting for data resumes inside the read callback that brought it (its task's
   wakeup runs right there, when no other task is running), not one loop iteration later:
-  that saves a ``call_soon`` handle and a pass through the ready queue per read.
+  that saves a ``call_soon`` handle and a pass through the ready queue per read. When the
+  read is what the waiting reader asked for (``read``: up to ``max_bytes``; ``readexactly``:
+  exactly ``n``, nothing buffered before), it is the waiter's result as it came: it never
+  passes through the buffer.
 - Received bytes wait in one ``bytearray``; above ``limit`` the transport stops reading, so a
   slow reader applies backpressure instead of growing memory. One exception: a ``bytes`` read
   that arrives while nothing is buffered waits as it is (``head``), and a ``read`` that takes
   all of it returns that very object: no copy in, no copy out.
 - ``write`` never blocks; ``drain`` waits while the transport's write buffer is over its
-  high-water mark. ``write_eof`` half-closes where the kind allows.
+  high-water mark. ``send`` is ``write`` + ``drain`` in one call that is not a coroutine: it
+  writes at once (or raises) and returns what to await, a done future unless the transport
+  is over its high-water mark (then ``drain()``): no coroutine object per send.
+  ``write_eof`` half-closes where the kind allows.
 - EOF is ``b""`` from ``read``; the connection stays writable after the peer's EOF.
 """
 
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 
 from .._loop.resume import resume_now
@@ -54,12 +60,18 @@ class StreamProtocol(ReadsBothWays):
         self.eof = False
         self.exception: BaseException | None = None
         self.transport: asyncio.Transport | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
+        # A reader waiting for data, and which one read it takes as it came (as the waiter's
+        # result: no copy, no second look at the buffer): _want_min.._want_max bytes.
+        self._read_waiter: asyncio.Future[bytes | None] | None = None
+        self._want_min = 1
+        self._want_max = 0
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._reading_paused = False
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._sent: asyncio.Future[None] = self._loop.create_future()  # send()'s, done
+        self._sent.set_result(None)
 
     # ---- asyncio callbacks
 
@@ -75,6 +87,15 @@ class StreamProtocol(ReadsBothWays):
 
     def data_received(self, data: bytes) -> None:
         # Every read: uvloop on a plain socket and FIFO pairs call this directly.
+        waiter = self._read_waiter
+        if waiter is not None:
+            # Nothing is buffered while a reader waits with _want_max set: these bytes, as
+            # they came, are its result when they are what it asked for. The reader runs now,
+            # inside this callback (_loop.resume); a cancelled one leaves them buffered.
+            self._read_waiter = None
+            if (type(data) is bytes and self._want_min <= len(data) <= self._want_max
+                    and resume_now(self._loop, waiter, data)):
+                return
         buffered = self.data
         if buffered or self.head or type(data) is not bytes:  # bytes are immutable: keep them
             if self.head:
@@ -88,9 +109,7 @@ class StreamProtocol(ReadsBothWays):
             self._reading_paused = True
             assert self.transport is not None
             self.transport.pause_reading()
-        waiter = self._read_waiter
-        if waiter is not None:  # the reader runs now, inside this callback (_loop.resume)
-            self._read_waiter = None
+        if waiter is not None:  # it looks at the buffer again
             resume_now(self._loop, waiter, None)
 
     def _merge(self) -> None:
@@ -137,13 +156,14 @@ class StreamProtocol(ReadsBothWays):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def wait_for_data(self) -> asyncio.Future[None]:
-        """A future done when more data (or EOF) arrives. A plain function returning the
-        future, not a coroutine: one frame less on every wait."""
+    def wait_for_data(self) -> asyncio.Future[bytes | None]:
+        """A future done (with None) when more data (or EOF) arrives. A plain function
+        returning the future, not a coroutine: one frame less on every wait."""
         if self._reading_paused:
             self._resume_reading()
-        waiter: asyncio.Future[None] = _Future()
+        waiter: asyncio.Future[bytes | None] = _Future()
         self._read_waiter = waiter
+        self._want_max = 0  # wake me; I look at the buffer myself
         return waiter
 
     def _resume_reading(self) -> None:
@@ -221,6 +241,15 @@ class Stream:
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has closed its side (see
         ``broken`` for whether it reset the connection instead)."""
         p = self.protocol
+        if not (p.head or p.data or p.eof or p._reading_paused or self.tracer is not None):
+            # Nothing here yet (an echo's every read): wait at once, no look at the buffer.
+            waiter: asyncio.Future[bytes | None] = _Future()
+            p._read_waiter = waiter
+            p._want_min = 1
+            p._want_max = max_bytes
+            got = await waiter
+            if got is not None:
+                return got
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         while True:  # once or twice: look, or wait once and look again
@@ -245,9 +274,14 @@ class Stream:
                 return b""
             if p._reading_paused:
                 p._resume_reading()
-            waiter: asyncio.Future[None] = _Future()  # wait_for_data(), inlined
+            waiter = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
-            await waiter
+            p._want_min = 1  # one read of up to max_bytes, handed over as it came
+            p._want_max = max_bytes
+            got = await waiter
+            if got is not None:
+                chunk = got
+                break
         if p._reading_paused:
             p.consumed()
         if tracer is not None:
@@ -256,6 +290,15 @@ class Stream:
 
     async def readexactly(self, n: int) -> bytes:
         p = self.protocol
+        if n > 0 and not (p.head or p.data or p.eof or p._reading_paused
+                          or self.tracer is not None):
+            # Nothing here yet (a ping's every answer): wait at once, as read() does.
+            waiter: asyncio.Future[bytes | None] = _Future()
+            p._read_waiter = waiter
+            p._want_min = p._want_max = n
+            got = await waiter
+            if got is not None:
+                return got
         tracer = self.tracer
         start = time.monotonic_ns() if tracer is not None else 0
         while True:  # as in read()
@@ -278,9 +321,15 @@ class Stream:
                 raise ProtocolError(f"connection closed after {len(data)} of {n} bytes")
             if p._reading_paused:
                 p._resume_reading()
-            waiter: asyncio.Future[None] = _Future()  # wait_for_data(), inlined
+            waiter = _Future()  # wait_for_data(), inlined
             p._read_waiter = waiter
-            await waiter
+            # Nothing buffered: one read of exactly n bytes is handed over as it came.
+            p._want_min = n
+            p._want_max = 0 if data else n
+            got = await waiter
+            if got is not None:
+                chunk = got
+                break
         if p._reading_paused:
             p.consumed()
         if tracer is not None:
@@ -331,8 +380,9 @@ class Stream:
     async def drain(self) -> None:
         await self.protocol.drain()
 
-    async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """``write`` then ``drain``."""
+    def send(self, data: bytes | bytearray | memoryview) -> Awaitable[None]:
+        """``write`` then ``drain``: ``await stream.send(data)``. Not a coroutine (see the
+        module docstring): the bytes are written (or the error raised) by the call itself."""
         p = self.protocol
         if p.exception is not None:  # write(), inlined: this is every echo's hot path
             raise _translate(p.exception)
@@ -341,7 +391,8 @@ class Stream:
             self.tracer.record(Step.SEND, self.side, time.monotonic_ns(), self.conn,
                                bytes=len(data))
         if p._write_paused or p.exception is not None:  # else drain() would return at once
-            await p.drain()
+            return p.drain()
+        return p._sent
 
     def can_write_eof(self) -> bool:
         return self.transport.can_write_eof()

@@ -80,15 +80,36 @@ class ReplyBudget:
         self._dump_tokens = _DUMP_BURST
         self._dump_time = time.monotonic()
 
-    def allows(self, peer: Any, size: int) -> int:
-        """The charge of a ``size``-byte datagram to ``peer`` if it may be sent now, else 0
-        (give the charge to ``sent`` once it is)."""
+    def take(self, peer: Any, size: int) -> int:
+        """Charge ``peer`` for a ``size``-byte datagram if it may be sent now: the charge, else
+        0. One call per send: a send that then fails gives the charge back (``refund``)."""
         cost = _LINEAR[(size + _SHINFO - 1).bit_length()] if size <= _MAX_LINEAR else (
             charge(size))
-        held = self._held.get(peer, 0)
-        if (held == 0 or held + cost <= self.per_peer) and self._unread + cost <= self.pressure:
-            return cost
-        return cost if self._allows_after_all(peer, cost) else 0
+        held = self._held
+        before = held.get(peer, 0)
+        if not ((before == 0 or before + cost <= self.per_peer)
+                and self._unread + cost <= self.pressure):
+            if not self._allows_after_all(peer, cost):
+                return 0
+            before = held.get(peer, 0)  # (the showing may have settled it)
+        held[peer] = before + cost
+        self._unread += cost
+        if before == 0 and len(held) > _PEERS_KEPT:  # a new destination
+            self._settle_all()
+        return cost
+
+    def refund(self, peer: Any, cost: int) -> None:
+        """``take`` charged ``cost`` for a datagram that was not sent after all."""
+        self._unread = max(0, self._unread - cost)
+        left = self._held.get(peer, 0) - cost
+        if left > 0:
+            self._held[peer] = left
+        else:
+            self._held.pop(peer, None)
+
+    def sent_empty(self, peer: Any) -> None:
+        """An empty datagram went to ``peer``: sock_diag cannot see it in its queue."""
+        self._empty_sent.add(peer)
 
     def _allows_after_all(self, peer: Any, cost: int) -> bool:
         unread = self._measure()  # the estimates said no: look at the real figures
@@ -107,15 +128,6 @@ class ReplyBudget:
     def _fits(self, peer: Any, cost: int, unread: int) -> bool:
         held = self._held.get(peer, 0)
         return (held == 0 or held + cost <= self.per_peer) and unread + cost <= self.pressure
-
-    def sent(self, peer: Any, cost: int, empty: bool = False) -> None:
-        held = self._held
-        held[peer] = held.get(peer, 0) + cost
-        self._unread += cost
-        if empty:
-            self._empty_sent.add(peer)
-        if len(held) > _PEERS_KEPT:
-            self._settle_all()
 
     def forget(self, peer: Any) -> None:
         """``peer`` is gone (the kernel refused to send to it): so is what it held."""

@@ -5,7 +5,7 @@ addresses to the whole 108-byte ``sun_path``, both ways. A reply sent to an auto
 (``b"\\0a1b2c"``) goes to a different, padded name and is refused, and sources arrive with
 trailing NULs. This transport behaves the same on every loop, and it also:
 
-- reads into one preallocated buffer (``recvmsg_into``), so a read never allocates 256 KiB
+- reads into one preallocated buffer (``recvfrom_into``), so a read never allocates 256 KiB
   (CPython issue 85451), and reports a datagram the buffer truncated (``MSG_TRUNC``) as
   ``EMSGSIZE`` instead of delivering it cut short;
 - sends an empty datagram (the loops' transports silently drop ``b""``);
@@ -58,6 +58,7 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
             self._budget = ReplyBudget(sock)
         self._buffer = bytearray(recv_size)
         self._view = memoryview(self._buffer)
+        self._size = recv_size
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_size = 0
         self._high = 64 * 1024
@@ -86,15 +87,16 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
 
     def _read_ready(self) -> None:
         try:
-            n, _, flags, addr = self._sock.recvmsg_into([self._view])
+            # MSG_TRUNC: the datagram's real length, even when the buffer cut it short
+            n, addr = self._sock.recvfrom_into(self._view, 0, _MSG_TRUNC)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._protocol.error_received(exc)
             return
-        if flags & _MSG_TRUNC:
+        if n > self._size:
             self._protocol.error_received(OSError(
-                errno.EMSGSIZE, f"a datagram larger than the {len(self._buffer)}-byte receive "
+                errno.EMSGSIZE, f"a datagram larger than the {self._size}-byte receive "
                 "buffer arrived and was dropped (its sender raised SO_SNDBUF)"))
             return
         self._protocol.datagram_received(bytes(self._view[:n]), addr)
@@ -110,7 +112,7 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
         budget = self._budget
         cost = 0
         if budget is not None and addr is not None:
-            cost = budget.allows(addr, len(data))
+            cost = budget.take(addr, len(data))
             if not cost:
                 self._protocol.error_received(PeerBacklogError(addr))
                 return
@@ -120,6 +122,8 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
             else:
                 self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError) as exc:
+            if cost:
+                budget.refund(addr, cost)  # type: ignore[union-attr]
             if not self._connected or addr is not None:
                 self._protocol.error_received(exc)
                 return
@@ -128,10 +132,12 @@ class UnixDatagramTransport(asyncio.DatagramTransport):
         except OSError as exc:
             if budget is not None and isinstance(exc, ConnectionRefusedError | FileNotFoundError):
                 budget.forget(addr)  # gone, and what it held with it
+            elif cost:
+                budget.refund(addr, cost)  # type: ignore[union-attr]
             self._protocol.error_received(exc)
         else:
-            if cost:
-                budget.sent(addr, cost, not len(data))  # type: ignore[union-attr]
+            if cost and not len(data):
+                budget.sent_empty(addr)  # type: ignore[union-attr]
 
     def _queue(self, data: Any) -> None:
         data = bytes(data)
