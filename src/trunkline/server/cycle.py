@@ -154,20 +154,18 @@ class Cycle:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        conn = self.conn
         if kind == "http.response.body":
-            if not self.started:
-                raise RuntimeError("ASGI app sent 'http.response.body' before "
-                                   "'http.response.start'")
-            if self.done:
-                raise RuntimeError("ASGI app sent 'http.response.body' after the response "
-                                   "was complete")
+            if not self.started or self.done:
+                raise RuntimeError("ASGI app sent 'http.response.body' " + (
+                    "after the response was complete" if self.started else
+                    "before 'http.response.start'"))
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if self.disconnected:
                 if not more:
                     self.done = True
                 return
+            conn = self.conn
             out = conn.core.send_body(body, more)
             self.body_bytes += len(body)
             if out:
@@ -188,11 +186,9 @@ class Cycle:
                 raise RuntimeError("ASGI app sent 'http.response.start' twice")
             self.started = True
             self.expect = False
-            status = message["status"]
-            self.status = status
-            if self.disconnected:
-                return
-            conn.core.start_response(self.head, status, message.get("headers", ()))
+            status = self.status = message["status"]
+            if not self.disconnected:
+                self.conn.core.start_response(self.head, status, message.get("headers", ()))
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 

@@ -127,10 +127,10 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             return
         # The header deadline starts (below, in _update_deadline) only if these bytes leave
         # a head unfinished: a whole head in one read costs no clock reading here.
-        if self.tracer is not None and not self.core.has_partial_head:
+        core = self.core
+        if self.tracer is not None and not core.has_partial_head:
             self._head_ns = time.monotonic_ns()  # a head starts in this read
-        events = self.core.receive_data(data)
-        for event in events:
+        for event in core.receive_data(data):
             kind = type(event)
             if kind is RequestHead:
                 self._on_head(event)  # type: ignore[arg-type]
@@ -152,13 +152,15 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             return
         if self._current is None and self._queue and not self.write_paused:
             self._start_next()
-        if self.core.held:
+        if core.held:
             self._pause_reading()  # _more() goes on with them when the queue has room
         if self._current is not None and self._parsing is None and not self.write_paused:
             self._phase = BUSY  # no deadline while the app works (the timer finds None)
             self._deadline = None
-        else:
-            self._update_deadline()  # a body to wait for, the next head, idle...
+        elif self._phase != IDLE or self._parsing is not None or self._queue or \
+                core.has_partial_head:
+            self._update_deadline()  # a body to wait for, the next head...
+        # (else idle, answered inside this call: the idle deadline is set already)
 
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close. (TLS cannot
@@ -304,10 +306,11 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             while queue and self._current is None and not (self.write_paused or
                                                            self._closing):
                 self._current = cycle = queue.popleft()
-                handler = self.state.websocket_handler
-                if cycle.head.upgrade == b"websocket" and handler is not None:
-                    self._hand_off(cycle, handler)
-                    return
+                if cycle.head.upgrade == b"websocket":
+                    handler = self.state.websocket_handler
+                    if handler is not None:
+                        self._hand_off(cycle, handler)
+                        return
                 if self._parsing is None:  # (else the body clock keeps running)
                     self._phase = BUSY  # no deadline while the app works; its answer
                     self._deadline = None  # sets the idle one (even inside this call)
@@ -351,7 +354,11 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             if self._current is not None or self._queue or self._closing:
                 return  # the held bytes had a request: it runs
         if self._phase != IDLE and not self.core.has_partial_head:
-            self._set_deadline(IDLE, self._keepalive)
+            # (_set_deadline inlined: this runs once per request)
+            self._phase = IDLE
+            when = self._deadline = self.loop.time() + self._keepalive
+            if self._timer is None or self._timer_when > when:
+                self._arm(when)
         else:
             self._update_deadline()
 
