@@ -44,6 +44,8 @@ from .scope import ASGI_VERSION, ConnectionFacts, http_scope
 from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
 from .writes import ConnectionOutput
 
+_INFO = logging.INFO
+
 
 class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
@@ -75,6 +77,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         self._draining = False
         self._peer_eof = False
         self._rejected: Reject | None = None
+        self._ending = False  # _draining, _peer_eof or _rejected: one test per response
         self._phase = HEADER
         self._deadline: float | None = None
         self._send_left = 0
@@ -112,6 +115,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         cap = self._config.max_connections
         if connections.draining or (cap is not None and len(connections) > cap):
             # Over capacity: answer the first request with 503 and close.
+            self._ending = True
             self._rejected = Reject(503, "the server is at its connection limit"
                                     if not connections.draining else
                                     "the server is shutting down")
@@ -165,7 +169,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close. (TLS cannot
         # half-close; its transport closes itself whatever we return.)
-        self._peer_eof = True
+        self._peer_eof = self._ending = True
         if self._linger is not None or (self._current is None and not self._queue):
             self.close()
         return None if self.ext["kind"] == "tls" else True
@@ -267,6 +271,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def _on_reject(self, reject: Reject) -> None:
         self._rejected = reject
+        self._ending = True
         self._pause_reading()
         victim = self._parsing
         self._parsing = None
@@ -320,7 +325,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
-        if self._log_access and self._access.isEnabledFor(logging.INFO):
+        if self._log_access and self._access.isEnabledFor(_INFO):
             self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
                                      cycle.body_bytes)
         if self.tracer is not None:
@@ -342,8 +347,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def _next_after(self, cycle: Cycle) -> None:
         """After a response: the next request, more reading, or the close."""
-        if not self.core.keep_alive or self._draining or self._peer_eof or \
-                self._rejected is not None or (not cycle.complete and cycle.head.expect_continue):
+        if not self.core.keep_alive or self._ending or \
+                (not cycle.complete and cycle.head.expect_continue):
             self._after_last_response(cycle)
             return
         if self._queue:
@@ -410,7 +415,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
-        self._draining = True
+        self._draining = self._ending = True
         self.core.close_after_response()
         if self._current is None and not self._queue:
             self.close()
