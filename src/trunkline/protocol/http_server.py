@@ -174,12 +174,17 @@ class HttpServerProtocol(ResponseWriter):
             self._reject(reject.status, reject.reason)
 
     def _take_head(self, data: bytes, pos: int, n: int) -> int:
-        if data.startswith(b"\r\n", pos):  # RFC 9112 2.2: ignore empty lines before a request
+        # (bytes.find and startswith parse their arguments the slow way, ~1k instructions
+        # a call: the common head takes two finds, and no startswith)
+        line_end = data.find(b"\r\n", pos)
+        if line_end == pos:  # RFC 9112 2.2: ignore empty lines before a request
             while data.startswith(b"\r\n", pos):
                 pos += 2
             if pos >= n:
                 return n
-        end = data.find(b"\r\n\r\n", pos)
+            line_end = data.find(b"\r\n", pos)
+        # The head's end is the first CRLFCRLF, which cannot start before the first CRLF.
+        end = data.find(b"\r\n\r\n", line_end) if line_end >= 0 else -1
         if end < 0:
             rest = data[pos:]
             self._partial = bytearray(rest)
@@ -188,7 +193,6 @@ class HttpServerProtocol(ResponseWriter):
             self._check_partial(rest)
             return n
         head_end = end + 4
-        line_end = data.find(b"\r\n", pos)
         if line_end - pos > self._max_line or end - line_end > self._max_fields_bytes:
             self._check_partial(data[pos:end + 2])  # says which limit, and rejects
             return n
@@ -292,7 +296,7 @@ class HttpServerProtocol(ResponseWriter):
             self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
             return
         watched = self._watched
-        if len(watched) == 1 and watched[0][0] == b"host" and target.startswith(b"/"):
+        if len(watched) == 1 and watched[0][0] == b"host" and target[:1] == b"/":
             # The usual request: a Host, no body, an origin-form target. Nothing to weigh
             # but the Host's syntax (checked once per value seen last on this connection).
             host = watched[0][1]
