@@ -67,6 +67,15 @@ class Cycle:
         self.scope = scope
         self.body: list[bytes] = []
         self.expect = head.expect_continue
+        # Read on every request: stored here, so reading them is a specialized instance
+        # load (a class default read through an instance takes the generic lookup).
+        self.waiter = None
+        self.disconnected = False
+        self.done = False
+        self.started = False
+        self.on_wire = False
+        self.buffered = 0
+        self.body_bytes = 0
 
     async def run(self) -> None:
         """The app call for this request (its connection starts it)."""
