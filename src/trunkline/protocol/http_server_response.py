@@ -38,17 +38,19 @@ def status_line(status: int) -> bytes:
 
 
 _STATUS_LINES = {s.value: status_line(s.value) for s in HTTPStatus}
-_date_second = 0
 _date_line = b""
+_date_from = _date_until = 0.0  # the second that _date_line is for: [from, until)
+_time = time.time
 
 
 def date_line() -> bytes:
     """``date: ...\\r\\n`` for the current second (formatted once per second)."""
-    global _date_second, _date_line
-    now = int(time.time())
-    if now != _date_second:
-        _date_second = now
-        _date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    global _date_from, _date_until, _date_line
+    now = _time()
+    if not _date_from <= now < _date_until:
+        second = int(now)
+        _date_from, _date_until = float(second), float(second + 1)
+        _date_line = b"date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
     return _date_line
 
 
@@ -206,8 +208,8 @@ class ResponseWriter:
                 raise ValueError("response has both content-length and transfer-encoding")
             block = fields.block
         parts = [line, block]
-        if not fields.own_date:
-            parts.append(date_line())
+        if not fields.own_date:  # (date_line() inlined while the second lasts: ~1k less)
+            parts.append(_date_line if _date_from <= _time() < _date_until else date_line())
         if not fields.own_server and self._server_line:
             parts.append(self._server_line)
         self._resp_head = parts
