@@ -188,16 +188,12 @@ class ResponseWriter:
         except TypeError:
             raise ValueError(f"response headers must be (name, value) pairs, got "
                              f"{headers!r}") from None
-        try:
-            fields = _HEADS.get(key)
-        except TypeError:  # not bytes (a bytearray value): checked each time
+        fields = _HEADS.get(key)
+        if fields is None:
             fields = _fields(key)
-        else:
-            if fields is None:
-                fields = _fields(key)
-                if len(_HEADS) >= _HEADS_MAX:
-                    _HEADS.clear()
-                _HEADS[key] = fields
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[key] = fields
         length = fields.length
         if request.http_version == "1.0":
             chunked = False
