@@ -51,6 +51,17 @@ _INFO = logging.INFO
 class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
 
+    # Slots: over 30 attributes, an instance's dict no longer shares its keys (CPython 3.11)
+    # and every attribute read takes the dict-hint path; a slot read stays specialized.
+    __slots__ = ("_access", "_access_log", "_app_state", "_buffered", "_closing", "_config",
+                 "_current", "_deadline", "_detached", "_drain_waiters", "_draining",
+                 "_ending", "_head_ns", "_keepalive", "_linger", "_log_access",
+                 "_max_pipelined", "_out", "_parsing", "_peer_eof", "_phase", "_proxies",
+                 "_queue", "_read_paused", "_rejected", "_root_path", "_runner", "_send_left",
+                 "_stalled", "_starting", "_timer", "_timer_when", "_writes", "app", "conn_id",
+                 "context", "core", "ext", "facts", "loop", "lost", "state", "tracer",
+                 "transport", "write_paused")
+
     def __init__(self, state: ServerState, context: ListenContext) -> None:
         self.state = state
         self.context = context
