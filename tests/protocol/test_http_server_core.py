@@ -283,6 +283,36 @@ def test_bad_responses_are_refused() -> None:
         core.send_body(b"ab", False)
 
 
+def test_response_fields_are_remembered_by_content_in_any_shape() -> None:
+    """Header lists are checked once and remembered by their content: the same fields as
+    lists or a generator frame the same, and a bad field is refused each time."""
+    wanted = None
+    for fields in ([(b"x-a", b"1"), (b"content-length", b"2")],
+                   [[b"x-a", b"1"], [b"content-length", b"2"]],
+                   ((n, v) for n, v in [(b"x-a", b"1"), (b"content-length", b"2")])):
+        core, head = request(GET11)
+        core.start_response(head, 200, fields)
+        out = core.send_body(b"hi", False)
+        head_only = out.split(b"date: ")[0]
+        assert wanted is None or head_only == wanted
+        wanted = head_only
+    assert wanted == b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 2\r\n"
+    for _ in range(2):
+        core, head = request(GET11)
+        with pytest.raises(ValueError, match="header value"):
+            core.start_response(head, 200, [(b"x-a", b"1\r\nx-b: 2")])
+        with pytest.raises(ValueError, match="pairs"):
+            core.start_response(head, 200, [1])  # type: ignore[list-item]
+    core, head = request(b"GET / HTTP/1.0\r\n\r\n")  # no chunks for HTTP/1.0
+    core.start_response(head, 200, [(b"transfer-encoding", b"chunked")])
+    first = core.send_body(b"abc", True)
+    assert b"transfer-encoding" not in first and first.endswith(b"\r\n\r\nabc")
+    core, head = request(GET11)
+    with pytest.raises(ValueError, match="both"):
+        core.start_response(head, 200, [(b"transfer-encoding", b"chunked"),
+                                        (b"content-length", b"3")])
+
+
 def test_error_response_closes() -> None:
     out = error_response(431, "too many fields")
     assert out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")

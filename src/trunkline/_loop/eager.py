@@ -25,8 +25,8 @@ import asyncio
 import contextvars
 import logging
 import types
-from collections.abc import Coroutine, Generator
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, Protocol
 
 from .resume import resume_now
 
@@ -40,6 +40,13 @@ log = logging.getLogger("trunkline.server")
 
 Call = Coroutine[Any, Any, None]
 _DONE = object()
+START = object()  # ``resume``'s ``yielded`` for a call not stepped yet (see ``call``)
+PENDING = object()  # ``call``'s answer: the call goes on in a task
+_COROUTINE = types.CoroutineType
+
+
+class Resumer(Protocol):
+    def resume(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> Call: ...
 
 
 class _StandIn:
@@ -110,6 +117,48 @@ class EagerRunner:
                 self._retire(stand_in)
             return
         self._hand_over(stand_in, coro, yielded)
+
+    def call(self, coro: Coroutine[Any, Any, Any], owner: Resumer) -> Any:
+        """``run`` for a caller that takes the outcome itself, so that no wrapper coroutine
+        has to be stepped around ``coro`` on the common path: when ``coro`` finishes at once,
+        this returns what it returned or raises what it raised (the stand-in left). When it
+        has to wait, or cannot run here, ``owner.resume(coro, yielded)`` goes on with it in a
+        task and ``PENDING`` is returned; ``resume`` awaits ``adopt(coro, yielded)``
+        (``yielded`` is ``START`` for a call not stepped yet) and handles the outcome as the
+        caller does."""
+        stand_in = self._ready
+        if (stand_in is None or stand_in.job.done()
+                or type(coro) is not _COROUTINE):  # (any other awaitable: a task)
+            self._in_task(owner.resume(coro, START))
+            self.start()
+            return PENDING
+        task = stand_in.task
+        try:
+            _enter_task(self.loop, task)  # type: ignore[misc]  # (not None: EAGER)
+        except RuntimeError:  # called from inside a running task: it cannot run here
+            self._in_task(owner.resume(coro, START))
+            return PENDING
+        try:
+            yielded = stand_in.context.run(coro.send, None)
+        except StopIteration as stop:  # it returned
+            _leave_task(self.loop, task)  # type: ignore[misc]
+            if (stand_in.size or len(stand_in.context)) and stand_in.context_changed():
+                self._retire(stand_in)
+            return stop.value
+        except BaseException:
+            _leave_task(self.loop, task)  # type: ignore[misc]
+            if (stand_in.size or len(stand_in.context)) and stand_in.context_changed():
+                self._retire(stand_in)
+            raise
+        _leave_task(self.loop, task)  # type: ignore[misc]
+        wrapper = owner.resume(coro, yielded)
+        wrapper.send(None)  # (runs to adopt's first step, which yields ``yielded`` again)
+        self._hand_over(stand_in, wrapper, yielded)
+        return PENDING
+
+    def failed(self, exc: BaseException) -> None:
+        """What a task does with ``exc`` raised by its coroutine (for ``call``'s callers)."""
+        self._failed(exc)
 
     def _hand_over(self, stand_in: _StandIn, coro: Call, yielded: Any) -> None:
         """``coro`` has to wait: its stand-in task runs it from here on."""
@@ -182,7 +231,7 @@ class EagerRunner:
 
 
 @types.coroutine
-def _adopt(coro: Call, yielded: Any) -> Generator[Any, Any, None]:
+def _adopt(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
     """Go on running ``coro``, which was stepped elsewhere and yielded ``yielded``: yield that
     to our task as if ``coro`` had yielded it here, then pass everything through, as
     ``await`` does. (A future it yielded is still marked as awaited, as the task expects.)"""
@@ -195,13 +244,20 @@ def _adopt(coro: Call, yielded: Any) -> Generator[Any, Any, None]:
         except BaseException as exc:  # noqa: BLE001  (thrown in by our task: pass it on)
             try:
                 yielded = coro.throw(exc)
-            except StopIteration:
-                return
+            except StopIteration as stop:  # (its result: what ``adopt`` gives back)
+                return stop.value
         else:
             try:
                 yielded = coro.send(sent)
-            except StopIteration:
-                return
+            except StopIteration as stop:  # (its result: what ``adopt`` gives back)
+                return stop.value
+
+
+def adopt(coro: Coroutine[Any, Any, Any], yielded: Any) -> Awaitable[Any]:
+    """What ``call``'s ``resume`` awaits: ``coro`` from where it stands."""
+    if yielded is START:
+        return coro
+    return _adopt(coro, yielded)
 
 
 async def _adopted(coro: Call, yielded: Any) -> None:

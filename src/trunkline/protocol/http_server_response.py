@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
@@ -37,17 +38,19 @@ def status_line(status: int) -> bytes:
 
 
 _STATUS_LINES = {s.value: status_line(s.value) for s in HTTPStatus}
-_date_second = 0
 _date_line = b""
+_date_from = _date_until = 0.0  # the second that _date_line is for: [from, until)
+_time = time.time
 
 
 def date_line() -> bytes:
     """``date: ...\\r\\n`` for the current second (formatted once per second)."""
-    global _date_second, _date_line
-    now = int(time.time())
-    if now != _date_second:
-        _date_second = now
-        _date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    global _date_from, _date_until, _date_line
+    now = _time()
+    if not _date_from <= now < _date_until:
+        second = int(now)
+        _date_from, _date_until = float(second), float(second + 1)
+        _date_line = b"date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
     return _date_line
 
 
@@ -90,6 +93,68 @@ def _phrase(status: int) -> str:
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+_HEADS_MAX = 512  # header lists remembered (apps answer with the same few, over and over)
+
+
+class _Fields:
+    """What one response header list says, worked out once (``_fields``) and remembered by
+    its content (``_HEADS``): apps send the same lists again and again, and a dict look-up
+    in C is cheaper than the Python loop that lowercases, sorts and checks each field."""
+
+    __slots__ = ("block", "block_10", "length", "chunked", "close", "own_date", "own_server")
+
+    def __init__(self, block: bytes, block_10: bytes, length: int | None, chunked: bool,
+                 close: bool, own_date: bool, own_server: bool) -> None:
+        self.block = block  # the field lines, each ending in CRLF
+        self.block_10 = block_10  # the same for HTTP/1.0: without transfer-encoding
+        self.length = length  # content-length, if given
+        self.chunked = chunked  # transfer-encoding: chunked was given
+        self.close = close  # connection: close was given
+        self.own_date = own_date
+        self.own_server = own_server
+
+
+Key = tuple[tuple[bytes, ...], ...]  # an app's header list as a tuple of tuples
+_HEADS: dict[Key, _Fields] = {}
+
+
+def _fields(headers: Key) -> _Fields:
+    """Check and sort an app's response fields; ``ValueError`` for one that cannot be sent."""
+    parts: list[bytes] = []
+    parts_10: list[bytes] = []
+    length: int | None = None
+    chunked = close = own_date = own_server = False
+    for name, value in headers:
+        lname = name.lower()
+        line = b"".join((name, b": ", value, b"\r\n"))
+        if lname in _RESPONSE_SPECIAL:
+            if lname == b"content-length":
+                if not value.isdigit() or (length is not None and int(value) != length):
+                    raise ValueError(f"bad response content-length {value!r}")
+                length = int(value)
+            elif lname == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    raise ValueError("response transfer-encoding must be 'chunked' "
+                                     "(the server applies no other coding)")
+                chunked = True
+                parts.append(line)  # an HTTP/1.0 client cannot read chunks: close-delimit
+                continue
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    close = True
+            elif lname == b"date":
+                own_date = True
+            else:
+                own_server = True
+        if lname not in _valid_names or value not in _valid_values:
+            _check_field(lname, value)
+        parts.append(line)
+        parts_10.append(line)
+    block = b"".join(parts)
+    return _Fields(block, b"".join(parts_10) if chunked else block, length, chunked, close,
+                   own_date, own_server)
+
+
 class ResponseWriter:
     """One connection's response framing. ``HttpServerProtocol`` is one (it inherits this
     side, so the I/O layer calls ``start_response``/``send_body`` on the core directly)."""
@@ -108,7 +173,7 @@ class ResponseWriter:
         self.keep_alive = True  # may the connection carry another request?
 
     def start_response(self, request: RequestHead, status: int,
-                       headers: list[tuple[bytes, bytes]] | tuple[()] = ()) -> None:
+                       headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Begin a response; its head goes out with the first ``send_body``. Raises
         ``ValueError`` for a response that cannot be framed (bad header, bad status)."""
         line = _STATUS_LINES.get(status)
@@ -118,40 +183,30 @@ class ResponseWriter:
             line = status_line(status)
         elif status < 200:
             raise ValueError(f"response status must be 200..999, got {status!r}")
-        parts = [line]
-        length: int | None = None
-        chunked = False
-        close = self._must_close or not request.keep_alive
-        own_date = own_server = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _RESPONSE_SPECIAL:
-                if lname == b"content-length":
-                    if not value.isdigit() or (length is not None and int(value) != length):
-                        raise ValueError(f"bad response content-length {value!r}")
-                    length = int(value)
-                elif lname == b"transfer-encoding":
-                    if value.strip().lower() != b"chunked":
-                        raise ValueError("response transfer-encoding must be 'chunked' "
-                                         "(the server applies no other coding)")
-                    if request.http_version == "1.0":
-                        continue  # an HTTP/1.0 client cannot read chunks: close-delimit
-                    chunked = True
-                elif lname == b"connection":
-                    if b"close" in value.lower():
-                        close = True
-                elif lname == b"date":
-                    own_date = True
-                else:
-                    own_server = True
-            if lname not in _valid_names or value not in _valid_values:
-                _check_field(lname, value)
-            parts += (name, b": ", value, b"\r\n")
-        if chunked and length is not None:
-            raise ValueError("response has both content-length and transfer-encoding")
-        if not own_date:
-            parts.append(date_line())
-        if not own_server and self._server_line:
+        try:
+            key: Key = tuple(map(tuple, headers))
+        except TypeError:
+            raise ValueError(f"response headers must be (name, value) pairs, got "
+                             f"{headers!r}") from None
+        fields = _HEADS.get(key)
+        if fields is None:
+            fields = _fields(key)
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[key] = fields
+        length = fields.length
+        if request.http_version == "1.0":
+            chunked = False
+            block = fields.block_10
+        else:
+            chunked = fields.chunked
+            if chunked and length is not None:
+                raise ValueError("response has both content-length and transfer-encoding")
+            block = fields.block
+        parts = [line, block]
+        if not fields.own_date:  # (date_line() inlined while the second lasts: ~1k less)
+            parts.append(_date_line if _date_from <= _time() < _date_until else date_line())
+        if not fields.own_server and self._server_line:
             parts.append(self._server_line)
         self._resp_head = parts
         self._resp_request = request
@@ -160,7 +215,7 @@ class ResponseWriter:
         self._resp_chunked = chunked
         self._resp_sent = 0
         self._resp_no_body = request.method == "HEAD" or status in _NO_BODY_STATUS
-        self._resp_close = close
+        self._resp_close = self._must_close or not request.keep_alive or fields.close
 
     def send_body(self, data: bytes, more: bool) -> bytes:
         """The bytes to write for this piece of the body (head first, the first time).
@@ -184,10 +239,11 @@ class ResponseWriter:
                 elif request.method != "HEAD":
                     self._resp_close = True  # HTTP/1.0: the end of the body is the close
             if self._resp_close:
-                head.append(b"connection: close\r\n")
+                head.append(b"connection: close\r\n\r\n")
             elif request.http_version == "1.0":
-                head.append(b"connection: keep-alive\r\n")
-            head.append(b"\r\n")
+                head.append(b"connection: keep-alive\r\n\r\n")
+            else:
+                head.append(b"\r\n")
             out = head
         else:
             out = []
@@ -199,17 +255,16 @@ class ResponseWriter:
             if not more:
                 out.append(b"0\r\n\r\n")
         else:
-            self._resp_sent += len(data)
-            if self._resp_length is not None and self._resp_sent > self._resp_length:
-                raise ValueError(f"response body longer than its content-length "
-                                 f"({self._resp_length})")
+            sent = self._resp_sent = self._resp_sent + len(data)
+            length = self._resp_length
+            if length is not None and sent > length:
+                raise ValueError(f"response body longer than its content-length ({length})")
             if data:
                 out.append(data)
-        if not more:
-            if not self._resp_no_body and self._resp_length is not None and \
-                    self._resp_sent != self._resp_length:
+            if not more and length is not None and sent != length:
                 raise ValueError(f"response body shorter than its content-length "
-                                 f"({self._resp_sent} of {self._resp_length})")
+                                 f"({sent} of {length})")
+        if not more:
             request = self._resp_request
             # Only this response's request decides; a later pipelined one speaks for itself.
             self.keep_alive = not self._resp_close and (request is None or

@@ -104,10 +104,14 @@ class ConnectionClock:
         when = self.loop.time() + delay
         self._deadline = when
         if self._timer is None or self._timer_when > when:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_when = when
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        """The timer fires at ``when`` (earlier than it would)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer_when = when
 
     # ---------------------------------------------------------------- the timer
 

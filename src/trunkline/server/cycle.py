@@ -10,7 +10,7 @@ Rules:
   the last one included, returns once the transport's write buffer is under its
   high-water mark (the app waits while the client does not read).
 - Sends after the client is gone are dropped (the app learns through ``receive``).
-- ``run`` is the app call: an app that raises, or returns without completing its response,
+- ``start`` is the app call: an app that raises, or returns without completing its response,
   gets a 500 (or a close when part of the answer went out) and a line on
   ``trunkline.server``; one cancelled by a stop's deadline is logged as such.
 """
@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .._loop.eager import PENDING, EagerRunner, adopt
 from ..protocol.http_server_events import RequestHead
 from ..protocol.http_server_response import CONTINUE
 
@@ -67,42 +68,81 @@ class Cycle:
         self.scope = scope
         self.body: list[bytes] = []
         self.expect = head.expect_continue
+        # Read on every request: stored here, so reading them is a specialized instance
+        # load (a class default read through an instance takes the generic lookup).
+        self.waiter = None
+        self.disconnected = False
+        self.done = False
+        self.started = False
+        self.on_wire = False
+        self.buffered = 0
+        self.body_bytes = 0
 
-    async def run(self) -> None:
-        """The app call for this request (its connection starts it)."""
+    def start(self, runner: EagerRunner) -> None:
+        """The app call for this request (its connection starts it): stepped at once by
+        ``runner``, with no coroutine of ours around it; one that waits goes on in
+        ``resume``, which answers its outcome the same way."""
         conn = self.conn
-        tracer = conn.tracer
-        if tracer is not None:
+        if conn.tracer is not None:
             self.app_ns = time.monotonic_ns()
         try:
-            result: object = await conn.app(self.scope, self.receive, self.send)
+            result = runner.call(conn.app(self.scope, self.receive, self.send), self)
+        except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
+            self.raised(exc, runner)
+        else:
+            if result is PENDING:
+                return  # (resume traces it)
+            if result is not None or not (self.done or self.disconnected):
+                self.returned(result)
+        if conn.tracer is not None:
+            conn.trace_app_call(self)
+
+    def raised(self, exc: BaseException, runner: EagerRunner) -> None:
+        """The app call raised ``exc`` at once (``start``; the connection's inline copy)."""
+        if isinstance(exc, asyncio.CancelledError | Exception):
+            self._raised(exc)  # (a cancel stops here: what a task ends with)
+        else:
+            runner.failed(exc)  # KeyboardInterrupt, SystemExit: as from a task
+
+    async def resume(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        """The app call from where ``start`` left it, in a task."""
+        try:
+            result: object = await adopt(coro, yielded)
         except BaseException as exc:  # noqa: BLE001 - the app's failure is logged, then answered
             if not isinstance(exc, asyncio.CancelledError | Exception):
                 raise
-            conn.state.access.flush()  # the lines of earlier requests come first
-            target = self.head.target.decode("latin-1")
-            if isinstance(exc, asyncio.CancelledError):
-                log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
-                            self.head.method, target)
-            elif not self.disconnected:
-                log.error("Exception in ASGI application (%s %s)", self.head.method, target,
-                          exc_info=exc)
-            self.failed()
+            self._raised(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
             if result is not None or not (self.done or self.disconnected):
-                conn.state.access.flush()
-            if result is not None:
-                log.error("ASGI app returned %r instead of None", result)
-            if not self.done and not self.disconnected:
-                log.error("ASGI app returned without %s the response (%s %s)",
-                          "completing" if self.started else "starting", self.head.method,
-                          self.head.target.decode("latin-1"))
-                self.failed()
+                self.returned(result)
         finally:
-            if tracer is not None:
-                conn.trace_app_call(self)
+            if self.conn.tracer is not None:
+                self.conn.trace_app_call(self)
+
+    def _raised(self, exc: BaseException) -> None:
+        """The app raised ``exc`` (an Exception or a cancel): log it, answer 500."""
+        self.conn.state.access.flush()  # the lines of earlier requests come first
+        target = self.head.target.decode("latin-1")
+        if isinstance(exc, asyncio.CancelledError):
+            log.warning("ASGI app cancelled (shutdown deadline) during %s %s",
+                        self.head.method, target)
+        elif not self.disconnected:
+            log.error("Exception in ASGI application (%s %s)", self.head.method, target,
+                      exc_info=exc)
+        self.failed()
+
+    def returned(self, result: object) -> None:
+        """The app returned ``result`` without completing its response, or not None."""
+        self.conn.state.access.flush()
+        if result is not None:
+            log.error("ASGI app returned %r instead of None", result)
+        if not self.done and not self.disconnected:
+            log.error("ASGI app returned without %s the response (%s %s)",
+                      "completing" if self.started else "starting", self.head.method,
+                      self.head.target.decode("latin-1"))
+            self.failed()
 
     def failed(self) -> None:
         """The app failed: answer 500, or close if part of an answer went out."""
@@ -154,20 +194,18 @@ class Cycle:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        conn = self.conn
         if kind == "http.response.body":
-            if not self.started:
-                raise RuntimeError("ASGI app sent 'http.response.body' before "
-                                   "'http.response.start'")
-            if self.done:
-                raise RuntimeError("ASGI app sent 'http.response.body' after the response "
-                                   "was complete")
+            if not self.started or self.done:
+                raise RuntimeError("ASGI app sent 'http.response.body' " + (
+                    "after the response was complete" if self.started else
+                    "before 'http.response.start'"))
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if self.disconnected:
                 if not more:
                     self.done = True
                 return
+            conn = self.conn
             out = conn.core.send_body(body, more)
             self.body_bytes += len(body)
             if out:
@@ -188,11 +226,9 @@ class Cycle:
                 raise RuntimeError("ASGI app sent 'http.response.start' twice")
             self.started = True
             self.expect = False
-            status = message["status"]
-            self.status = status
-            if self.disconnected:
-                return
-            conn.core.start_response(self.head, status, message.get("headers", ()))
+            status = self.status = message["status"]
+            if not self.disconnected:
+                self.conn.core.start_response(self.head, status, message.get("headers", ()))
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 

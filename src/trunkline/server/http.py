@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._loop.eager import PENDING
 from ..protocol.http_server import HttpServerProtocol
 from ..protocol.http_server_events import END_OF_MESSAGE, Reject, RequestHead, Upgraded
 from ..protocol.http_server_response import error_response
@@ -44,9 +45,22 @@ from .scope import ASGI_VERSION, ConnectionFacts, http_scope
 from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandoff
 from .writes import ConnectionOutput
 
+_INFO = logging.INFO
+
 
 class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     """One accepted connection speaking HTTP/1.1 to an ASGI app."""
+
+    # Slots: over 30 attributes, an instance's dict no longer shares its keys (CPython 3.11)
+    # and every attribute read takes the dict-hint path; a slot read stays specialized.
+    __slots__ = ("_access", "_access_log", "_app_state", "_buffered", "_closing", "_config",
+                 "_current", "_deadline", "_detached", "_drain_waiters", "_draining",
+                 "_ending", "_head_ns", "_keepalive", "_linger", "_log_access",
+                 "_max_pipelined", "_out", "_parsing", "_peer_eof", "_phase", "_proxies",
+                 "_queue", "_read_paused", "_rejected", "_root_path", "_runner", "_send_left",
+                 "_stalled", "_starting", "_timer", "_timer_when", "_writes", "app", "conn_id",
+                 "context", "core", "ext", "facts", "loop", "lost", "state", "tracer",
+                 "transport", "write_paused")
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
         self.state = state
@@ -75,6 +89,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         self._draining = False
         self._peer_eof = False
         self._rejected: Reject | None = None
+        self._ending = False  # _draining, _peer_eof or _rejected: one test per response
         self._phase = HEADER
         self._deadline: float | None = None
         self._send_left = 0
@@ -112,6 +127,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         cap = self._config.max_connections
         if connections.draining or (cap is not None and len(connections) > cap):
             # Over capacity: answer the first request with 503 and close.
+            self._ending = True
             self._rejected = Reject(503, "the server is at its connection limit"
                                     if not connections.draining else
                                     "the server is shutting down")
@@ -127,10 +143,10 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             return
         # The header deadline starts (below, in _update_deadline) only if these bytes leave
         # a head unfinished: a whole head in one read costs no clock reading here.
-        if self.tracer is not None and not self.core.has_partial_head:
+        core = self.core
+        if self.tracer is not None and not core.has_partial_head:
             self._head_ns = time.monotonic_ns()  # a head starts in this read
-        events = self.core.receive_data(data)
-        for event in events:
+        for event in core.receive_data(data):
             kind = type(event)
             if kind is RequestHead:
                 self._on_head(event)  # type: ignore[arg-type]
@@ -152,18 +168,20 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             return
         if self._current is None and self._queue and not self.write_paused:
             self._start_next()
-        if self.core.held:
+        if core.held:
             self._pause_reading()  # _more() goes on with them when the queue has room
         if self._current is not None and self._parsing is None and not self.write_paused:
             self._phase = BUSY  # no deadline while the app works (the timer finds None)
             self._deadline = None
-        else:
-            self._update_deadline()  # a body to wait for, the next head, idle...
+        elif self._phase != IDLE or self._parsing is not None or self._queue or \
+                core.has_partial_head:
+            self._update_deadline()  # a body to wait for, the next head...
+        # (else idle, answered inside this call: the idle deadline is set already)
 
     def eof_received(self) -> bool | None:
         # The client half-closed: finish what is in flight, then close. (TLS cannot
         # half-close; its transport closes itself whatever we return.)
-        self._peer_eof = True
+        self._peer_eof = self._ending = True
         if self._linger is not None or (self._current is None and not self._queue):
             self.close()
         return None if self.ext["kind"] == "tls" else True
@@ -265,6 +283,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def _on_reject(self, reject: Reject) -> None:
         self._rejected = reject
+        self._ending = True
         self._pause_reading()
         victim = self._parsing
         self._parsing = None
@@ -294,7 +313,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         """Start the queued requests in order while nothing holds them back. An app call
         runs at once, inside this callback, until it first waits (``EagerRunner``; then it
         goes on in a task that a graceful stop waits for): most answer without waiting and
-        are done when ``run`` returns. A call that ends inside this loop does not start the
+        are done when ``start`` returns. A call that ends inside this loop does not start the
         next one itself (``_starting``): the loop does, so pipelined requests never nest."""
         if self._starting:
             return
@@ -304,20 +323,37 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             while queue and self._current is None and not (self.write_paused or
                                                            self._closing):
                 self._current = cycle = queue.popleft()
-                handler = self.state.websocket_handler
-                if cycle.head.upgrade == b"websocket" and handler is not None:
-                    self._hand_off(cycle, handler)
-                    return
+                if cycle.head.upgrade == b"websocket":
+                    handler = self.state.websocket_handler
+                    if handler is not None:
+                        self._hand_off(cycle, handler)
+                        return
                 if self._parsing is None:  # (else the body clock keeps running)
                     self._phase = BUSY  # no deadline while the app works; its answer
                     self._deadline = None  # sets the idle one (even inside this call)
-                self._runner.run(cycle.run())
+                if self.tracer is not None:
+                    cycle.start(self._runner)  # (timed and traced)
+                    continue
+                # Cycle.start inline (one call less per request): the app call, stepped at
+                # once; it finishes here, or goes on in a task (PENDING).
+                runner = self._runner
+                try:
+                    result = runner.call(self.app(cycle.scope, cycle.receive, cycle.send),
+                                         cycle)
+                except BaseException as exc:  # noqa: BLE001 - logged, then answered
+                    cycle.raised(exc, runner)
+                else:
+                    if result is None:
+                        if not (cycle.done or cycle.disconnected):
+                            cycle.returned(None)
+                    elif result is not PENDING:
+                        cycle.returned(result)
         finally:
             self._starting = False
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
-        if self._log_access and self._access.isEnabledFor(logging.INFO):
+        if self._log_access and self._access.isEnabledFor(_INFO):
             self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
                                      cycle.body_bytes)
         if self.tracer is not None:
@@ -339,8 +375,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def _next_after(self, cycle: Cycle) -> None:
         """After a response: the next request, more reading, or the close."""
-        if not self.core.keep_alive or self._draining or self._peer_eof or \
-                self._rejected is not None or (not cycle.complete and cycle.head.expect_continue):
+        if not self.core.keep_alive or self._ending or \
+                (not cycle.complete and cycle.head.expect_continue):
             self._after_last_response(cycle)
             return
         if self._queue:
@@ -351,7 +387,11 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             if self._current is not None or self._queue or self._closing:
                 return  # the held bytes had a request: it runs
         if self._phase != IDLE and not self.core.has_partial_head:
-            self._set_deadline(IDLE, self._keepalive)
+            # (_set_deadline inlined: this runs once per request)
+            self._phase = IDLE
+            when = self._deadline = self.loop.time() + self._keepalive
+            if self._timer is None or self._timer_when > when:
+                self._arm(when)
         else:
             self._update_deadline()
 
@@ -403,7 +443,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
-        self._draining = True
+        self._draining = self._ending = True
         self.core.close_after_response()
         if self._current is None and not self._queue:
             self.close()
