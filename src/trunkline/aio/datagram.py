@@ -107,6 +107,20 @@ class _EndpointProtocol(asyncio.DatagramProtocol):
             self.queued_bytes -= len(old)
             self.dropped += 1
 
+    def give_back(self, waiter: asyncio.Future[tuple[bytes, Any] | None]) -> None:
+        """The recv() of ``waiter`` stopped (cancelled, timed out) after a datagram was
+        handed to it but before it ran: the datagram goes back to the front of the queue
+        and the other waiting recv() calls look again, so nothing is lost."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        item = waiter.result()
+        if item is not None:
+            self.queue.appendleft(item)
+            self.queued_bytes += len(item[0])
+            waiters, self.waiters = self.waiters, []
+            for other in waiters:
+                resume_now(self.loop, other, None)
+
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
             self.error = exc
@@ -201,6 +215,7 @@ class DatagramEndpoint:
                     except BaseException:  # a cancelled recv must not leave its waiter
                         if waiter in p.waiters:
                             p.waiters.remove(waiter)
+                        p.give_back(waiter)
                         raise
             else:
                 item = await self._wait_for_datagram(timeout)
@@ -238,9 +253,11 @@ class DatagramEndpoint:
             p.waiters.append(waiter)
             try:
                 item = await waiter
-            finally:  # a timed-out or cancelled recv must not leave its waiter behind
+            except BaseException:  # a timed-out or cancelled recv: no waiter left behind
                 if waiter in p.waiters:
                     p.waiters.remove(waiter)
+                p.give_back(waiter)
+                raise
             if item is not None:
                 return item
         return None

@@ -91,7 +91,8 @@ class StreamProtocol(ReadsBothWays):
         if waiter is not None:
             # Nothing is buffered while a reader waits with _want_max set: these bytes, as
             # they came, are its result when they are what it asked for. The reader runs now,
-            # inside this callback (_loop.resume); a cancelled one leaves them buffered.
+            # inside this callback (_loop.resume); a cancelled one leaves them buffered, and
+            # one cancelled before its scheduled wake-up ran gives them back (give_back).
             self._read_waiter = None
             if (type(data) is bytes and self._want_min <= len(data) <= self._want_max
                     and resume_now(self._loop, waiter, data)):
@@ -116,6 +117,21 @@ class StreamProtocol(ReadsBothWays):
         """Move ``head`` into ``data``: more bytes came, or a reader needs the general path."""
         self.data += self.head
         self.head = b""
+
+    def give_back(self, waiter: asyncio.Future[bytes | None]) -> None:
+        """The reader of ``waiter`` stopped (cancelled) after bytes were handed to it as its
+        result but before it ran (its wake-up was scheduled, not run inline): they go back
+        in front of anything that came since, so a cancelled read loses nothing."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        got = waiter.result()
+        if got:
+            if self.head:
+                self._merge()
+            if self.data:
+                self.data[:0] = got
+            else:
+                self.head = got
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -247,7 +263,11 @@ class Stream:
             p._read_waiter = waiter
             p._want_min = 1
             p._want_max = max_bytes
-            got = await waiter
+            try:
+                got = await waiter
+            except BaseException:
+                p.give_back(waiter)
+                raise
             if got is not None:
                 return got
         tracer = self.tracer
@@ -278,7 +298,11 @@ class Stream:
             p._read_waiter = waiter
             p._want_min = 1  # one read of up to max_bytes, handed over as it came
             p._want_max = max_bytes
-            got = await waiter
+            try:
+                got = await waiter
+            except BaseException:
+                p.give_back(waiter)
+                raise
             if got is not None:
                 chunk = got
                 break
@@ -296,7 +320,11 @@ class Stream:
             waiter: asyncio.Future[bytes | None] = _Future()
             p._read_waiter = waiter
             p._want_min = p._want_max = n
-            got = await waiter
+            try:
+                got = await waiter
+            except BaseException:
+                p.give_back(waiter)
+                raise
             if got is not None:
                 return got
         tracer = self.tracer
@@ -326,7 +354,11 @@ class Stream:
             # Nothing buffered: one read of exactly n bytes is handed over as it came.
             p._want_min = n
             p._want_max = 0 if data else n
-            got = await waiter
+            try:
+                got = await waiter
+            except BaseException:
+                p.give_back(waiter)
+                raise
             if got is not None:
                 chunk = got
                 break
