@@ -5,6 +5,7 @@ every cell is measured (or says why not), the ratios and the plot agree with the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -124,6 +125,12 @@ def test_workers_2_against_workers_1() -> None:
         assert one["vs_1_worker"] is None
         assert two["bad"] == [0] and not two["pinned"]
         assert two["vs_1_worker"] == pytest.approx(two["median"] / one["median"])
+        # wrk's own CPU is counted (it is never free), and the ceiling follows from it
+        assert one["median_load_cpu_us"] > 0 and two["median_load_cpu_us"] > 0
+        s, w = one["median_cpu_us"], one["median_load_cpu_us"]
+        cores = len(os.sched_getaffinity(0))
+        assert two["ceiling_vs_1_worker"] == pytest.approx(
+            min(2 / s, cores / (s + w), 1 / w) / min(1 / s, 1 / w))
 
 
 def test_scaling_table_shows_the_ratio_per_server() -> None:
@@ -137,10 +144,17 @@ def test_scaling_table_shows_the_ratio_per_server() -> None:
     for server, rates in (("trunkline", (10_000.0, 17_000.0)), ("uvicorn", (9_000.0, 13_500.0))):
         result.runs[(server, one)] = [HttpRun(rates[0], 10_000, 0, 20.0)]
         result.runs[(server, two)] = [HttpRun(rates[1], 17_000, 0, 20.0)]
+    # the load generator's CPU per request, known for trunkline only: its ceiling on two
+    # cores is min(2/20, 2/(20+10), 1/10) / min(1/20, 1/10) = (1/15) / (1/20) = 1.33x
+    result.runs[("trunkline", one)] = [HttpRun(10_000.0, 10_000, 0, 20.0, 10.0)]
+    cores = len(os.sched_getaffinity(0))
     table = http_scaling_table(result)
     assert table is not None
     console = Console(record=True, width=150)
     console.print(table)
     text = console.export_text()
     assert "tcp 2w / 1w" in text and "1.70x (1.70x)" in text and "1.50x (1.50x)" in text
+    expected = min(2 / 20, cores / 30, 1 / 10) / (1 / 20)  # 1.33x on two cores
+    assert f"1.70x (1.70x) of <={expected:.2f}x" in text
+    assert result.ceiling("uvicorn", two) is None  # no load CPU measured: no ceiling
     assert http_scaling_table(HttpBenchResult(["trunkline"], [one], 1, 1, 0, 50)) is None

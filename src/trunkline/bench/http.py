@@ -14,6 +14,7 @@ granian, and the server's CPU per request (user + system of the server and its w
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -47,6 +48,7 @@ class HttpRun:
     requests: int
     bad: int  # non-2xx answers and socket errors
     cpu_us: float | None  # server CPU per request, microseconds
+    load_us: float | None = None  # the load generator's CPU per request, microseconds
 
 
 @dataclass
@@ -78,6 +80,10 @@ class HttpBenchResult:
         cpu = [r.cpu_us for r in self.runs.get((server, case), []) if r.cpu_us is not None]
         return statistics.median(cpu) if cpu else None
 
+    def load_us(self, server: str, case: Case) -> float | None:
+        cpu = [r.load_us for r in self.runs.get((server, case), []) if r.load_us is not None]
+        return statistics.median(cpu) if cpu else None
+
     def ratio(self, server: str, case: Case, against: str, *, best: bool = False
               ) -> float | None:
         """Medians' ratio, or the best rounds' (load on a shared machine only ever slows a
@@ -96,6 +102,22 @@ class HttpBenchResult:
         ours, single = rate(server, case), rate(server, one)
         return None if ours is None or not single else ours / single
 
+    def ceiling(self, server: str, case: Case) -> float | None:
+        """The most ``case``'s workers could buy over one worker on this machine, when the
+        load generator shares its cores: from the one-worker run's CPU per request of the
+        server (s) and of the load generator (w), N workers on C cores reach at most
+        min(N/s, C/(s+w), 1/w) requests per second (the load generator is one thread), one
+        worker at most min(1/s, 1/w). The cheaper the server per request, the larger the load
+        generator's share of the cores, and the less a second worker can add."""
+        if case.workers == 1:
+            return None
+        one = Case(case.kind, 1, case.access_log)
+        s, w = self.cpu_us(server, one), self.load_us(server, one)
+        if not s or not w:
+            return None
+        cores = len(os.sched_getaffinity(0))
+        return min(case.workers / s, cores / (s + w), 1 / w) / min(1 / s, 1 / w)
+
     def to_json(self) -> dict[str, Any]:
         cells = []
         for case in self.cases:
@@ -112,12 +134,15 @@ class HttpBenchResult:
                     "min": min(self.rates(server, case), default=None),
                     "max": max(self.rates(server, case), default=None),
                     "median_cpu_us": self.cpu_us(server, case),
+                    "load_cpu_us": [r.load_us for r in runs],
+                    "median_load_cpu_us": self.load_us(server, case),
                     "vs_uvicorn": self.ratio(server, case, "uvicorn"),
                     "best_vs_uvicorn": self.ratio(server, case, "uvicorn", best=True),
                     "vs_granian": self.ratio(server, case, "granian"),
                     "best_vs_granian": self.ratio(server, case, "granian", best=True),
                     "vs_1_worker": self.scaling(server, case),
                     "best_vs_1_worker": self.scaling(server, case, best=True),
+                    "ceiling_vs_1_worker": self.ceiling(server, case),
                     "missing": self.missing.get((server, case)),
                     "unsupported": (server, case) in self.unsupported})
         return {"seconds": self.seconds, "warmup": self.warmup, "rounds": self.rounds,
@@ -197,7 +222,8 @@ def _measure(server: str, case: Case, seconds: int, warmup: int, connections: in
     if load.requests == 0:
         raise BenchError(f"{server} answered no request over {case.kind}: "
                          f"{running.log_tail()}")
-    return HttpRun(load.rate, load.requests, load.bad, used / load.requests * 1e6)
+    load_us = None if load.cpu_seconds is None else load.cpu_seconds / load.requests * 1e6
+    return HttpRun(load.rate, load.requests, load.bad, used / load.requests * 1e6, load_us)
 
 
 __all__ = ["BASELINE", "Case", "HttpBenchResult", "HttpRun", "ServerUnsupportedError",

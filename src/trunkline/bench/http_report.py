@@ -26,14 +26,15 @@ def http_table(result: HttpBenchResult) -> Table:
                f"{result.rounds} interleaved rounds of {result.seconds} s (each a fresh "
                f"server, {result.warmup} s warm-up); best = fastest round; (best) = ratio of "
                "the best rounds; cpu = microseconds of server CPU (all its processes) per "
-               "request, median; log = each server's default access log on.")
+               "request, load = the load generator's, medians; log = each server's default "
+               "access log on.")
     table = Table(title="HTTP server requests per second (higher is better)",
                   header_style="bold", caption=caption)
     table.add_column("case", no_wrap=True)
     table.add_column("server", no_wrap=True)
     peers = [p for p in ("uvicorn", "granian") if p in result.servers]
     names = ["req/s", "best"] + [n for p in peers for n in (f"vs {p}", "(best)")]
-    for name in (*names, "cpu/req", "rounds"):
+    for name in (*names, "cpu/req", "load/req", "rounds"):
         table.add_column(name, justify="right", no_wrap=name != "rounds")
     for case in result.cases:
         for n, server in enumerate(result.servers):
@@ -43,16 +44,16 @@ def http_table(result: HttpBenchResult) -> Table:
             if (server, case) not in result.runs:
                 cell = ("not supported" if (server, case) in result.unsupported else "n/a")
                 table.add_row(label, who, Text(cell, style="yellow"),
-                              *[""] * (len(names) + 1), end_section=last)
+                              *[""] * (len(names) + 2), end_section=last)
                 continue
-            cpu = result.cpu_us(server, case)
+            cpu, load = result.cpu_us(server, case), result.load_us(server, case)
             ours = server == "trunkline"
             ratios = [_times(result.ratio(server, case, peer, best=best), ours)
                       for peer in peers for best in (False, True)]
             table.add_row(
                 label, who, _rate(result.median(server, case)),
                 _rate(result.best(server, case)), *ratios,
-                "-" if cpu is None else f"{cpu:.1f}",
+                "-" if cpu is None else f"{cpu:.1f}", "-" if load is None else f"{load:.1f}",
                 ", ".join(f"{r:,.0f}" for r in result.rates(server, case)),
                 end_section=last)
     return table
@@ -68,7 +69,10 @@ def http_scaling_table(result: HttpBenchResult) -> Table | None:
                   header_style="bold",
                   caption="median / median, (best / best); 1 worker pinned (server CPU "
                           f"{SERVER_CPU}, load CPU {LOAD_CPU}), N workers and the load "
-                          "share every core")
+                          "share every core. ceiling = the most N workers could reach "
+                          "over 1 here, from the 1-worker CPU per request of the server (s) "
+                          "and the load generator (w): min(N/s, cores/(s+w), 1/w) / "
+                          "min(1/s, 1/w); a cheaper server leaves a second worker less")
     table.add_column("case", no_wrap=True)
     for server in result.servers:
         table.add_column(server, justify="right", no_wrap=True,
@@ -78,8 +82,10 @@ def http_scaling_table(result: HttpBenchResult) -> Table | None:
         for server in result.servers:
             median = result.scaling(server, case)
             best = result.scaling(server, case, best=True)
+            ceiling = result.ceiling(server, case)
+            limit = "" if ceiling is None else f" of <={ceiling:.2f}x"
             cells.append(Text("-") if median is None or best is None else Text(
-                f"{median:.2f}x ({best:.2f}x)",
+                f"{median:.2f}x ({best:.2f}x){limit}",
                 style="bold" if server == "trunkline" else ""))
         table.add_row(f"{case.label} / 1w", *cells)
     return table

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .process import BenchError, pinnable, worker_env
@@ -273,6 +274,7 @@ class Load:
     rate: float  # requests per second
     requests: int
     bad: int  # non-2xx answers and socket errors
+    cpu_seconds: float | None = None  # the load generator's own CPU (user + system)
 
 
 def missing_tools(kinds: list[str], pin: bool) -> list[str]:
@@ -292,15 +294,25 @@ def run_load(kind: str, where: str, seconds: int, connections: int, cpu: int | N
                 f"unix:{where}", "http://localhost/"]
     if cpu is not None and pinnable(cpu):
         argv = ["taskset", "-c", str(cpu), *argv]
+    # The load generator is the only child reaped in here (servers are stopped elsewhere),
+    # so the children's rusage grows by exactly its CPU time.
+    before = _children_cpu()
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"{argv[0]} did not finish within {seconds + 60} s") from exc
+    used = _children_cpu() - before
     if done.returncode != 0:
         raise BenchError(f"{' '.join(argv)} failed (exit {done.returncode}): "
                          f"{(done.stderr or done.stdout).strip()[-300:]}")
-    return parse_wrk(done.stdout) if kind == "tcp" else parse_h2load(done.stdout)
+    load = parse_wrk(done.stdout) if kind == "tcp" else parse_h2load(done.stdout)
+    return replace(load, cpu_seconds=used)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_wrk(out: str) -> Load:
