@@ -207,7 +207,7 @@ class ResponseWriter:
                              f"{headers!r}") from None
         try:
             # A list of tuples is its own key (tuple(t) is t): no copy of each field
-            fields = _HEADS.get(items)  # type: ignore[arg-type]
+            fields = _HEADS.get(items)
         except TypeError:  # a list of lists (unhashable): its key is made by _remember
             fields = None
         if fields is None:
