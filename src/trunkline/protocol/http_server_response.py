@@ -176,6 +176,10 @@ class ResponseWriter:
     """One connection's response framing. ``HttpServerProtocol`` is one (it inherits this
     side, so the I/O layer calls ``start_response``/``send_body`` on the core directly)."""
 
+    __slots__ = ("_server_line", "_resp_head", "_resp_request", "_resp_status", "_resp_length",
+                 "_resp_chunked", "_resp_sent", "_resp_no_body", "_resp_close", "_must_close",
+                 "keep_alive")
+
     def __init__(self, server_header: bytes | None = b"trunkline") -> None:
         self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
         self._resp_head: list[bytes] | None = None
