@@ -53,6 +53,14 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 class HttpServerProtocol(ResponseWriter):
     """One connection's HTTP/1.1 state, server side. Not thread-safe; no I/O."""
 
+    # Slots: with its response side, over 30 attributes, and a CPython 3.11 instance dict
+    # that large stops sharing its keys: every attribute read would take the dict-hint path
+    # (a slot read stays specialized).
+    __slots__ = ("limits", "_max_heads", "_held", "held", "has_partial_head", "_max_line",
+                 "_max_fields_bytes", "_max_fields", "_version", "_line_len", "_keep_alive",
+                 "_parser", "_state", "_events", "_partial", "_partial_scan", "_url",
+                 "_headers", "_watched", "_last_host", "_in_body", "_body_left", "_chunks")
+
     def __init__(self, limits: HttpLimits = HttpLimits(),
                  server_header: bytes | None = b"trunkline", max_heads: int = 32) -> None:
         super().__init__(server_header)

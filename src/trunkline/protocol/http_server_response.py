@@ -155,9 +155,30 @@ def _fields(headers: Key) -> _Fields:
                    own_date, own_server)
 
 
+def _remember(items: tuple[object, ...], headers: object) -> _Fields:
+    """The fields of a header list not in ``_HEADS`` by itself: keyed by a tuple of tuples
+    (a list of lists, or of other pairs, finds the same entry), worked out when new."""
+    try:
+        key: Key = tuple(map(tuple, items))  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"response headers must be (name, value) pairs, got "
+                         f"{headers!r}") from None
+    fields = _HEADS.get(key)
+    if fields is None:
+        fields = _fields(key)
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = fields
+    return fields
+
+
 class ResponseWriter:
     """One connection's response framing. ``HttpServerProtocol`` is one (it inherits this
     side, so the I/O layer calls ``start_response``/``send_body`` on the core directly)."""
+
+    __slots__ = ("_server_line", "_resp_head", "_resp_request", "_resp_status", "_resp_length",
+                 "_resp_chunked", "_resp_sent", "_resp_no_body", "_resp_close", "_must_close",
+                 "keep_alive")
 
     def __init__(self, server_header: bytes | None = b"trunkline") -> None:
         self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
@@ -184,16 +205,17 @@ class ResponseWriter:
         elif status < 200:
             raise ValueError(f"response status must be 200..999, got {status!r}")
         try:
-            key: Key = tuple(map(tuple, headers))
+            items = tuple(headers)
         except TypeError:
             raise ValueError(f"response headers must be (name, value) pairs, got "
                              f"{headers!r}") from None
-        fields = _HEADS.get(key)
+        try:
+            # A list of tuples is its own key (tuple(t) is t): no copy of each field
+            fields = _HEADS.get(items)
+        except TypeError:  # a list of lists (unhashable): its key is made by _remember
+            fields = None
         if fields is None:
-            fields = _fields(key)
-            if len(_HEADS) >= _HEADS_MAX:
-                _HEADS.clear()
-            _HEADS[key] = fields
+            fields = _remember(items, headers)
         length = fields.length
         if request.http_version == "1.0":
             chunked = False
