@@ -66,7 +66,8 @@ from .by_name import RegistryInput, dial, discover, resolver_for
 DEFAULT_MAX_QUEUE = 1024  # datagrams waiting for recv()
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024  # ... and their bytes
 _RETRY_FIRST, _RETRY_MAX = 0.0005, 0.05  # unixgram send_to to a full queue: poll can't tell
-# asyncio.Future() takes the running loop; loop.create_future() passes loop= as a keyword
+# With loop= given: without it, Python 3.11 calls getpid() to check the running loop, a
+# system call per wait (see aio/stream.py)
 _Future = asyncio.Future
 
 
@@ -208,7 +209,7 @@ class DatagramEndpoint:
                         self._raise_error()
                     if self._closed or p.lost:
                         raise self._closed_error()
-                    waiter: asyncio.Future[tuple[bytes, Any] | None] = _Future()
+                    waiter: asyncio.Future[tuple[bytes, Any] | None] = _Future(loop=self._loop)
                     p.waiters.append(waiter)
                     try:
                         item = await waiter  # handed a datagram, or None: look again
