@@ -41,7 +41,7 @@ class WebSocketWrites:
     write_paused: bool
     paused: int
     _backlog: int
-    _recv_waiter: asyncio.Future[None] | None
+    _recv_waiter: asyncio.Future[str | bytes | None] | None
     _drain_waiters: list[asyncio.Future[None]]
     _batch: list[bytes] | None
     _batched: int

@@ -36,6 +36,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, PayloadTooBig
 from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame
+from websockets.frames import apply_mask  # type: ignore[attr-defined]  # C when built
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
@@ -234,7 +235,7 @@ class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
-                 "_send_masked", "simple", "receiving")
+                 "_send_masked", "simple", "receiving", "quick", "_small_ok")
 
     def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
                  options: WebSocketOptions, side: Literal["client", "server"]) -> None:
@@ -252,12 +253,23 @@ class WebSocketCore:
         #: (an attribute, not a property: read before every wait for a message; kept by
         #: ``_update_receiving`` wherever one of those can change)
         self.receiving = True
+        #: open and between frames (no parser state, nothing buffered): the next read may
+        #: take the fast paths (``message``, ``parse_simple``). Kept with ``receiving``.
+        self.quick = False
+        max_size = proto.max_message_size
+        self._small_ok = max_size is None or max_size >= 125  # every frame ``message`` takes
         self._update_receiving()
 
     def _update_receiving(self) -> None:
+        """After anything that may change the parser's state: ``receiving`` and ``quick``."""
         proto = self._proto
-        self.receiving = (proto.close_rcvd is None and proto.parser_exc is None
-                          and not self._failed_by_us and not proto.reader.eof)
+        reader = proto.reader
+        self.receiving = receiving = (proto.close_rcvd is None and proto.parser_exc is None
+                                      and not self._failed_by_us and not reader.eof)
+        # proto._state: the attribute behind websockets' ``state`` property
+        # (tests/protocol/test_websockets_internals.py checks it is there)
+        self.quick = (receiving and proto._state is OPEN and proto.current_size is None
+                      and not reader.buffer and proto.fed == proto.boundary)
 
     # ---------------------------------------------------------------- state
 
@@ -333,16 +345,41 @@ class WebSocketCore:
 
     # ---------------------------------------------------------------- receiving
 
+    def message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
+        """The message of ``data`` when ``data`` is exactly one whole, final, unextended
+        text or binary frame with a payload under 126 bytes, read between frames (``quick``):
+        a chat line, an echo's every read. Else None, and nothing changed: then
+        ``receive_data``, whose rules (and close codes) apply to everything else."""
+        if not self.quick or not self._small_ok:
+            return None
+        size = len(data)
+        if self._masked:  # from a client: the 2-byte head (mask bit set), a 4-byte key
+            if not 6 <= size <= 131 or data[1] != size + 122:  # 0x80 | (size - 6)
+                return None
+            first = data[0]
+            if first != 0x82 and first != 0x81:
+                return None
+            payload = apply_mask(data[6:], data[2:6])
+        else:  # from a server: the 2-byte head, no mask
+            if not 2 <= size <= 127 or data[1] != size - 2:
+                return None
+            first = data[0]
+            if first != 0x82 and first != 0x81:
+                return None
+            payload = data[2:] if type(data) is bytes else bytes(data[2:])
+        if first == 0x82:
+            return payload
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            return None  # the parser fails the connection with its own words
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
-        reader = proto.reader
         self.simple = False
-        if reader.eof:
+        if proto.reader.eof:
             return []
-        # proto._state: the attribute behind websockets' ``state`` property (a call less
-        # per message; tests/protocol/test_websockets_internals.py checks it is there)
-        if proto._state is OPEN and proto.current_size is None and not reader.buffer and \
-                proto.fed == proto.boundary:
+        if self.quick:
             # Between frames: whole simple frames need no parser (see websocket_fast).
             fast: list[Any] = []
             used = parse_simple(data, self._masked, proto.max_message_size, fast)
@@ -476,12 +513,13 @@ class WebSocketCore:
         if len(reason.encode()) > 123:
             raise ValueError("the close reason is over 123 bytes of UTF-8")
         self._proto.send_close(code, reason)
+        self._update_receiving()  # CLOSING: no fast path any more
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection: a close frame if none was sent, then stop reading."""
         self._failed_by_us = True
         self._proto.fail(code, reason)
-        self.receiving = False
+        self.receiving = self.quick = False
 
     def data_to_send(self) -> list[bytes]:
         return self._proto.data_to_send()
