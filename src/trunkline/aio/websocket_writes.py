@@ -64,10 +64,9 @@ class WebSocketWrites:
         binary frame, no tracer, the transport under its limit): True. Else False: then
         ``await send(message)``, which waits or raises as it must."""
         core = self.core
-        if self.write_paused or self.tracer is not None or self.lost or core is None or (
-                type(message) is not bytes and type(message) is not str):
+        if self.write_paused or self.tracer is not None or self.lost or core is None:
             return False
-        frame = core.frame(message)
+        frame = core.frame(message)  # None unless str or bytes
         if frame is None:
             return False
         batch = self._batch

@@ -42,7 +42,7 @@ from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 
 from ..errors import OK_CLOSE_CODES, WebSocketClosed, WebSocketHandshakeError
-from .websocket_fast import build, frame_bytes, parse_simple
+from .websocket_fast import HEADS, KEYS, MASKED_HEADS, build, frame_bytes, mask_key, parse_simple
 
 MiB = 1024 * 1024
 
@@ -235,7 +235,7 @@ class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
-                 "_send_masked", "simple", "receiving", "quick", "_small_ok")
+                 "_send_masked", "simple", "receiving", "quick", "_small_ok", "_quick_out")
 
     def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
                  options: WebSocketOptions, side: Literal["client", "server"]) -> None:
@@ -256,6 +256,9 @@ class WebSocketCore:
         #: open and between frames (no parser state, nothing buffered): the next read may
         #: take the fast paths (``message``, ``parse_simple``). Kept with ``receiving``.
         self.quick = False
+        #: open, no extension: ``frame`` may build the frame itself (kept with ``quick``;
+        #: we never send fragments, so no continuation is ever expected from us)
+        self._quick_out = False
         max_size = proto.max_message_size
         self._small_ok = max_size is None or max_size >= 125  # every frame ``message`` takes
         self._update_receiving()
@@ -268,8 +271,11 @@ class WebSocketCore:
                                       and not self._failed_by_us and not reader.eof)
         # proto._state: the attribute behind websockets' ``state`` property
         # (tests/protocol/test_websockets_internals.py checks it is there)
-        self.quick = (receiving and proto._state is OPEN and proto.current_size is None
+        is_open = proto._state is OPEN
+        self.quick = (receiving and is_open and proto.current_size is None
                       and not reader.buffer and proto.fed == proto.boundary)
+        self._quick_out = is_open and not proto.extensions and \
+            not proto.expect_continuation_frame
 
     # ---------------------------------------------------------------- state
 
@@ -486,17 +492,25 @@ class WebSocketCore:
         else:
             proto.writes += build(0x82, data, self._send_masked)
 
-    def frame(self, message: str | bytes) -> bytes | None:
-        """``message`` as one ready frame to write, when the fast path applies (open, no
-        extension, no fragmented message under way, nothing else waiting to be written, not
-        over ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
-        proto = self._proto
-        if proto.extensions or proto._state is not OPEN or proto.expect_continuation_frame \
-                or proto.writes:
+    def frame(self, message: str | bytes | bytearray | memoryview) -> bytes | None:
+        """``message`` (``str`` or ``bytes``) as one ready frame to write, when the fast
+        path applies (open, no extension, nothing else waiting to be written, not over
+        ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
+        if not self._quick_out or self._proto.writes:
             return None
-        if isinstance(message, str):
-            return frame_bytes(0x81, message.encode(), self._send_masked)
-        return frame_bytes(0x82, message, self._send_masked)
+        if type(message) is bytes:
+            first, payload = 0x82, message
+        elif type(message) is str:
+            first, payload = 0x81, message.encode()
+        else:
+            return None
+        size = len(payload)
+        if size < 126:  # frame_bytes(), inlined for the commonest size: a call less
+            if self._send_masked:
+                key = KEYS.pop() if KEYS else mask_key()
+                return MASKED_HEADS[first][size] + key + apply_mask(payload, key)
+            return HEADS[first][size] + payload
+        return frame_bytes(first, payload, self._send_masked)
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
@@ -519,7 +533,7 @@ class WebSocketCore:
         """Fail the connection: a close frame if none was sent, then stop reading."""
         self._failed_by_us = True
         self._proto.fail(code, reason)
-        self.receiving = self.quick = False
+        self.receiving = self.quick = self._quick_out = False
 
     def data_to_send(self) -> list[bytes]:
         return self._proto.data_to_send()
