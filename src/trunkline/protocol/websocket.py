@@ -36,13 +36,21 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, PayloadTooBig
 from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame
-from websockets.frames import apply_mask  # type: ignore[attr-defined]  # C when built
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 
 from ..errors import OK_CLOSE_CODES, WebSocketClosed, WebSocketHandshakeError
-from .websocket_fast import HEADS, KEYS, MASKED_HEADS, build, frame_bytes, mask_key, parse_simple
+from .websocket_fast import (
+    HEADS,
+    KEYS,
+    MASKED_HEADS,
+    apply_mask,
+    build,
+    frame_bytes,
+    mask_key,
+    parse_simple,
+)
 
 MiB = 1024 * 1024
 
@@ -365,6 +373,8 @@ class WebSocketCore:
             first = data[0]
             if first != 0x82 and first != 0x81:
                 return None
+            if type(data) is not bytes:  # a read into a buffer: slices of bytes are bytes
+                data = bytes(data)
             payload = apply_mask(data[6:], data[2:6])
         else:  # from a server: the 2-byte head, no mask
             if not 2 <= size <= 127 or data[1] != size - 2:
