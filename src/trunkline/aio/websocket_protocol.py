@@ -7,7 +7,9 @@ Rules:
 - No task per connection: callers' coroutines await futures that the protocol callbacks
   resolve (a received message, a pong, drained writes, the end of the connection). A
   receiver waiting for a message runs inside the read callback that brought it
-  (``_loop.resume.resume_now``).
+  (``_loop.resume.resume_now``). A read that is one small whole message
+  (``WebSocketCore.message``) is handed to a waiting receiver as its waiter's result, not
+  queued; a receiver cancelled before it ran gives it back (``give_back``).
 - One read path: ``buffer_updated`` hands its slice of our buffer to ``data_received``;
   ``WebSocketProtocol.for_transport(tls)`` picks which callback the loop calls
   (``transport.reads.ReadsBothWays``). Reads bigger than ``READ_BUFFER`` (uvloop gives up to
