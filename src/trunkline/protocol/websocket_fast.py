@@ -86,9 +86,7 @@ def mask_key() -> bytes:
     gives, taken from a pool so that most frames cost no system call."""
     if not KEYS:
         pool = os.urandom(_KEY_POOL)
-        # the 4-byte slices, cut in C (a comprehension costs a few % of a small send)
-        KEYS.extend(map(pool.__getitem__, map(slice, range(0, _KEY_POOL, 4),
-                                              range(4, _KEY_POOL + 4, 4))))
+        KEYS.extend([pool[at:at + 4] for at in range(0, _KEY_POOL, 4)])
     return KEYS.pop()
 
 
