@@ -482,3 +482,59 @@ def test_random_bytes_never_crash_either_side(junk: bytes, side: str) -> None:
     for code in sent:  # our own failures use the protocol's codes; else we echo the peer
         assert code in (1002, 1007, 1009) or code in received
     assert core.close_code is not None  # after EOF the connection is always closed
+
+
+def receive(core: WebSocketCore, data: bytes) -> list[Any]:
+    """What the I/O layer does with a read: the one-message fast path first."""
+    message = core.message(data)
+    return core.receive_data(data) if message is None else [message]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(frames_strategy(), min_size=1, max_size=6))
+def test_one_frame_per_read_through_the_fast_path_matches_the_reference(frames: list[Any]
+                                                                        ) -> None:
+    core = server(WebSocketOptions(compression=False, max_size=MAX_SIZE,
+                                   max_fragments=MAX_FRAGMENTS))
+    events: list[Any] = []
+    for op, fin, rsv, mask, payload in frames:
+        events += receive(core, frame(op, payload, fin=fin, rsv=rsv, mask=mask))
+    messages, code = reference(frames)
+    assert [e for e in events if isinstance(e, str | bytes)] == messages
+    sent = [close_code_of(p) if p else 1005 for _, op, p in sent_frames(core)[0] if op == CLOSE]
+    assert sent == ([] if code is None else [code])
+
+
+def test_the_one_message_path_takes_only_small_whole_data_frames() -> None:
+    client, srv = open_pair()
+    for size in (0, 1, 125):
+        payload = bytes(range(size))
+        assert srv.message(frame(BINARY, payload)) == payload
+        assert srv.message(memoryview(frame(TEXT, b"a" * size))) == "a" * size
+        assert client.message(frame(BINARY, payload, mask=False)) == payload
+        assert client.message(memoryview(frame(TEXT, b"a" * size, mask=False))) == "a" * size
+    # not for it: a bigger payload, other opcodes, fragments, reserved bits, the wrong
+    # masking, a frame and a bit more, invalid UTF-8
+    for wire in (frame(BINARY, bytes(126)), frame(PING, b"p"), frame(BINARY, b"x", fin=False),
+                 frame(CONT, b"x"), frame(BINARY, b"x", rsv=4), frame(BINARY, b"x", mask=False),
+                 frame(BINARY, b"x") + b"\x82", frame(TEXT, b"\xff")):
+        assert srv.message(wire) is None
+    assert client.message(frame(BINARY, b"x", mask=True)) is None
+    assert client.message(frame(BINARY, bytes(126), mask=False)) is None
+    assert srv.receive_data(frame(TEXT, b"\xff")) == []  # the parser's way: 1007
+    assert sent_close(srv) == 1007
+    assert srv.message(frame(BINARY, b"x")) is None  # failed: nothing more
+
+
+def test_the_one_message_path_waits_for_the_parser_to_be_between_frames() -> None:
+    client, srv = open_pair()
+    wire = frame(BINARY, b"0123456789")
+    assert srv.receive_data(wire[:4]) == []  # the parser holds a frame's start
+    assert srv.message(frame(BINARY, b"x")) is None
+    assert srv.receive_data(wire[4:]) == [b"0123456789"]
+    assert srv.message(frame(BINARY, b"x")) == b"x"  # between frames again
+    srv.send_close(1000)
+    assert srv.message(frame(BINARY, b"x")) is None  # closing: the parser's rules
+    tiny = server(WebSocketOptions(compression=False, max_size=10))
+    assert tiny.message(frame(BINARY, b"x")) is None  # a size limit under 125: the parser
+    assert tiny.receive_data(frame(BINARY, b"x")) == [b"x"]

@@ -103,7 +103,14 @@ class WebSocket:
         protocol = self._protocol
         messages = protocol.messages
         while not messages:
-            await protocol.message_waiter()
+            waiter = protocol.message_waiter(True)
+            try:
+                message = await waiter
+            except BaseException:
+                protocol.give_back(waiter)
+                raise
+            if message is not None:  # handed over as it was read: it was never queued
+                return message
         # protocol.recv_nowait(), inlined: a call less per message
         message = messages.popleft()
         protocol.queued -= len(message)
@@ -118,9 +125,9 @@ class WebSocket:
         """The next message if one is queued, else None (then await ``message_waiter()``)."""
         return self._protocol.recv_nowait()
 
-    def message_waiter(self) -> asyncio.Future[None]:
-        """A future that completes when a message arrives or no more can come; raises
-        ``WebSocketClosed`` when none can come any more. Then call ``recv_nowait``."""
+    def message_waiter(self) -> asyncio.Future[Message | None]:
+        """A future that completes (with None) when a message arrives or no more can come;
+        raises ``WebSocketClosed`` when none can come any more. Then call ``recv_nowait``."""
         return self._protocol.message_waiter()
 
     def try_send(self, message: str | bytes) -> bool:

@@ -7,7 +7,9 @@ Rules:
 - No task per connection: callers' coroutines await futures that the protocol callbacks
   resolve (a received message, a pong, drained writes, the end of the connection). A
   receiver waiting for a message runs inside the read callback that brought it
-  (``_loop.resume.resume_now``).
+  (``_loop.resume.resume_now``). A read that is one small whole message
+  (``WebSocketCore.message``) is handed to a waiting receiver as its waiter's result, not
+  queued; a receiver cancelled before it ran gives it back (``give_back``).
 - One read path: ``buffer_updated`` hands its slice of our buffer to ``data_received``;
   ``WebSocketProtocol.for_transport(tls)`` picks which callback the loop calls
   (``transport.reads.ReadsBothWays``). Reads bigger than ``READ_BUFFER`` (uvloop gives up to
@@ -85,7 +87,8 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         self._view = memoryview(self._buffer)
         self.messages: deque[Message] = deque()
         self.queued = 0
-        self._recv_waiter: asyncio.Future[None] | None = None
+        self._recv_waiter: asyncio.Future[Message | None] | None = None
+        self._takes = False  # the waiter may take a message as its result (message_waiter)
         self.paused = 0  # bit set of reasons reading is paused
         self._backlog = 0  # automatic answers written while the peer did not read
         #: the read size while writing is paused (see get_buffer and _receive_large)
@@ -135,9 +138,12 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
             self.resume_for(QUEUE)
         return message
 
-    def message_waiter(self) -> asyncio.Future[None]:
+    def message_waiter(self, take: bool = False) -> asyncio.Future[Message | None]:
         """A future that completes when a message arrives or no more can come; raises
-        ``WebSocketClosed`` when none can come any more. Then call ``recv_nowait``."""
+        ``WebSocketClosed`` when none can come any more. Then call ``recv_nowait``.
+        ``take``: a message read while nothing is queued may be the future's result
+        instead (None: look at the queue); the receiver then calls ``give_back`` if it
+        stops (cancelled) while waiting, so that no message is lost."""
         core = self.core
         if self.lost or core is not None and not core.receiving:
             raise self.closed_error()
@@ -145,9 +151,25 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         if other is not None and not other.done():
             raise RuntimeError("another task is already waiting for a message on this "
                                "WebSocket; receive from one task only")
-        waiter: asyncio.Future[None] = _Future()
+        # loop= given: without it the future asks for the running loop, which costs a
+        # getpid() system call per call on Python 3.11
+        waiter: asyncio.Future[Message | None] = _Future(loop=self.loop)
         self._recv_waiter = waiter
+        self._takes = take
         return waiter
+
+    def give_back(self, waiter: asyncio.Future[Message | None]) -> None:
+        """The receiver of ``waiter`` (``take``) stopped after a message was handed to it
+        as its result but before it ran (its wake-up was scheduled, not run inline): the
+        message goes back in front of the queue."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        message = waiter.result()
+        if message is not None:
+            self.messages.appendleft(message)
+            self.queued += len(message)
+            if self.queued > self.options.max_queue and not self.paused & QUEUE:
+                self.pause_for(QUEUE)
 
     # ---------------------------------------------------------------- for the openers
 
@@ -204,10 +226,29 @@ class WebSocketProtocol(WebSocketWrites, ReadsBothWays):
         self.data_received(self._view[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
+        core = self.core
+        if core is not None and self.tracer is None:
+            # The commonest read: one small whole message (see WebSocketCore.message).
+            message = core.message(data)
+            if message is not None:
+                waiter = self._recv_waiter
+                if waiter is not None:
+                    # The receiving task runs now, inside this callback; when the queue is
+                    # empty and it takes, the message is its waiter's result (no queue).
+                    self._recv_waiter = None
+                    if self._takes and not self.messages and \
+                            resume_now(self.loop, waiter, message):
+                        return
+                self.messages.append(message)
+                self.queued += len(message)
+                if self.queued > self.options.max_queue and not self.paused & QUEUE:
+                    self.pause_for(QUEUE)
+                if waiter is not None:
+                    resume_now(self.loop, waiter, None)
+                return
         if len(data) > READ_BUFFER or self.write_paused and len(data) > self._paused_step:
             self._receive_large(data)
             return
-        core = self.core
         if core is None:
             self._early_data(data)
             return

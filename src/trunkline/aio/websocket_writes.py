@@ -41,7 +41,7 @@ class WebSocketWrites:
     write_paused: bool
     paused: int
     _backlog: int
-    _recv_waiter: asyncio.Future[None] | None
+    _recv_waiter: asyncio.Future[str | bytes | None] | None
     _drain_waiters: list[asyncio.Future[None]]
     _batch: list[bytes] | None
     _batched: int
@@ -64,10 +64,9 @@ class WebSocketWrites:
         binary frame, no tracer, the transport under its limit): True. Else False: then
         ``await send(message)``, which waits or raises as it must."""
         core = self.core
-        if self.write_paused or self.tracer is not None or self.lost or core is None or (
-                type(message) is not bytes and type(message) is not str):
+        if self.write_paused or self.tracer is not None or self.lost or core is None:
             return False
-        frame = core.frame(message)
+        frame = core.frame(message)  # None unless str or bytes
         if frame is None:
             return False
         batch = self._batch

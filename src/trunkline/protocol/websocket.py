@@ -41,7 +41,16 @@ from websockets.protocol import CLOSED, CLOSING, OPEN, SEND_EOF, State
 from websockets.server import ServerProtocol
 
 from ..errors import OK_CLOSE_CODES, WebSocketClosed, WebSocketHandshakeError
-from .websocket_fast import build, frame_bytes, parse_simple
+from .websocket_fast import (
+    HEADS,
+    KEYS,
+    MASKED_HEADS,
+    apply_mask,
+    build,
+    frame_bytes,
+    mask_key,
+    parse_simple,
+)
 
 MiB = 1024 * 1024
 
@@ -234,7 +243,7 @@ class WebSocketCore:
     """One WebSocket connection's protocol state, on either side."""
 
     __slots__ = ("_proto", "_failed_by_us", "handshake_error", "side", "_masked",
-                 "_send_masked", "simple", "receiving")
+                 "_send_masked", "simple", "receiving", "quick", "_small_ok", "_quick_out")
 
     def __init__(self, proto: AssemblingServerProtocol | AssemblingClientProtocol,
                  options: WebSocketOptions, side: Literal["client", "server"]) -> None:
@@ -252,12 +261,29 @@ class WebSocketCore:
         #: (an attribute, not a property: read before every wait for a message; kept by
         #: ``_update_receiving`` wherever one of those can change)
         self.receiving = True
+        #: open and between frames (no parser state, nothing buffered): the next read may
+        #: take the fast paths (``message``, ``parse_simple``). Kept with ``receiving``.
+        self.quick = False
+        #: open, no extension: ``frame`` may build the frame itself (kept with ``quick``;
+        #: we never send fragments, so no continuation is ever expected from us)
+        self._quick_out = False
+        max_size = proto.max_message_size
+        self._small_ok = max_size is None or max_size >= 125  # every frame ``message`` takes
         self._update_receiving()
 
     def _update_receiving(self) -> None:
+        """After anything that may change the parser's state: ``receiving`` and ``quick``."""
         proto = self._proto
-        self.receiving = (proto.close_rcvd is None and proto.parser_exc is None
-                          and not self._failed_by_us and not proto.reader.eof)
+        reader = proto.reader
+        self.receiving = receiving = (proto.close_rcvd is None and proto.parser_exc is None
+                                      and not self._failed_by_us and not reader.eof)
+        # proto._state: the attribute behind websockets' ``state`` property
+        # (tests/protocol/test_websockets_internals.py checks it is there)
+        is_open = proto._state is OPEN
+        self.quick = (receiving and is_open and proto.current_size is None
+                      and not reader.buffer and proto.fed == proto.boundary)
+        self._quick_out = is_open and not proto.extensions and \
+            not proto.expect_continuation_frame
 
     # ---------------------------------------------------------------- state
 
@@ -333,16 +359,43 @@ class WebSocketCore:
 
     # ---------------------------------------------------------------- receiving
 
+    def message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
+        """The message of ``data`` when ``data`` is exactly one whole, final, unextended
+        text or binary frame with a payload under 126 bytes, read between frames (``quick``):
+        a chat line, an echo's every read. Else None, and nothing changed: then
+        ``receive_data``, whose rules (and close codes) apply to everything else."""
+        if not self.quick or not self._small_ok:
+            return None
+        size = len(data)
+        if self._masked:  # from a client: the 2-byte head (mask bit set), a 4-byte key
+            if not 6 <= size <= 131 or data[1] != size + 122:  # 0x80 | (size - 6)
+                return None
+            first = data[0]
+            if first != 0x82 and first != 0x81:
+                return None
+            if type(data) is not bytes:  # a read into a buffer: slices of bytes are bytes
+                data = bytes(data)
+            payload = apply_mask(data[6:], data[2:6])
+        else:  # from a server: the 2-byte head, no mask
+            if not 2 <= size <= 127 or data[1] != size - 2:
+                return None
+            first = data[0]
+            if first != 0x82 and first != 0x81:
+                return None
+            payload = data[2:] if type(data) is bytes else bytes(data[2:])
+        if first == 0x82:
+            return payload
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            return None  # the parser fails the connection with its own words
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
-        reader = proto.reader
         self.simple = False
-        if reader.eof:
+        if proto.reader.eof:
             return []
-        # proto._state: the attribute behind websockets' ``state`` property (a call less
-        # per message; tests/protocol/test_websockets_internals.py checks it is there)
-        if proto._state is OPEN and proto.current_size is None and not reader.buffer and \
-                proto.fed == proto.boundary:
+        if self.quick:
             # Between frames: whole simple frames need no parser (see websocket_fast).
             fast: list[Any] = []
             used = parse_simple(data, self._masked, proto.max_message_size, fast)
@@ -449,17 +502,25 @@ class WebSocketCore:
         else:
             proto.writes += build(0x82, data, self._send_masked)
 
-    def frame(self, message: str | bytes) -> bytes | None:
-        """``message`` as one ready frame to write, when the fast path applies (open, no
-        extension, no fragmented message under way, nothing else waiting to be written, not
-        over ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
-        proto = self._proto
-        if proto.extensions or proto._state is not OPEN or proto.expect_continuation_frame \
-                or proto.writes:
+    def frame(self, message: str | bytes | bytearray | memoryview) -> bytes | None:
+        """``message`` (``str`` or ``bytes``) as one ready frame to write, when the fast
+        path applies (open, no extension, nothing else waiting to be written, not over
+        ``SMALL_FRAME``); else None: use ``send_text``/``send_binary``."""
+        if not self._quick_out or self._proto.writes:
             return None
-        if isinstance(message, str):
-            return frame_bytes(0x81, message.encode(), self._send_masked)
-        return frame_bytes(0x82, message, self._send_masked)
+        if type(message) is bytes:
+            first, payload = 0x82, message
+        elif type(message) is str:
+            first, payload = 0x81, message.encode()
+        else:
+            return None
+        size = len(payload)
+        if size < 126:  # frame_bytes(), inlined for the commonest size: a call less
+            if self._send_masked:
+                key = KEYS.pop() if KEYS else mask_key()
+                return MASKED_HEADS[first][size] + key + apply_mask(payload, key)
+            return HEADS[first][size] + payload
+        return frame_bytes(first, payload, self._send_masked)
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
@@ -476,12 +537,13 @@ class WebSocketCore:
         if len(reason.encode()) > 123:
             raise ValueError("the close reason is over 123 bytes of UTF-8")
         self._proto.send_close(code, reason)
+        self._update_receiving()  # CLOSING: no fast path any more
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection: a close frame if none was sent, then stop reading."""
         self._failed_by_us = True
         self._proto.fail(code, reason)
-        self.receiving = False
+        self.receiving = self.quick = self._quick_out = False
 
     def data_to_send(self) -> list[bytes]:
         return self._proto.data_to_send()

@@ -19,8 +19,8 @@ from websockets.frames import apply_mask  # type: ignore[attr-defined]
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
 _KEY_POOL = 4096  # bytes of os.urandom fetched at once: 1024 masking keys per system call
-_keys = b""
-_key_at = 0
+#: masking keys not used yet, taken with ``pop()`` (``KEYS.pop() if KEYS else mask_key()``)
+KEYS: list[bytes] = []
 _SMALL_COPY = 64 * 1024  # above this a payload is written as its own chunk, not copied
 SMALL_FRAME = 16 * 1024  # up to this, ``frame_bytes`` builds a frame as one bytes object
 #: the 2-byte heads of frames under 126 bytes, by first byte and size: indexing a tuple
@@ -84,17 +84,14 @@ def parse_simple(data: bytes | bytearray | memoryview, masked: bool, max_size: i
 def mask_key() -> bytes:
     """A fresh 4-byte masking key from the operating system's CSPRNG, as ``os.urandom(4)``
     gives, taken from a pool so that most frames cost no system call."""
-    global _keys, _key_at
-    at = _key_at
-    if at >= len(_keys):
-        _keys, at = os.urandom(_KEY_POOL), 0
-    _key_at = at + 4
-    return _keys[at:at + 4]
+    if not KEYS:
+        pool = os.urandom(_KEY_POOL)
+        KEYS.extend([pool[at:at + 4] for at in range(0, _KEY_POOL, 4)])
+    return KEYS.pop()
 
 
 def _forget_keys() -> None:
-    global _keys, _key_at
-    _keys, _key_at = b"", 0  # a forked child must not reuse its parent's keys
+    KEYS.clear()  # a forked child must not reuse its parent's keys
 
 
 if hasattr(os, "register_at_fork"):
@@ -109,12 +106,7 @@ def frame_bytes(first: int, payload: bytes | bytearray | memoryview, masked: boo
     if size > SMALL_FRAME:
         return None
     if masked:
-        global _keys, _key_at
-        at = _key_at  # mask_key(), inlined
-        if at >= len(_keys):
-            _keys, at = os.urandom(_KEY_POOL), 0
-        _key_at = at + 4
-        key = _keys[at:at + 4]
+        key = KEYS.pop() if KEYS else mask_key()
         if size < 126:
             return MASKED_HEADS[first][size] + key + apply_mask(payload, key)
         return _PACK_16(first, 0xFE, size) + key + apply_mask(payload, key)
@@ -146,4 +138,5 @@ def build(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> 
     return [head + payload]
 
 
-__all__ = ["SMALL_FRAME", "build", "frame_bytes", "mask_key", "parse_simple"]
+__all__ = ["HEADS", "KEYS", "MASKED_HEADS", "SMALL_FRAME", "apply_mask", "build",
+           "frame_bytes", "mask_key", "parse_simple"]

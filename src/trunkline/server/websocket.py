@@ -138,11 +138,21 @@ class AsgiWebSocket:
             return {"type": "websocket.connect"}
         ws = self.ws
         messages = ws.messages
-        try:  # ws.recv(), without a coroutine of its own per message
-            while not messages:
-                await ws.message_waiter()
-        except WebSocketClosed as exc:
-            return {"type": "websocket.disconnect", "code": exc.code, "reason": exc.reason}
+        # WebSocket.recv(), without a coroutine of its own per message
+        while not messages:
+            try:
+                waiter = ws.message_waiter(True)
+            except WebSocketClosed as exc:
+                return {"type": "websocket.disconnect", "code": exc.code, "reason": exc.reason}
+            try:
+                data = await waiter
+            except BaseException:
+                ws.give_back(waiter)
+                raise
+            if data is not None:  # handed over as it was read: it was never queued
+                if type(data) is bytes:
+                    return {"type": "websocket.receive", "bytes": data}
+                return {"type": "websocket.receive", "text": data}
         # ws.recv_nowait(), inlined: a call less per message
         data = messages.popleft()
         ws.queued -= len(data)
