@@ -57,7 +57,9 @@ async def test_fragments_and_interleaved_pings(url: str) -> None:
         await peer.wait_eof()  # the server closes the TCP connection after the handshake
 
 
-@pytest.mark.parametrize(("wire", "code"), [
+# ids by position: masked frames carry random keys, and pytest-xdist needs every worker to
+# collect the same test ids
+VIOLATIONS = [
     (frame(TEXT, b"\xed\xa0\x80"), 1007),  # a UTF-16 surrogate is not UTF-8
     (frame(TEXT, b"ok", fin=False) + frame(CONT, b"\xf8\x88\x80\x80\x80"), 1007),
     (frame(TEXT, b"hello", mask=False), 1002),
@@ -72,7 +74,11 @@ async def test_fragments_and_interleaved_pings(url: str) -> None:
     (frame(BINARY, b"x" * 5000), 1009),
     (frame(TEXT, b"a" * 3000, fin=False) + frame(CONT, b"a" * 3000), 1009),
     (b"".join(frame(TEXT if i == 0 else CONT, b"f", fin=False) for i in range(9)), 1009),
-])
+]
+
+
+@pytest.mark.parametrize(("wire", "code"), VIOLATIONS,
+                         ids=[f"{n}-{code}" for n, (_, code) in enumerate(VIOLATIONS)])
 async def test_violations_close_with_their_code(url: str, wire: bytes, code: int) -> None:
     seen: list[dict[str, Any]] = []
 

@@ -251,7 +251,9 @@ def test_simple_and_other_frames_mixed_in_one_read_keep_their_order() -> None:
         "a", Ping, b"b", "cd", "e"]
 
 
-@pytest.mark.parametrize(("wire", "code"), [
+# ids by position: masked frames carry random keys, and pytest-xdist needs every worker to
+# collect the same test ids
+VIOLATIONS = [
     (frame(TEXT, b"\xff\xfe"), 1007),
     (frame(TEXT, b"ok", fin=False) + frame(CONT, b"\xc3\x28", fin=False), 1007),
     (frame(TEXT, b"hi", mask=False), 1002),  # a client frame must be masked
@@ -270,7 +272,11 @@ def test_simple_and_other_frames_mixed_in_one_read_keep_their_order() -> None:
     (frame(CLOSE, close_payload(1000, b"\xff")), 1007),
     (frame(BINARY, b"x" * 2000), 1009),
     (frame(BINARY, b"x" * 900, fin=False) + frame(CONT, b"x" * 200), 1009),
-])
+]
+
+
+@pytest.mark.parametrize(("wire", "code"), VIOLATIONS,
+                         ids=[f"{n}-{code}" for n, (_, code) in enumerate(VIOLATIONS)])
 def test_violations_fail_with_the_right_code(wire: bytes, code: int) -> None:
     core = server(WebSocketOptions(compression=False, max_size=1024))
     core.receive_data(wire)

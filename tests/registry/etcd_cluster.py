@@ -47,6 +47,7 @@ class Member:
     proc: subprocess.Popen[bytes] | None = None
     log: list[str] = field(default_factory=list)
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    _reader: threading.Thread | None = None
 
     @property
     def client_url(self) -> str:
@@ -75,7 +76,8 @@ class Member:
         self._lines = queue.Queue()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self._reader.start()
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
@@ -106,6 +108,10 @@ class Member:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._reader is not None:
+            # the reader ends at the pipe's EOF: closing the pipe under it raised in its thread
+            self._reader.join(10)
+            self._reader = None
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
         self.proc = None

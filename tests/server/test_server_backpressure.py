@@ -55,6 +55,9 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 PUSH_BYTES = 48 * 1024 * KiB
 PUSH_SECONDS = 1.0  # the hog stops then; an unbounded server buffered megabytes by then
 CLI_PUSH_SECONDS = 4.0
+#: a send blocked this long: the server stopped reading the hog (it never starts again, as the
+#: hog never reads), so pushing on until CLI_PUSH_SECONDS would only wait
+CLI_STALL_SECONDS = 1.0
 RSS_GROWTH_KIB = 16 * 1024  # trunkline serve hello under one such hog (it grew ~80 MB)
 
 
@@ -250,7 +253,7 @@ def test_cli_serve_hello_stays_bounded_under_a_client_that_never_reads(
                 sent = 0
                 deadline = time.monotonic() + CLI_PUSH_SECONDS
                 while (left := deadline - time.monotonic()) > 0:
-                    hog.settimeout(left)
+                    hog.settimeout(min(left, CLI_STALL_SECONDS))
                     try:
                         sent += hog.send(chunk)
                     except TimeoutError:
