@@ -78,26 +78,28 @@ async def _drive(count: int, kind: str, mode: str, app_name: str) -> None:
         payload = os.urandom(PAYLOAD)
         send, recv = ws.send, ws.recv
 
-        async def run(n: int) -> None:
-            if mode == "seq":
-                for _ in range(n):
-                    await send(payload)
-                    await recv()
-                return
-            for _ in range(DEPTH):
-                await send(payload)
-            for _ in range(n - DEPTH):
-                await recv()
-                await send(payload)
-            for _ in range(DEPTH):
-                await recv()
-
-        await run(WARMUP)
-        await run(count)
+        await _exchange(send, recv, payload, mode, WARMUP)
+        await _exchange(send, recv, payload, mode, count)
         await ws.close()
     finally:
         await server.shutdown()
         shutil.rmtree(where, ignore_errors=True)
+
+
+async def _exchange(send: Any, recv: Any, payload: bytes, mode: str, n: int) -> None:
+    """n echo round trips: one at a time (seq), or DEPTH in flight (pipe)."""
+    if mode == "seq":
+        for _ in range(n):
+            await send(payload)
+            await recv()
+        return
+    for _ in range(DEPTH):
+        await send(payload)
+    for _ in range(n - DEPTH):
+        await recv()
+        await send(payload)
+    for _ in range(DEPTH):
+        await recv()
 
 
 async def _drive_client(count: int, impl: str, kind: str, mode: str, where: str) -> None:
@@ -106,22 +108,8 @@ async def _drive_client(count: int, impl: str, kind: str, mode: str, where: str)
     send, recv, close = await ws_peers.connect(impl, kind, where)
     payload = os.urandom(PAYLOAD)
 
-    async def run(n: int) -> None:
-        if mode == "seq":
-            for _ in range(n):
-                await send(payload)
-                await recv()
-            return
-        for _ in range(DEPTH):
-            await send(payload)
-        for _ in range(n - DEPTH):
-            await recv()
-            await send(payload)
-        for _ in range(DEPTH):
-            await recv()
-
-    await run(WARMUP)
-    await run(count)
+    await _exchange(send, recv, payload, mode, WARMUP)
+    await _exchange(send, recv, payload, mode, count)
     await close()
 
 
