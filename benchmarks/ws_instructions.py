@@ -140,12 +140,7 @@ def _instructions(count: int, kind: str, mode: str, app: str, src: str | None) -
                         sys.executable, os.path.abspath(__file__), "--child", str(count),
                         kind, mode, app], check=True, env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        with open(out) as f:
-            for line in f:
-                found = re.match(r"(?:summary|totals):\s+(\d+)", line)
-                if found:
-                    return int(found.group(1))
-    raise RuntimeError("no instruction total in callgrind's output")
+        return _total(out)
 
 
 def _total(path: str) -> int:
