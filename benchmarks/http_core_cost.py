@@ -2,7 +2,8 @@
 
 Wall-clock req/s swings with the machine's load; instruction counts do not. Two shapes:
 
-- ``core``: the sans-I/O core alone (``HttpServerProtocol``): one wrk-style GET head in,
+- ``core``: the sans-I/O core alone (``HttpServerProtocol``): one GET head in (``--head``:
+  wrk's by default, h2load's, or a 12-field browser-like one),
   the hello app's response out (``receive_data``, ``start_response``, ``send_body``).
 - ``server``: the whole server path as ``trunkline serve hello -q`` runs it (uvloop, access
   log on but its logger at WARNING, lifespan auto) on a real socket (``tcp`` or ``unix``),
@@ -13,6 +14,7 @@ Each figure is (I(N2) - I(N1)) / (N2 - N1), so start-up and warm-up cancel out::
 
     python benchmarks/http_core_cost.py                      # core, tcp and unix, 1 and 50
     python benchmarks/http_core_cost.py --shapes core,tcp --connections 1
+    python benchmarks/http_core_cost.py --head h2load   # the head bench http's h2load sends
     # one run to profile (then callgrind_annotate --inclusive=yes FILE):
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
         python benchmarks/http_core_cost.py run tcp 3000 --connections 50
