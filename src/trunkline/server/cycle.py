@@ -62,21 +62,14 @@ class Cycle:
     wire_ns = 0  # traced: when the response's first bytes were written
     rest = b""  # bytes after an Upgrade request's head
 
-    def __init__(self, conn: HttpServerConnection, head: RequestHead, scope: Scope) -> None:
-        self.conn = conn
-        self.head = head
-        self.scope = scope
-        self.body: list[bytes] = []
-        self.expect = head.expect_continue
-        # Read on every request: stored here, so reading them is a specialized instance
-        # load (a class default read through an instance takes the generic lookup).
-        self.waiter = None
-        self.disconnected = False
-        self.done = False
-        self.started = False
-        self.on_wire = False
-        self.buffered = 0
-        self.body_bytes = 0
+    # No __init__: made as ``Cycle()`` and its attributes stored by its one maker,
+    # ``HttpServerConnection._on_head`` (a type call with arguments would run __init__ as a
+    # C-to-Python call, ~1k instructions more per request in CPython 3.11).
+    conn: HttpServerConnection
+    head: RequestHead
+    scope: Scope
+    body: list[bytes]
+    expect: bool
 
     def start(self, runner: EagerRunner) -> None:
         """The app call for this request (its connection starts it): stepped at once by

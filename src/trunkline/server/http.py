@@ -252,7 +252,22 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         scope = http_scope(head, self.facts, self._root_path, self._app_state)
         if self._proxies is not None:
             apply_forwarded(scope, self._proxies)
-        cycle = Cycle(self, head, scope)
+        # (Cycle has no __init__: see there)
+        cycle = Cycle()
+        cycle.conn = self
+        cycle.head = head
+        cycle.scope = scope
+        cycle.body = []
+        cycle.expect = head.expect_continue
+        # Read on every request: stored here, so reading them is a specialized instance load
+        # (a class default read through an instance takes the generic lookup).
+        cycle.waiter = None
+        cycle.disconnected = False
+        cycle.done = False
+        cycle.started = False
+        cycle.on_wire = False
+        cycle.buffered = 0
+        cycle.body_bytes = 0
         self._parsing = cycle
         self._queue.append(cycle)
         if self.tracer is not None:
