@@ -48,6 +48,8 @@ AMBIGUOUS = {
     "bare LF everywhere": b"GET / HTTP/1.1\nHost: a\n\n",
     "bare LF one line": b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
     "bare LF at end": b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+    "bare LF before the request line": b"\n\r\nGET / HTTP/1.1\r\n" + H + b"\r\n",
+    "bare LF in the request line": b"GET / HTTP/1.1\n\r\n" + H + b"\r\n",
     "bare CR": b"GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n",
     "NUL in value": b"GET / HTTP/1.1\r\n" + H + b"X: a\x00b\r\n\r\n",
     "CTL in value": b"GET / HTTP/1.1\r\n" + H + b"X: a\x01b\r\n\r\n",

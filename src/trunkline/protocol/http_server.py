@@ -211,6 +211,13 @@ class HttpServerProtocol(ResponseWriter):
         # a line shorter than "M / HTTP/1.1" plus a space has none.
         self._version = _VERSIONS.get(data[line_end - 8:line_end], "") \
             if line_end - pos >= 14 else ""
+        if not self._version:
+            # No "HTTP/1.x" just before the first CRLF (a bare LF earlier, no version, another
+            # version): judge the head as one in pieces is judged first, so a bare LF gets
+            # the same 400 however the bytes were split, not the 505 httptools leads to.
+            self._check_partial(data[pos:end + 2])
+            if self._state == _ERROR:
+                return n
         try:
             self._parser.feed_data(data if pos == 0 and head_end == n else data[pos:head_end])
         except httptools.HttpParserUpgrade:
