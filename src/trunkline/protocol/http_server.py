@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
@@ -59,7 +60,8 @@ class HttpServerProtocol(ResponseWriter):
     __slots__ = ("limits", "_max_heads", "_held", "held", "has_partial_head", "_max_line",
                  "_max_fields_bytes", "_max_fields", "_version", "_line_len", "_keep_alive",
                  "_parser", "_state", "_events", "_partial", "_partial_scan", "_url",
-                 "_headers", "_watched", "_last_host", "_in_body", "_body_left", "_chunks")
+                 "_headers", "_watched", "_last_host", "_in_body", "_body_left", "_chunks",
+                 "scope_template")
 
     def __init__(self, limits: HttpLimits = HttpLimits(),
                  server_header: bytes | None = b"trunkline", max_heads: int = 32) -> None:
@@ -94,6 +96,10 @@ class HttpServerProtocol(ResponseWriter):
         self._in_body = False
         self._body_left = 0
         self._chunks: ChunkedScanner | None = None  # made at the first chunked body
+        #: an ASGI ``http`` scope with this connection's keys (the I/O layer's, or None):
+        #: when set, each ``RequestHead`` comes with ``scope``, a copy of it with the
+        #: request's keys filled in from the parse (no second copy of them from the head)
+        self.scope_template: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- input
 
@@ -356,6 +362,15 @@ class HttpServerProtocol(ResponseWriter):
             framing.describe(head)
         elif method == "CONNECT":  # llhttp treats CONNECT as an upgrade
             head.upgrade = b"connect"
+        template = self.scope_template
+        if template is not None:
+            head.scope = scope = template.copy()
+            scope["http_version"] = version
+            scope["method"] = method
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+            scope["query_string"] = query
+            scope["headers"] = headers
         self._events.append(head)
 
     def _weigh(self, watched: list[tuple[bytes, bytes]], target: bytes, method: str,

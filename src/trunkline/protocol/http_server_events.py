@@ -9,7 +9,7 @@ an Upgrade or CONNECT request's head).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class RequestHead:
     content_length: int | None = None
     chunked = False
     trace_id: str | None = None  # the x-trunkline-trace-id header, for client/server traces
+    #: the request's ASGI scope, when the core was given a ``scope_template``: the
+    #: template's copy with this head's keys filled in (the rest is the I/O layer's)
+    scope: dict[str, Any] | None = None
 
     @property
     def has_body(self) -> bool:

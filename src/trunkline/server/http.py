@@ -120,6 +120,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             self.conn_id = tracer.new_connection()
         self.facts = facts = ConnectionFacts(transport, self.context)
         self.ext = facts.ext
+        if not self._root_path:  # (with one, http_scope makes each scope)
+            self.core.scope_template = facts.template
         if tracer is not None:
             tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), self.conn_id,
                           transport=self.ext["kind"], local=self.ext["local"],
@@ -249,7 +251,13 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     # ---------------------------------------------------------------- parsing events
 
     def _on_head(self, head: RequestHead) -> None:
-        scope = http_scope(head, self.facts, self._root_path, self._app_state)
+        scope = head.scope
+        if scope is None:  # a root path: the core has no template (connection_made)
+            scope = http_scope(head, self.facts, self._root_path, self._app_state)
+        else:  # the core filled the request's keys in; what is left is ours
+            app_state = self._app_state
+            scope["state"] = app_state.copy() if app_state else {}
+            scope["extensions"] = {"trunkline.transport": self.ext}
         if self._proxies is not None:
             apply_forwarded(scope, self._proxies)
         # (Cycle has no __init__: see there)
