@@ -46,6 +46,7 @@ from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandof
 from .writes import ConnectionOutput
 
 _INFO = logging.INFO
+_ENABLED = accesslog.ENABLED
 
 
 class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
@@ -376,9 +377,14 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
-        if self._log_access and self._access.isEnabledFor(_INFO):
-            self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
-                                     cycle.body_bytes)
+        if self._log_access:
+            try:
+                enabled = _ENABLED[_INFO]  # (isEnabledFor's answer: see accesslog.ENABLED)
+            except KeyError:
+                enabled = self._access.isEnabledFor(_INFO)
+            if enabled and not self._access.disabled:
+                self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
+                                         cycle.body_bytes)
         if self.tracer is not None:
             self._trace(Step.RESPONSE_DONE, cycle, cycle.wire_ns or cycle.start_ns,
                         status=cycle.status,
