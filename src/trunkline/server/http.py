@@ -58,10 +58,10 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                  "_current", "_deadline", "_detached", "_drain_waiters", "_draining",
                  "_ending", "_head_ns", "_keepalive", "_linger", "_log_access",
                  "_max_pipelined", "_out", "_parsing", "_peer_eof", "_phase", "_proxies",
-                 "_queue", "_read_paused", "_rejected", "_root_path", "_runner", "_send_left",
-                 "_stalled", "_starting", "_timer", "_timer_when", "_writes", "app", "conn_id",
-                 "context", "core", "ext", "facts", "loop", "lost", "state", "tracer",
-                 "transport", "write_paused")
+                 "_queue", "_queued", "_read_paused", "_rejected", "_root_path", "_runner",
+                 "_send_left", "_stalled", "_starting", "_timer", "_timer_when", "_writes",
+                 "app", "conn_id", "context", "core", "ext", "facts", "loop", "lost", "state",
+                 "tracer", "transport", "write_paused")
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
         self.state = state
@@ -106,6 +106,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
         self._runner, self._writes = state.on_loop(self.loop)
+        self._queued = self._writes.queued
         self._out: bytes | None = None  # an answer queued for the end of the loop pass
         self._starting = False  # _start_next's loop runs (an app call may end inside it)
 
