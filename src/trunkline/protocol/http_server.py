@@ -394,6 +394,11 @@ class HttpServerProtocol(ResponseWriter):
         head.http_version = version
         head.headers = headers
         head.keep_alive = keep_alive
+        # Stored though they are the class's defaults: the server reads both on every
+        # request, and an attribute only on the class is a slow (unspecialized) read
+        # through the instance in CPython 3.11.
+        head.expect_continue = False
+        head.upgrade = None
         if framing is not None:
             framing.describe(head)
         elif method == "CONNECT":  # llhttp treats CONNECT as an upgrade
