@@ -58,16 +58,17 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                  "_current", "_deadline", "_detached", "_drain_waiters", "_draining",
                  "_ending", "_head_ns", "_keepalive", "_linger", "_log_access",
                  "_max_pipelined", "_out", "_parsing", "_peer_eof", "_phase", "_proxies",
-                 "_queue", "_queued", "_read_paused", "_rejected", "_root_path", "_runner",
-                 "_send_left", "_stalled", "_starting", "_timer", "_timer_when", "_writes",
-                 "app", "conn_id", "context", "core", "ext", "facts", "loop", "lost", "state",
-                 "tracer", "transport", "write_paused")
+                 "_queue", "_queued", "_read_paused", "_rejected", "_returns_none",
+                 "_root_path", "_runner", "_send_left", "_stalled", "_starting", "_timer",
+                 "_timer_when", "_writes", "app", "conn_id", "context", "core", "ext", "facts",
+                 "loop", "lost", "state", "tracer", "transport", "write_paused")
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
         self.state = state
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.app: Any = state.app  # Any: the return value is checked (must be None)
+        self._returns_none = state.app_returns_none  # (its value need not be looked at)
         self.tracer = state.tracer
         self.core = HttpServerProtocol(state.limits, state.server_header,
                                        state.config.max_pipelined)
@@ -364,7 +365,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                 runner = self._runner
                 try:
                     result = runner.call(self.app(cycle.scope, cycle.receive, cycle.send),
-                                         cycle)
+                                         cycle, self._returns_none)
                 except BaseException as exc:  # noqa: BLE001 - logged, then answered
                     cycle.raised(exc, runner)
                 else:
