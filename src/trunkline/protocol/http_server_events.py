@@ -26,7 +26,7 @@ class HttpLimits:
 class RequestHead:
     """A parsed request head. Header names are lowercased, values as sent.
 
-    Made by the core as ``RequestHead()`` and its eight per-request attributes stored one
+    Made by the core as ``RequestHead()`` and its per-request attributes stored one
     by one: an ``__init__`` with arguments would be a C-to-Python call inside the type call
     (~1.4k instructions per request in CPython 3.11)."""
 
