@@ -327,9 +327,14 @@ async def test_returns_none_is_true_only_when_the_bytecode_shows_none() -> None:
         async def __call__(self) -> None:
             pass
 
+    class Valued:
+        async def __call__(self) -> int:
+            return 1
+
     def plain() -> None:
         pass
 
-    assert returns_none(bare) and returns_none(explicit) and returns_none(App().__call__)
-    for other in (value, chosen, awaited, local, App(), plain, None, 1):
+    assert returns_none(bare) and returns_none(explicit)
+    assert returns_none(App()) and returns_none(App().__call__)
+    for other in (value, chosen, awaited, local, Valued(), plain, None, 1, App):
         assert not returns_none(other), other

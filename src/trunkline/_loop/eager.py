@@ -245,10 +245,17 @@ class EagerRunner:
 
 
 def returns_none(func: object) -> bool:
-    """Whether ``func`` is an ``async def`` function (or bound method) whose calls can only
-    return None, as its bytecode shows: every return returns the constant None (``return``,
-    ``return None``, the end) and no jump lands on one. False when unsure: another value, an
-    object with ``__call__``, a wrapper. (For ``EagerRunner.call``'s ``returns_none``.)"""
+    """Whether ``func`` is an ``async def`` function (or bound method, or an object whose
+    class's ``__call__`` is one: Starlette's, FastAPI's apps) whose calls can only return
+    None, as its bytecode shows: every return returns the constant None (``return``,
+    ``return None``, the end) and no jump lands on one. False when unsure: another value,
+    anything else. (For ``EagerRunner.call``'s ``returns_none``.)"""
+    if not hasattr(func, "__code__"):
+        # (what calling the object runs: its class's __call__, found without running a
+        # descriptor)
+        call = inspect.getattr_static(type(func), "__call__", None)
+        if isinstance(call, types.FunctionType):
+            func = call
     code = getattr(func, "__code__", None)
     if not isinstance(code, types.CodeType) or not code.co_flags & inspect.CO_COROUTINE:
         return False
