@@ -295,3 +295,46 @@ async def test_stream_reads_return_the_bytes_in_order_whatever_the_chunking(
             assert await stream.read() == b""
             assert stream.at_eof
     assert bytes(got) == payload
+
+
+async def test_returns_none_is_true_only_when_the_bytecode_shows_none() -> None:
+    from trunkline._loop.eager import returns_none
+
+    async def bare(flag: bool) -> None:
+        if flag:
+            return
+        await asyncio.sleep(0)
+
+    async def explicit(flag: bool) -> None:
+        if flag:
+            return None
+        return None
+
+    async def value(flag: bool) -> int:
+        return 1
+
+    async def chosen(flag: bool) -> int | None:
+        return 1 if flag else None  # (the RETURN_VALUE is a jump target after LOAD_CONST)
+
+    async def awaited(flag: bool) -> object:
+        return await asyncio.sleep(0)
+
+    async def local(flag: bool) -> object:
+        x = None
+        return x
+
+    class App:
+        async def __call__(self) -> None:
+            pass
+
+    class Valued:
+        async def __call__(self) -> int:
+            return 1
+
+    def plain() -> None:
+        pass
+
+    assert returns_none(bare) and returns_none(explicit)
+    assert returns_none(App()) and returns_none(App().__call__)
+    for other in (value, chosen, awaited, local, Valued(), plain, None, 1, App):
+        assert not returns_none(other), other

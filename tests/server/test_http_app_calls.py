@@ -116,3 +116,38 @@ async def test_access_records_carry_their_answers_time_and_fields(
     assert {k: fields[k] for k in ("method", "path", "status", "bytes")} == {
         "method": "GET", "path": "/one?x=1", "status": 200, "bytes": 5}
     assert fields["transport"].startswith("tcp 127.0.0.1:")
+
+
+async def test_an_app_that_returns_a_value_is_logged_whether_it_waited_or_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # An app whose bytecode shows it returns only None is stepped without reading the value
+    # (_loop.eager.returns_none); any other app's value is still read and logged.
+    from trunkline._loop.eager import returns_none
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> object:
+        if scope["type"] != "http":
+            return None
+        if scope["path"] == "/wait":
+            await asyncio.sleep(0)
+        await answer(send, b"ok")
+        return scope["path"]
+
+    async def quiet(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/wait":
+            await asyncio.sleep(0)
+        await answer(send, b"ok")
+
+    assert not returns_none(app) and returns_none(quiet)
+    caplog.set_level(logging.ERROR, "trunkline.server")
+    for which in (app, quiet):
+        async with running(which, access_log=False) as server:
+            raw = await Raw.open(server.urls[0])
+            for path in (b"now", b"wait"):
+                await raw.send(GET % path)
+                assert (await raw.read_response())[0] == 200
+            await raw.close()
+    returned = [r.getMessage() for r in caplog.records if "instead of None" in r.getMessage()]
+    assert returned == ["ASGI app returned '/now' instead of None",
+                        "ASGI app returned '/wait' instead of None"], returned

@@ -373,6 +373,42 @@ async def test_access_log_names_transport_and_peer(caplog: pytest.LogCaptureFixt
                for line in lines), lines
 
 
+async def test_access_log_follows_level_changes_at_once(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    # The server reads logging's cache of isEnabledFor per response (accesslog.ENABLED):
+    # a level set, logging.disable or a disabled logger counts from the next response.
+    caplog.set_level(logging.INFO)
+    access = logging.getLogger("trunkline.access")
+    before = access.level
+    try:
+        async with running(hello_app) as server:
+            raw = await Raw.open(tcp_url(server))
+
+            async def get(path: bytes) -> None:
+                await raw.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path)
+                await raw.read_response()
+
+            access.setLevel(logging.WARNING)
+            await get(b"/quiet-1")
+            access.setLevel(logging.INFO)
+            await get(b"/logged-1")
+            logging.disable(logging.INFO)
+            await get(b"/quiet-2")
+            logging.disable(logging.NOTSET)
+            await get(b"/logged-2")
+            access.disabled = True
+            await get(b"/quiet-3")
+            access.disabled = False
+            await get(b"/logged-3")
+            await raw.close()
+    finally:
+        access.disabled = False
+        logging.disable(logging.NOTSET)
+        access.setLevel(before)
+    paths = [r.path for r in caplog.records if r.name == "trunkline.access"]  # type: ignore[attr-defined]
+    assert paths == ["/logged-1", "/logged-2", "/logged-3"], paths
+
+
 async def test_tracer_records_server_steps_with_trace_id() -> None:
     tracer = Tracer()
     async with running(hello_app, tracer=tracer) as server:

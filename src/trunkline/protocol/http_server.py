@@ -25,6 +25,9 @@ Rules:
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
@@ -58,8 +61,9 @@ class HttpServerProtocol(ResponseWriter):
     # (a slot read stays specialized).
     __slots__ = ("limits", "_max_heads", "_held", "held", "has_partial_head", "_max_line",
                  "_max_fields_bytes", "_max_fields", "_version", "_line_len", "_keep_alive",
-                 "_parser", "_state", "_events", "_partial", "_partial_scan", "_url",
-                 "_headers", "_watched", "_last_host", "_in_body", "_body_left", "_chunks")
+                 "_parser", "_state", "_events", "_partial", "_partial_scan", "_urls",
+                 "_ends", "on_url", "on_message_complete", "_headers", "_watched",
+                 "_last_host", "_in_body", "_body_left", "_chunks", "scope_template")
 
     def __init__(self, limits: HttpLimits = HttpLimits(),
                  server_header: bytes | None = b"trunkline", max_heads: int = 32) -> None:
@@ -81,19 +85,33 @@ class HttpServerProtocol(ResponseWriter):
         self._version = ""
         self._line_len = 0
         self._keep_alive = True
+        # Two of llhttp's callbacks are C methods, not Python ones: httptools calls a C
+        # method for ~250 instructions, a Python method for ~1,000 (CPython 3.11). ``on_url``
+        # appends the target's bytes to ``_urls`` (one piece, as a head is fed whole);
+        # ``on_message_complete`` pops ``_ends``, which holds one item between messages, and
+        # the code that fed the parser ends the message (``_message_ended``) when it finds
+        # ``_ends`` empty. (A deque and a one-item list: neither frees or grows its storage
+        # when emptied and filled again, as a cleared list would.)
+        self._urls: deque[bytes] = deque()
+        self._ends: list[None] = [None]
+        self.on_url: Callable[[bytes], None] = self._urls.append
+        self.on_message_complete: Callable[[], object] = self._ends.pop
         self._parser = httptools.HttpRequestParser(self)
         self._state = _HEAD
         self._events: list[Event] = []
         self._partial = bytearray()  # a head that has not ended yet
         self._partial_scan = 0  # where to resume looking for CRLFCRLF in _partial
         # the message being parsed
-        self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._watched: list[tuple[bytes, bytes]] = []
         self._last_host: bytes | None = None  # the last valid Host value on this connection
         self._in_body = False
         self._body_left = 0
         self._chunks: ChunkedScanner | None = None  # made at the first chunked body
+        #: an ASGI ``http`` scope with this connection's keys (the I/O layer's, or None):
+        #: when set, each ``RequestHead`` comes with ``scope``, a copy of it with the
+        #: request's keys filled in from the parse (no second copy of them from the head)
+        self.scope_template: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- input
 
@@ -218,6 +236,7 @@ class HttpServerProtocol(ResponseWriter):
             self._check_partial(data[pos:end + 2])
             if self._state == _ERROR:
                 return n
+        ends = self._ends
         try:
             self._parser.feed_data(data if pos == 0 and head_end == n else data[pos:head_end])
         except httptools.HttpParserUpgrade:
@@ -232,6 +251,13 @@ class HttpServerProtocol(ResponseWriter):
                 self._check_partial(data[pos:end + 2])
             if self._state != _ERROR:
                 self._reject(400, f"malformed request: {exc}")
+        else:
+            if not ends:  # a head with no body: the message ended (inline _message_ended)
+                ends.append(None)
+                self._in_body = False
+                if self._state != _ERROR:
+                    self._state = _HEAD if self._keep_alive else _DONE
+                    self._events.append(END_OF_MESSAGE)
         return head_end
 
     def _take_length(self, data: bytes, pos: int, n: int) -> int:
@@ -267,16 +293,28 @@ class HttpServerProtocol(ResponseWriter):
         except httptools.HttpParserError as exc:
             if self._state != _ERROR:
                 self._reject(400, f"malformed request: {exc}")
+        else:
+            if not self._ends:
+                self._message_ended()
+
+    def _message_ended(self) -> None:
+        """llhttp's on_message_complete came (it emptied ``_ends``): the message is over."""
+        self._ends.append(None)
+        self._in_body = False
+        if self._state != _ERROR:
+            # After a request that ends the connection, later bytes are ignored, not parsed.
+            self._state = _HEAD if self._keep_alive else _DONE
+            self._events.append(END_OF_MESSAGE)
 
     def _switch(self) -> None:
-        # receive_data's loop hands what follows the upgrade request on as ``Upgraded``.
+        # receive_data's loop hands what follows the upgrade request on as ``Upgraded``;
+        # llhttp ended the message before it stopped at the upgrade.
+        if not self._ends:
+            self._message_ended()
         if self._state != _ERROR:
             self._state = _SWITCHED
 
     # ---------------------------------------------------------------- httptools callbacks
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
@@ -292,8 +330,12 @@ class HttpServerProtocol(ResponseWriter):
         self._in_body = True
         headers = self._headers
         self._headers = []
-        target = self._url
-        self._url = b""
+        urls = self._urls
+        if len(urls) == 1:
+            target = urls.popleft()
+        else:  # (not seen: llhttp gives a span in pieces only across feeds)
+            target = b"".join(urls)
+            urls.clear()
         parser = self._parser
         version = self._version
         if not version:
@@ -352,10 +394,24 @@ class HttpServerProtocol(ResponseWriter):
         head.http_version = version
         head.headers = headers
         head.keep_alive = keep_alive
+        # Stored though they are the class's defaults: the server reads both on every
+        # request, and an attribute only on the class is a slow (unspecialized) read
+        # through the instance in CPython 3.11.
+        head.expect_continue = False
+        head.upgrade = None
         if framing is not None:
             framing.describe(head)
         elif method == "CONNECT":  # llhttp treats CONNECT as an upgrade
             head.upgrade = b"connect"
+        template = self.scope_template
+        if template is not None:
+            head.scope = scope = template.copy()
+            scope["http_version"] = version
+            scope["method"] = method
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+            scope["query_string"] = query
+            scope["headers"] = headers
         self._events.append(head)
 
     def _weigh(self, watched: list[tuple[bytes, bytes]], target: bytes, method: str,
@@ -414,12 +470,6 @@ class HttpServerProtocol(ResponseWriter):
         if self._state != _ERROR:
             self._events.append(body)
 
-    def on_message_complete(self) -> None:
-        self._in_body = False
-        if self._state != _ERROR:
-            # After a request that ends the connection, later bytes are ignored, not parsed.
-            self._state = _HEAD if self._keep_alive else _DONE
-            self._events.append(END_OF_MESSAGE)
 
 
 class _Framing:

@@ -9,7 +9,7 @@ an Upgrade or CONNECT request's head).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class HttpLimits:
 class RequestHead:
     """A parsed request head. Header names are lowercased, values as sent.
 
-    Made by the core as ``RequestHead()`` and its eight per-request attributes stored one
+    Made by the core as ``RequestHead()`` and its per-request attributes stored one
     by one: an ``__init__`` with arguments would be a C-to-Python call inside the type call
     (~1.4k instructions per request in CPython 3.11)."""
 
@@ -44,6 +44,9 @@ class RequestHead:
     content_length: int | None = None
     chunked = False
     trace_id: str | None = None  # the x-trunkline-trace-id header, for client/server traces
+    #: the request's ASGI scope, when the core was given a ``scope_template``: the
+    #: template's copy with this head's keys filled in (the rest is the I/O layer's)
+    scope: dict[str, Any] | None = None
 
     @property
     def has_body(self) -> bool:

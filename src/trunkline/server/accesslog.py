@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("trunkline.access")
 
+#: logging's own cache of ``logger.isEnabledFor`` answers by level (``Logger._cache``, which
+#: every ``setLevel`` and ``logging.disable`` empties in place). The server reads it on
+#: every response, a dict look-up instead of a Python call (~400 instructions less), and
+#: calls ``isEnabledFor`` when the level is not in it (then it is again); a True from it
+#: still has ``logger.disabled`` checked.
+ENABLED: dict[int, bool] = getattr(logger, "_cache", {})  # ({}: always asks)
+
 FLUSH_SECONDS = 0.1  # the longest a line waits
 BATCH = 256  # lines that are written at once without waiting for the timer
 
@@ -117,5 +124,5 @@ def log_rejected(ext: dict[str, Any], status: int, reason: str) -> None:
                        "status": status, "bytes": 0})
 
 
-__all__ = ["BATCH", "FLUSH_SECONDS", "AccessLog", "log_rejected", "logger", "peer_name",
-           "transport_name"]
+__all__ = ["BATCH", "ENABLED", "FLUSH_SECONDS", "AccessLog", "log_rejected", "logger",
+           "peer_name", "transport_name"]

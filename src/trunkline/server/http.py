@@ -46,6 +46,7 @@ from .state import ListenContext, ServerState, WebSocketHandler, WebSocketHandof
 from .writes import ConnectionOutput
 
 _INFO = logging.INFO
+_ENABLED = accesslog.ENABLED
 
 
 class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
@@ -57,16 +58,17 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                  "_current", "_deadline", "_detached", "_drain_waiters", "_draining",
                  "_ending", "_head_ns", "_keepalive", "_linger", "_log_access",
                  "_max_pipelined", "_out", "_parsing", "_peer_eof", "_phase", "_proxies",
-                 "_queue", "_read_paused", "_rejected", "_root_path", "_runner", "_send_left",
-                 "_stalled", "_starting", "_timer", "_timer_when", "_writes", "app", "conn_id",
-                 "context", "core", "ext", "facts", "loop", "lost", "state", "tracer",
-                 "transport", "write_paused")
+                 "_queue", "_queued", "_read_paused", "_rejected", "_returns_none",
+                 "_root_path", "_runner", "_send_left", "_stalled", "_starting", "_timer",
+                 "_timer_when", "_writes", "app", "conn_id", "context", "core", "ext", "facts",
+                 "loop", "lost", "state", "tracer", "transport", "write_paused")
 
     def __init__(self, state: ServerState, context: ListenContext) -> None:
         self.state = state
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.app: Any = state.app  # Any: the return value is checked (must be None)
+        self._returns_none = state.app_returns_none  # (its value need not be looked at)
         self.tracer = state.tracer
         self.core = HttpServerProtocol(state.limits, state.server_header,
                                        state.config.max_pipelined)
@@ -105,6 +107,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
         self._log_access = self._config.access_log
         self._keepalive = self._config.keepalive_timeout
         self._runner, self._writes = state.on_loop(self.loop)
+        self._queued = self._writes.queued
         self._out: bytes | None = None  # an answer queued for the end of the loop pass
         self._starting = False  # _start_next's loop runs (an app call may end inside it)
 
@@ -120,6 +123,8 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             self.conn_id = tracer.new_connection()
         self.facts = facts = ConnectionFacts(transport, self.context)
         self.ext = facts.ext
+        if not self._root_path:  # (with one, http_scope makes each scope)
+            self.core.scope_template = facts.template
         if tracer is not None:
             tracer.record(Step.ACCEPT, "server", time.monotonic_ns(), self.conn_id,
                           transport=self.ext["kind"], local=self.ext["local"],
@@ -249,7 +254,13 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
     # ---------------------------------------------------------------- parsing events
 
     def _on_head(self, head: RequestHead) -> None:
-        scope = http_scope(head, self.facts, self._root_path, self._app_state)
+        scope = head.scope
+        if scope is None:  # a root path: the core has no template (connection_made)
+            scope = http_scope(head, self.facts, self._root_path, self._app_state)
+        else:  # the core filled the request's keys in; what is left is ours
+            app_state = self._app_state
+            scope["state"] = app_state.copy() if app_state else {}
+            scope["extensions"] = {"trunkline.transport": self.ext}
         if self._proxies is not None:
             apply_forwarded(scope, self._proxies)
         # (Cycle has no __init__: see there)
@@ -354,7 +365,7 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
                 runner = self._runner
                 try:
                     result = runner.call(self.app(cycle.scope, cycle.receive, cycle.send),
-                                         cycle)
+                                         cycle, self._returns_none)
                 except BaseException as exc:  # noqa: BLE001 - logged, then answered
                     cycle.raised(exc, runner)
                 else:
@@ -368,9 +379,14 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
 
     def response_done(self, cycle: Cycle) -> None:
         """The response is complete: log it, then the next request or close."""
-        if self._log_access and self._access.isEnabledFor(_INFO):
-            self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
-                                     cycle.body_bytes)
+        if self._log_access:
+            try:
+                enabled = _ENABLED[_INFO]  # (isEnabledFor's answer: see accesslog.ENABLED)
+            except KeyError:
+                enabled = self._access.isEnabledFor(_INFO)
+            if enabled and not self._access.disabled:
+                self._access_log.request(self.loop, self.ext, cycle.head, cycle.status,
+                                         cycle.body_bytes)
         if self.tracer is not None:
             self._trace(Step.RESPONSE_DONE, cycle, cycle.wire_ns or cycle.start_ns,
                         status=cycle.status,
@@ -385,6 +401,17 @@ class HttpServerConnection(ConnectionOutput, asyncio.Protocol):
             return
         if self.write_paused:  # the client is not reading: go on when it does
             self._stalled = cycle
+            return
+        core = self.core
+        if cycle.complete and not (self._queue or self._ending or self._read_paused or
+                                   core.held or core.has_partial_head) and \
+                core.keep_alive and self._phase != IDLE:
+            # _next_after's usual case inline (one call less per request): nothing more to
+            # answer or read, the connection idles; (_set_deadline inlined too)
+            self._phase = IDLE
+            when = self._deadline = self.loop.time() + self._keepalive
+            if self._timer is None or self._timer_when > when:
+                self._arm(when)
             return
         self._next_after(cycle)
 

@@ -51,7 +51,9 @@ class ConnectionFacts:
         self.server: Addr = server
         self.client: Addr = _scope_addr(peer) if isinstance(peer, SocketIdentity) else None
         #: what every scope of this connection shares (no root path), in the scope's key
-        #: order; ``http_scope`` copies it and fills in the request's keys
+        #: order; the core copies it and fills in the request's keys from the parse
+        #: (``HttpServerProtocol.scope_template``), the connection adds state and
+        #: extensions (``http_scope`` does all of it the same way)
         self.template: dict[str, Any] = {
             "type": "http", "asgi": ASGI_VERSION, "http_version": None, "server": server,
             "client": self.client, "scheme": self.scheme, "method": None, "root_path": "",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._loop.eager import EagerRunner
+from .._loop.eager import EagerRunner, returns_none
 from ..host import ConnectionRegistry
 from ..protocol.http_server_events import HttpLimits, RequestHead
 from ..trace.events import Tracer
@@ -55,6 +55,9 @@ class ServerState:
     server_header: bytes | None = field(init=False)
     proxies: TrustedProxies | None = field(init=False)  # set when proxy headers are on
     access: AccessLog = field(init=False)  # request lines, written in batches
+    #: the app is an ``async def`` function that can only return None (``eager.returns_none``):
+    #: its calls are stepped without looking at the value
+    app_returns_none: bool = field(init=False)
     _runner: EagerRunner | None = field(init=False, default=None)
     _writes: WriteBatch | None = field(init=False, default=None)
 
@@ -65,6 +68,7 @@ class ServerState:
         header = self.config.server_header
         self.server_header = header.encode("latin-1") if header else None
         self.access = AccessLog()
+        self.app_returns_none = returns_none(self.app)
 
     def on_loop(self, loop: asyncio.AbstractEventLoop) -> tuple[EagerRunner, WriteBatch]:
         """The eager runner of app calls on ``loop`` (an app call runs inside the read
