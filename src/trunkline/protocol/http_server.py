@@ -63,7 +63,7 @@ class HttpServerProtocol(ResponseWriter):
                  "_max_fields_bytes", "_max_fields", "_version", "_line_len", "_keep_alive",
                  "_parser", "_state", "_events", "_partial", "_partial_scan", "_urls",
                  "_ends", "on_url", "on_message_complete", "_headers", "_watched",
-                 "_last_host", "_in_body", "_body_left", "_chunks", "scope_template")
+                 "_last_host", "_body_left", "_chunks", "scope_template")
 
     def __init__(self, limits: HttpLimits = HttpLimits(),
                  server_header: bytes | None = b"trunkline", max_heads: int = 32) -> None:
@@ -105,7 +105,6 @@ class HttpServerProtocol(ResponseWriter):
         self._headers: list[tuple[bytes, bytes]] = []
         self._watched: list[tuple[bytes, bytes]] = []
         self._last_host: bytes | None = None  # the last valid Host value on this connection
-        self._in_body = False
         self._body_left = 0
         self._chunks: ChunkedScanner | None = None  # made at the first chunked body
         #: an ASGI ``http`` scope with this connection's keys (the I/O layer's, or None):
@@ -254,7 +253,6 @@ class HttpServerProtocol(ResponseWriter):
         else:
             if not ends:  # a head with no body: the message ended (inline _message_ended)
                 ends.append(None)
-                self._in_body = False
                 if self._state != _ERROR:
                     self._state = _HEAD if self._keep_alive else _DONE
                     self._events.append(END_OF_MESSAGE)
@@ -276,6 +274,11 @@ class HttpServerProtocol(ResponseWriter):
             return n
         if stop > pos:
             self._feed(data[pos:stop])
+            if self._state != _BODY_CHUNKED:
+                # The message ended: drop its trailer fields, which on_header took as it
+                # takes any (no check there per field: trailers come only here).
+                self._headers.clear()
+                self._watched.clear()
         if self._state == _ERROR:
             return n
         if done != (self._state != _BODY_CHUNKED):
@@ -300,7 +303,6 @@ class HttpServerProtocol(ResponseWriter):
     def _message_ended(self) -> None:
         """llhttp's on_message_complete came (it emptied ``_ends``): the message is over."""
         self._ends.append(None)
-        self._in_body = False
         if self._state != _ERROR:
             # After a request that ends the connection, later bytes are ignored, not parsed.
             self._state = _HEAD if self._keep_alive else _DONE
@@ -317,8 +319,7 @@ class HttpServerProtocol(ResponseWriter):
     # ---------------------------------------------------------------- httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_body:
-            return  # a trailer field: counted by the chunk scan, not passed on
+        # (a chunked body's trailer fields come here too: _take_chunked drops them)
         name = name.lower()
         self._headers.append((name, value))
         if name in _WATCHED:
@@ -327,7 +328,6 @@ class HttpServerProtocol(ResponseWriter):
     def on_headers_complete(self) -> None:
         # Per-message state is reset here, after use, so no on_message_begin callback is
         # needed (one Python call less per request).
-        self._in_body = True
         headers = self._headers
         self._headers = []
         urls = self._urls
