@@ -48,7 +48,6 @@ _HEAD, _BODY_LENGTH, _BODY_CHUNKED, _SWITCHED, _DONE, _ERROR = range(6)
 
 _WATCHED = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect",
                       b"upgrade", b"x-trunkline-trace-id"})
-_VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
                                     "OPTIONS", "CONNECT", "TRACE")}
 
@@ -226,8 +225,10 @@ class HttpServerProtocol(ResponseWriter):
         self._line_len = line_end - pos
         # The version, from the bytes (httptools' get_http_version formats a new string);
         # a line shorter than "M / HTTP/1.1" plus a space has none.
-        self._version = _VERSIONS.get(data[line_end - 8:line_end], "") \
-            if line_end - pos >= 14 else ""
+        # (compared, not looked up: a new slice's hash and a dict probe cost more)
+        version = data[line_end - 8:line_end] if line_end - pos >= 14 else b""
+        self._version = "1.1" if version == b"HTTP/1.1" else \
+            "1.0" if version == b"HTTP/1.0" else ""
         if not self._version:
             # No "HTTP/1.x" just before the first CRLF (a bare LF earlier, no version, another
             # version): judge the head as one in pieces is judged first, so a bare LF gets
@@ -352,7 +353,9 @@ class HttpServerProtocol(ResponseWriter):
         if self._line_len != len(raw_method) + len(target) + 10:
             self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
             return
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        # (GET compared first: the usual method, and cheaper than hashing new bytes)
+        method = "GET" if raw_method == b"GET" else \
+            _METHODS.get(raw_method) or raw_method.decode("ascii")
         watched = self._watched
         if len(watched) == 1 and watched[0][0] == b"host" and target[:1] == b"/":
             # The usual request: a Host, no body, an origin-form target. Nothing to weigh
