@@ -117,7 +117,7 @@ def test_accepted_forms(split: str) -> None:
     ok = (b"GET /a%20b?x=1 HTTP/1.1\r\nHost: a\r\nX: tab\there\r\nY: \xff\r\n\r\n"
           b"\r\n"  # an empty line before a request is ignored (RFC 9112 2.2)
           b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
-          b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+          b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\nHost: b\r\n\r\n"
           b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"
           b"GET http://example.test/abs?q HTTP/1.1\r\nHost: example.test\r\n\r\n"
           b"PUT /d HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi"
@@ -130,6 +130,7 @@ def test_accepted_forms(split: str) -> None:
         ("GET", "/abs", b"q"), ("PUT", "/d", b"")]
     assert heads[0].headers == [(b"host", b"a"), (b"x", b"tab\there"), (b"y", b"\xff")]
     assert heads[1].chunked and (b"trailer", b"x") not in heads[1].headers
+    assert heads[2].headers == [(b"host", b"a")]  # the trailers are not the next head's
     assert heads[4].http_version == "1.0" and not heads[4].keep_alive
     assert body_of(events) == b"abcdehi"
     assert events.count(END_OF_MESSAGE) == 5

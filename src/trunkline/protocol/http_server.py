@@ -48,7 +48,6 @@ _HEAD, _BODY_LENGTH, _BODY_CHUNKED, _SWITCHED, _DONE, _ERROR = range(6)
 
 _WATCHED = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect",
                       b"upgrade", b"x-trunkline-trace-id"})
-_VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
                                     "OPTIONS", "CONNECT", "TRACE")}
 
@@ -63,7 +62,7 @@ class HttpServerProtocol(ResponseWriter):
                  "_max_fields_bytes", "_max_fields", "_version", "_line_len", "_keep_alive",
                  "_parser", "_state", "_events", "_partial", "_partial_scan", "_urls",
                  "_ends", "on_url", "on_message_complete", "_headers", "_watched",
-                 "_last_host", "_in_body", "_body_left", "_chunks", "scope_template")
+                 "_last_host", "_body_left", "_chunks", "scope_template")
 
     def __init__(self, limits: HttpLimits = HttpLimits(),
                  server_header: bytes | None = b"trunkline", max_heads: int = 32) -> None:
@@ -105,7 +104,6 @@ class HttpServerProtocol(ResponseWriter):
         self._headers: list[tuple[bytes, bytes]] = []
         self._watched: list[tuple[bytes, bytes]] = []
         self._last_host: bytes | None = None  # the last valid Host value on this connection
-        self._in_body = False
         self._body_left = 0
         self._chunks: ChunkedScanner | None = None  # made at the first chunked body
         #: an ASGI ``http`` scope with this connection's keys (the I/O layer's, or None):
@@ -227,8 +225,10 @@ class HttpServerProtocol(ResponseWriter):
         self._line_len = line_end - pos
         # The version, from the bytes (httptools' get_http_version formats a new string);
         # a line shorter than "M / HTTP/1.1" plus a space has none.
-        self._version = _VERSIONS.get(data[line_end - 8:line_end], "") \
-            if line_end - pos >= 14 else ""
+        # (compared, not looked up: a new slice's hash and a dict probe cost more)
+        version = data[line_end - 8:line_end] if line_end - pos >= 14 else b""
+        self._version = "1.1" if version == b"HTTP/1.1" else \
+            "1.0" if version == b"HTTP/1.0" else ""
         if not self._version:
             # No "HTTP/1.x" just before the first CRLF (a bare LF earlier, no version, another
             # version): judge the head as one in pieces is judged first, so a bare LF gets
@@ -254,7 +254,6 @@ class HttpServerProtocol(ResponseWriter):
         else:
             if not ends:  # a head with no body: the message ended (inline _message_ended)
                 ends.append(None)
-                self._in_body = False
                 if self._state != _ERROR:
                     self._state = _HEAD if self._keep_alive else _DONE
                     self._events.append(END_OF_MESSAGE)
@@ -276,6 +275,11 @@ class HttpServerProtocol(ResponseWriter):
             return n
         if stop > pos:
             self._feed(data[pos:stop])
+            if self._state != _BODY_CHUNKED:
+                # The message ended: drop its trailer fields, which on_header took as it
+                # takes any (no check there per field: trailers come only here).
+                self._headers.clear()
+                self._watched.clear()
         if self._state == _ERROR:
             return n
         if done != (self._state != _BODY_CHUNKED):
@@ -300,7 +304,6 @@ class HttpServerProtocol(ResponseWriter):
     def _message_ended(self) -> None:
         """llhttp's on_message_complete came (it emptied ``_ends``): the message is over."""
         self._ends.append(None)
-        self._in_body = False
         if self._state != _ERROR:
             # After a request that ends the connection, later bytes are ignored, not parsed.
             self._state = _HEAD if self._keep_alive else _DONE
@@ -317,8 +320,7 @@ class HttpServerProtocol(ResponseWriter):
     # ---------------------------------------------------------------- httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_body:
-            return  # a trailer field: counted by the chunk scan, not passed on
+        # (a chunked body's trailer fields come here too: _take_chunked drops them)
         name = name.lower()
         self._headers.append((name, value))
         if name in _WATCHED:
@@ -327,7 +329,6 @@ class HttpServerProtocol(ResponseWriter):
     def on_headers_complete(self) -> None:
         # Per-message state is reset here, after use, so no on_message_begin callback is
         # needed (one Python call less per request).
-        self._in_body = True
         headers = self._headers
         self._headers = []
         urls = self._urls
@@ -352,7 +353,9 @@ class HttpServerProtocol(ResponseWriter):
         if self._line_len != len(raw_method) + len(target) + 10:
             self._reject(400, "request line must be 'METHOD SP target SP HTTP/1.1'")
             return
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        # (GET compared first: the usual method, and cheaper than hashing new bytes)
+        method = "GET" if raw_method == b"GET" else \
+            _METHODS.get(raw_method) or raw_method.decode("ascii")
         watched = self._watched
         if len(watched) == 1 and watched[0][0] == b"host" and target[:1] == b"/":
             # The usual request: a Host, no body, an origin-form target. Nothing to weigh
