@@ -474,7 +474,6 @@ class HttpServerProtocol(ResponseWriter):
             self._events.append(body)
 
 
-
 class _Framing:
     """What ``_weigh`` made of a request with more than a Host to weigh."""
 
